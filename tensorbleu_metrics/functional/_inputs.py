@@ -1,0 +1,254 @@
+"""Input validation and normalisation: every accepted input form becomes one left-aligned token layout.
+
+Candidates become a (B, L) int64 tensor with lengths; references a (B, R, L') tensor with lengths and a mask of
+the references that are present. Pad positions are dropped and sequences end at their first eos.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+_INT64_MAX = 2**63 - 1
+
+
+class TokenBatch(NamedTuple):
+    """Normalised inputs: left-aligned tokens, their lengths, and which references exist."""
+
+    preds: Tensor  # (B, L) int64, valid in [0, pred_len)
+    pred_len: Tensor  # (B,) int64
+    refs: Tensor  # (B, R, L') int64, valid in [0, ref_len)
+    ref_len: Tensor  # (B, R) int64, 0 for absent references
+    ref_present: Tensor  # (B, R) bool
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, Tensor):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    return f"{type(value).__name__}"
+
+
+def _check_int_tensor(x: Tensor, name: str) -> None:
+    if x.dtype == torch.bool or x.is_floating_point() or x.is_complex():
+        raise TypeError(f"`{name}` must hold integer token IDs, got {_describe(x)}.")
+
+
+def _find_device(*values: Any) -> torch.device:
+    """The device of the first tensor among the inputs, their first items, or those items' first items."""
+    for value in values:
+        for _ in range(3):
+            if isinstance(value, Tensor):
+                return value.device
+            if not _is_sequence(value) or len(value) == 0:
+                break
+            value = value[0]
+    return torch.device("cpu")
+
+
+def _is_sequence(item: Any) -> bool:
+    return isinstance(item, Sequence) and not isinstance(item, (str, bytes))
+
+
+def _list_to_tensor(seq: Sequence[Any], name: str, device: torch.device) -> Tensor:
+    """One sequence of Python ints (or 0-d integer tensors) as an int64 tensor, with errors naming it."""
+    if len(seq) == 0:
+        return torch.zeros(0, dtype=torch.int64, device=device)
+    try:
+        out = torch.tensor(seq, device=device)
+    except (ValueError, RuntimeError, TypeError, OverflowError) as err:
+        if "Overflow" in str(err):
+            raise ValueError(f"`{name}` holds a token ID outside the int64 range.") from err
+        raise TypeError(f"`{name}` must be a sequence of integer token IDs ({err}).") from err
+    if out.dim() != 1:
+        raise TypeError(f"`{name}` must be a flat sequence of integer token IDs, got nested sequences.")
+    if out.dtype == torch.bool or out.is_floating_point() or out.is_complex():
+        raise TypeError(f"`{name}` must hold integer token IDs, got {out.dtype} values.")
+    return out.to(torch.int64)
+
+
+def _ragged_to_padded(seqs: Sequence[Any], names: Sequence[str], device: torch.device) -> tuple[Tensor, Tensor]:
+    """Stack token sequences of any lengths into a zero-filled (N, L) int64 tensor and their lengths."""
+    parts: list[Tensor] = []
+    for seq, name in zip(seqs, names):
+        if isinstance(seq, Tensor):
+            if seq.dim() != 1:
+                raise ValueError(f"`{name}` must be a 1-D token sequence, got {_describe(seq)}.")
+            _check_int_tensor(seq, name)
+            parts.append(seq.to(device=device, dtype=torch.int64))
+        elif _is_sequence(seq):
+            parts.append(_list_to_tensor(seq, name, device))
+        else:
+            raise TypeError(f"`{name}` must be a 1-D tensor or a sequence of ints, got {_describe(seq)}.")
+    n = len(parts)
+    lengths = [part.numel() for part in parts]
+    width = max(lengths, default=0)
+    len_t = torch.tensor(lengths, dtype=torch.int64, device=device)
+    out = torch.zeros(n, width, dtype=torch.int64, device=device)
+    if sum(lengths):
+        flat = torch.cat(parts)
+        rows = torch.repeat_interleave(torch.arange(n, device=device), len_t)
+        starts = torch.cumsum(len_t, 0) - len_t
+        cols = torch.arange(flat.numel(), device=device) - starts[rows]
+        out[rows, cols] = flat
+    return out, len_t
+
+
+def _check_ids(x: Tensor, name: str, pad_id: int | None, eos_id: int | None) -> None:
+    bad = x < 0
+    for special in (pad_id, eos_id):
+        if special is not None:
+            bad &= x != special
+    if bool(bad.any()):
+        value = int(x[bad][0])
+        raise ValueError(
+            f"`{name}` holds the negative token ID {value}; token IDs must be >= 0 "
+            "(negative values are allowed only as `pad_id` or `eos_id`)."
+        )
+
+
+def _keep_mask(x: Tensor, valid_len: Tensor | None, pad_id: int | None, eos_id: int | None) -> Tensor | None:
+    """Which positions are tokens, or None when every position is one."""
+    keep: Tensor | None = None
+    if valid_len is not None:
+        keep = torch.arange(x.shape[-1], device=x.device) < valid_len.unsqueeze(-1)
+    if eos_id is not None:
+        before_eos = torch.cumsum(x == eos_id, dim=-1) == 0
+        keep = before_eos if keep is None else keep & before_eos
+    if pad_id is not None:
+        not_pad = x != pad_id
+        keep = not_pad if keep is None else keep & not_pad
+    return keep
+
+
+def _left_align(x: Tensor, keep: Tensor | None) -> tuple[Tensor, Tensor]:
+    """Move the kept tokens of each row to its front; returns (tokens, lengths). Values past a length are 0."""
+    if keep is None:
+        lengths = torch.full(x.shape[:-1], x.shape[-1], dtype=torch.int64, device=x.device)
+        return x, lengths
+    lengths = keep.sum(-1)
+    width = x.shape[-1]
+    target_col = torch.where(keep, torch.cumsum(keep, dim=-1) - 1, width)
+    out = torch.zeros((*x.shape[:-1], width + 1), dtype=x.dtype, device=x.device)
+    out.scatter_(-1, target_col, x)
+    return out[..., :width], lengths
+
+
+def _normalise_preds(preds: Any, device: torch.device) -> tuple[Tensor, Tensor | None]:
+    if isinstance(preds, Tensor):
+        _check_int_tensor(preds, "preds")
+        if preds.dim() != 2:
+            raise ValueError(
+                f"`preds` must be a (B, L) tensor or a sequence of token sequences, got {_describe(preds)}."
+            )
+        return preds.to(dtype=torch.int64), None
+    if not _is_sequence(preds):
+        raise TypeError(
+            f"`preds` must be a (B, L) integer tensor or a sequence of token sequences, got {_describe(preds)}."
+        )
+    return _ragged_to_padded(preds, [f"preds[{i}]" for i in range(len(preds))], device)
+
+
+def _normalise_target(
+    target: Any, batch: int, device: torch.device, pad_id: int | None
+) -> tuple[Tensor, Tensor | None, Tensor]:
+    """Returns (tokens (B, R, L'), valid lengths or None, reference-present mask (B, R))."""
+    if isinstance(target, Tensor):
+        _check_int_tensor(target, "target")
+        if target.dim() == 2:
+            tokens = target.to(dtype=torch.int64).unsqueeze(1)
+            present = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
+            return tokens, None, present
+        if target.dim() == 3:
+            tokens = target.to(dtype=torch.int64)
+            if pad_id is None:
+                present = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
+            else:
+                present = (tokens != pad_id).any(-1)
+            return tokens, None, present
+        raise ValueError(
+            "`target` must be a (B, L) tensor (one reference each), a (B, R, L) tensor (up to R references each) "
+            f"or a sequence of B sequences of references, got {_describe(target)}."
+        )
+    if not _is_sequence(target):
+        raise TypeError(
+            f"`target` must be an integer tensor or a sequence of B sequences of references, got {_describe(target)}."
+        )
+    if len(target) != batch:
+        raise ValueError(f"`preds` has {batch} sentences but `target` has {len(target)}: they must match.")
+    refs: list[Any] = []
+    names: list[str] = []
+    owners: list[int] = []
+    slots: list[int] = []
+    absent_rows: list[int] = []
+    for i, item in enumerate(target):
+        if isinstance(item, Tensor) and item.dim() == 2:
+            # a (R, L) tensor of references follows the (B, R, L) rule: an all-padding row is absent
+            _check_int_tensor(item, f"target[{i}]")
+            rows: list[Any] = list(item.unbind(0))
+            if pad_id is not None:
+                absent = (item == pad_id).all(-1).tolist()
+                absent_rows.extend(len(refs) + j for j, is_absent in enumerate(absent) if is_absent)
+        elif isinstance(item, Tensor) and item.dim() == 1:
+            rows = [item]
+        elif _is_sequence(item) and all(isinstance(r, Tensor) or _is_sequence(r) for r in item):
+            rows = list(item)
+        else:
+            raise TypeError(
+                f"`target[{i}]` must be a sequence of references (each a 1-D tensor or a sequence of ints), "
+                f"got {_describe(item)}{' of ints' if _is_sequence(item) else ''}."
+            )
+        for j, ref in enumerate(rows):
+            refs.append(ref)
+            names.append(f"target[{i}][{j}]")
+            owners.append(i)
+            slots.append(j)
+    flat, lengths = _ragged_to_padded(refs, names, device)
+    n_refs = max(slots, default=-1) + 1
+    width = flat.shape[1]
+    tokens = torch.zeros(batch, n_refs, width, dtype=torch.int64, device=device)
+    valid_len = torch.zeros(batch, n_refs, dtype=torch.int64, device=device)
+    present = torch.zeros(batch, n_refs, dtype=torch.bool, device=device)
+    if refs:
+        owner_t = torch.tensor(owners, dtype=torch.int64, device=device)
+        slot_t = torch.tensor(slots, dtype=torch.int64, device=device)
+        tokens[owner_t, slot_t] = flat
+        valid_len[owner_t, slot_t] = lengths
+        present[owner_t, slot_t] = True
+        if absent_rows:
+            gone = torch.tensor(absent_rows, dtype=torch.int64, device=device)
+            present[owner_t[gone], slot_t[gone]] = False
+    return tokens, valid_len, present
+
+
+def normalise_inputs(preds: Any, target: Any, pad_id: int | None, eos_id: int | None) -> TokenBatch:
+    """Validate ``preds``/``target`` in any accepted form and return the left-aligned :class:`TokenBatch`."""
+    for name, value in (("pad_id", pad_id), ("eos_id", eos_id)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise TypeError(f"`{name}` must be an int or None, got {value!r}.")
+    device = _find_device(preds, target)
+    pred_tokens, pred_valid = _normalise_preds(preds, device)
+    batch = pred_tokens.shape[0]
+    if batch == 0:
+        raise ValueError("`preds` is an empty batch: at least one sentence is needed.")
+    if isinstance(target, Tensor) and target.dim() in (2, 3) and target.shape[0] != batch:
+        raise ValueError(f"`preds` has {batch} sentences but `target` has {target.shape[0]}: they must match.")
+    ref_tokens, ref_valid, present = _normalise_target(target, batch, device, pad_id)
+    ref_tokens = ref_tokens.to(pred_tokens.device)
+    present = present.to(pred_tokens.device)
+    if ref_valid is not None:
+        ref_valid = ref_valid.to(pred_tokens.device)
+    _check_ids(pred_tokens, "preds", pad_id, eos_id)
+    _check_ids(ref_tokens, "target", pad_id, eos_id)
+    if present.shape[1] == 0 or not bool(present.any(-1).all()):
+        missing = 0 if present.shape[1] == 0 else int((~present.any(-1)).nonzero()[0, 0])
+        raise ValueError(
+            f"`target` gives sentence {missing} no reference: every sentence needs at least one "
+            "(a reference that is all padding counts as absent in a (B, R, L) tensor)."
+        )
+    preds_aligned, pred_len = _left_align(pred_tokens, _keep_mask(pred_tokens, pred_valid, pad_id, eos_id))
+    refs_aligned, ref_len = _left_align(ref_tokens, _keep_mask(ref_tokens, ref_valid, pad_id, eos_id))
+    ref_len = torch.where(present, ref_len, 0)
+    return TokenBatch(preds_aligned, pred_len, refs_aligned, ref_len, present)

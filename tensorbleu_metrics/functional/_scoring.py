@@ -1,0 +1,350 @@
+"""From sufficient statistics to BLEU: brevity penalty, smoothing (SacreBLEU's and NLTK's), weighted means.
+
+Every smoothing method is one vectorised function over the statistics; loops run over n-gram orders only.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+from tensorbleu_metrics.functional._counting import BLEUStats
+
+SACREBLEU_METHODS = ("none", "floor", "add-k", "exp")
+NLTK_METHODS = tuple(f"method{i}" for i in range(8))
+SMOOTHING_METHODS: tuple[str, ...] = SACREBLEU_METHODS + NLTK_METHODS
+
+# default `smooth_value` per method and what it means: SacreBLEU's floor/add-k values, NLTK's SmoothingFunction
+# epsilon (method1), k (method4, method7) and alpha (method6)
+SMOOTH_DEFAULTS: dict[str, float | None] = {
+    "none": None,
+    "floor": 0.1,
+    "add-k": 1.0,
+    "exp": None,
+    "method0": None,
+    "method1": 0.1,
+    "method2": None,
+    "method3": None,
+    "method4": 5.0,
+    "method5": None,
+    "method6": 5.0,
+    "method7": 5.0,
+}
+
+# NLTK's method5 (and method7 through it) always mixes in the 5-gram precision
+_NEXT_ORDER = 5
+# SacreBLEU's log of a zero precision, and NLTK method0's stand-in for one
+_SACREBLEU_LOG_ZERO = -9999999999.0
+_NLTK_ZERO_PRECISION = sys.float_info.min
+
+
+class _Counts(NamedTuple):
+    """Statistics as float64, the first ``n_gram`` orders, with the batch shape of the input."""
+
+    matches: Tensor
+    totals: Tensor
+    denominators: Tensor  # NLTK's max(1, totals), summed over sentences for a corpus
+    pred_len: Tensor
+    ref_len: Tensor
+
+
+def counted_orders(n_gram: int, smoothing: str) -> int:
+    """How many n-gram orders the statistics must hold to score with ``smoothing``.
+
+    Args:
+        n_gram: the BLEU order.
+        smoothing: the smoothing method's name.
+
+    Example:
+        >>> counted_orders(2, "method5")
+        5
+        >>> counted_orders(4, "exp")
+        4
+    """
+    if smoothing in ("method5", "method7"):
+        return max(n_gram, _NEXT_ORDER)
+    return n_gram
+
+
+def _weights_matrix(weights: Any, n_gram: int) -> tuple[Tensor, bool]:
+    """Weights as a (K, n_gram) float64 tensor, and whether several weight sets were given."""
+    if weights is None:
+        return torch.full((1, n_gram), 1.0 / n_gram, dtype=torch.float64), False
+    if isinstance(weights, Tensor):
+        matrix = weights.detach().to("cpu", torch.float64)
+        several = matrix.dim() == 2
+        if matrix.dim() not in (1, 2):
+            raise ValueError(f"`weights` must be 1-D or 2-D, got a tensor of shape {tuple(weights.shape)}.")
+        matrix = matrix.reshape(-1, matrix.shape[-1]) if matrix.numel() else matrix.reshape(0, n_gram)
+    elif isinstance(weights, Sequence) and not isinstance(weights, (str, bytes)):
+        if len(weights) == 0:
+            raise ValueError("`weights` must not be empty.")
+        several = all(isinstance(w, (Sequence, Tensor)) and not isinstance(w, (str, bytes)) for w in weights)
+        rows = list(weights) if several else [weights]
+        try:
+            matrix = torch.tensor([[float(x) for x in row] for row in rows], dtype=torch.float64)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"`weights` must be a sequence of numbers or of weight tuples, got {weights!r}.") from err
+    else:
+        raise TypeError(f"`weights` must be a sequence of numbers or of weight tuples, got {weights!r}.")
+    if matrix.shape[0] == 0 or matrix.shape[1] != n_gram:
+        raise ValueError(
+            f"`weights` must give one weight per n-gram order (n_gram={n_gram}), got {weights!r}."
+        )
+    if not bool(torch.isfinite(matrix).all()) or bool((matrix < 0).any()):
+        raise ValueError(f"`weights` must be finite and non-negative, got {weights!r}.")
+    return matrix, several
+
+
+def check_bleu_options(
+    n_gram: int = 4,
+    weights: Any = None,
+    smoothing: str = "none",
+    smooth_value: float | None = None,
+    effective_order: bool = False,
+    auto_reweigh: bool = False,
+) -> None:
+    """Validate the scoring options, raising ``ValueError``/``TypeError`` that names the bad argument.
+
+    Example:
+        >>> check_bleu_options(n_gram=4, smoothing="exp")
+        >>> check_bleu_options(n_gram=2, smoothing="method6")
+        Traceback (most recent call last):
+        ...
+        ValueError: `smoothing='method6'` needs `n_gram` >= 3: it interpolates from the trigram precision on.
+    """
+    if isinstance(n_gram, bool) or not isinstance(n_gram, int):
+        raise TypeError(f"`n_gram` must be an int, got {n_gram!r}.")
+    if n_gram < 1:
+        raise ValueError(f"`n_gram` must be at least 1, got {n_gram}.")
+    if not isinstance(smoothing, str) or smoothing not in SMOOTHING_METHODS:
+        raise ValueError(f"`smoothing` must be one of {', '.join(SMOOTHING_METHODS)}; got {smoothing!r}.")
+    if smooth_value is not None:
+        if SMOOTH_DEFAULTS[smoothing] is None:
+            raise ValueError(f"`smooth_value` has no meaning for `smoothing={smoothing!r}`; leave it None.")
+        if isinstance(smooth_value, bool) or not isinstance(smooth_value, (int, float)):
+            raise TypeError(f"`smooth_value` must be a number, got {smooth_value!r}.")
+        if not math.isfinite(smooth_value) or smooth_value < 0:
+            raise ValueError(f"`smooth_value` must be finite and non-negative, got {smooth_value!r}.")
+    if not isinstance(effective_order, bool):
+        raise TypeError(f"`effective_order` must be a bool, got {effective_order!r}.")
+    if not isinstance(auto_reweigh, bool):
+        raise TypeError(f"`auto_reweigh` must be a bool, got {auto_reweigh!r}.")
+    if effective_order and smoothing not in SACREBLEU_METHODS:
+        raise ValueError(
+            f"`effective_order` is SacreBLEU's option; use it with smoothing in {SACREBLEU_METHODS}, "
+            f"not {smoothing!r}."
+        )
+    if auto_reweigh and smoothing not in NLTK_METHODS:
+        raise ValueError(
+            f"`auto_reweigh` is NLTK's option; use it with smoothing 'method0'..'method7', not {smoothing!r}."
+        )
+    if smoothing == "method6" and n_gram < 3:
+        raise ValueError(
+            "`smoothing='method6'` needs `n_gram` >= 3: it interpolates from the trigram precision on."
+        )
+    _weights_matrix(weights, n_gram)
+
+
+def _brevity_penalty(pred_len: Tensor, ref_len: Tensor) -> Tensor:
+    safe_len = pred_len.clamp(min=1)
+    penalty = torch.exp(1.0 - ref_len / safe_len)
+    penalty = torch.where(pred_len > ref_len, 1.0, penalty)
+    return torch.where(pred_len == 0, 0.0, penalty)
+
+
+# ---- SacreBLEU ------------------------------------------------------------------------------------------------
+
+
+def _sacrebleu_score(counts: _Counts, weights: Tensor, method: str, value: float, effective_order: bool) -> Tensor:
+    matches, totals = counts.matches, counts.totals
+    n_gram = matches.shape[-1]
+    if method == "add-k":
+        # SacreBLEU adds k to the matches and totals of every order above unigrams
+        bump = torch.zeros(n_gram, dtype=torch.float64, device=matches.device)
+        bump[1:] = value
+        matches, totals = matches + bump, totals + bump
+    # orders from the first one without candidate n-grams on are dropped (SacreBLEU stops there)
+    alive = torch.cumprod((totals > 0).to(torch.int64), dim=-1).bool()
+    safe_totals = torch.where(totals > 0, totals, 1.0)
+    no_match = (matches == 0) & alive
+    precision = matches / safe_totals
+    if method == "exp":
+        halvings = torch.cumsum(no_match.to(torch.float64), dim=-1)
+        precision = torch.where(no_match, 1.0 / (torch.pow(2.0, halvings) * safe_totals), precision)
+    elif method == "floor":
+        precision = torch.where(no_match, value / safe_totals, precision)
+    precision = torch.where(alive, precision, 0.0)
+    log_p = torch.where(precision > 0, torch.log(torch.where(precision > 0, precision, 1.0)), _SACREBLEU_LOG_ZERO)
+    weights = weights.view(weights.shape[0], *([1] * (matches.dim() - 1)), n_gram)
+    if effective_order:
+        # the mean runs over the orders up to the last one with candidate n-grams; weights are renormalised
+        used = weights * alive
+        used_sum = used.sum(-1, keepdim=True)
+        scale = torch.where(used_sum > 0, weights.sum(-1, keepdim=True) / torch.where(used_sum > 0, used_sum, 1.0), 0.0)
+        weights = used * scale
+    log_mean = (weights * log_p).sum(-1)
+    score = _brevity_penalty(counts.pred_len, counts.ref_len) * torch.exp(log_mean)
+    return torch.where((counts.matches > 0).any(-1), score, 0.0)
+
+
+# ---- NLTK -----------------------------------------------------------------------------------------------------
+
+
+def _nltk_method0(p: Tensor, counts: _Counts, value: float) -> Tensor:
+    return torch.where(counts.matches > 0, p, _NLTK_ZERO_PRECISION)
+
+
+def _nltk_method1(p: Tensor, counts: _Counts, value: float) -> Tensor:
+    return torch.where(counts.matches == 0, (counts.matches + value) / counts.denominators, p)
+
+
+def _nltk_method2(p: Tensor, counts: _Counts, value: float) -> Tensor:
+    plus_one = (counts.matches + 1) / (counts.denominators + 1)
+    return torch.cat([p[..., :1], plus_one[..., 1:]], dim=-1)
+
+
+def _nltk_method3(p: Tensor, counts: _Counts, value: float) -> Tensor:
+    zero = counts.matches == 0
+    k = torch.cumsum(zero.to(torch.float64), dim=-1)
+    return torch.where(zero, 1.0 / (torch.pow(2.0, k) * counts.denominators), p)
+
+
+def _nltk_method4(p: Tensor, counts: _Counts, value: float) -> Tensor:
+    hyp_len = counts.pred_len.unsqueeze(-1)
+    smoothed = (counts.matches == 0) & (hyp_len > 1)
+    k = torch.cumsum(smoothed.to(torch.float64), dim=-1)
+    log_len = torch.log(torch.where(hyp_len > 1, hyp_len, 2.0))
+    numerator = 1.0 / (torch.pow(2.0, k) * value / log_len)
+    return torch.where(smoothed, numerator / counts.denominators, p)
+
+
+def _nltk_method5(p: Tensor, counts: _Counts, value: float, next_order: Tensor) -> Tensor:
+    # each order averages its neighbours; the order after the last one is always the 5-gram (NLTK's rule)
+    following = torch.cat([p[..., 1:], next_order.unsqueeze(-1)], dim=-1)
+    previous = p[..., 0] + 1.0
+    out = []
+    for i in range(p.shape[-1]):
+        previous = (previous + p[..., i] + following[..., i]) / 3.0
+        out.append(previous)
+    return torch.stack(out, dim=-1)
+
+
+def _nltk_method6(p: Tensor, counts: _Counts, value: float) -> Tensor:
+    # interpolates with the prior p_{n-1}^2 / p_{n-2} from the trigram on, updating in place as NLTK does
+    cols = list(p.unbind(-1))
+    for i in range(2, len(cols)):
+        before = cols[i - 2]
+        prior = torch.where(before == 0, 0.0, cols[i - 1] ** 2 / torch.where(before == 0, 1.0, before))
+        cols[i] = (counts.matches[..., i] + value * prior) / (counts.totals[..., i] + value)
+    return torch.stack(cols, dim=-1)
+
+
+_NLTK_SMOOTHING: dict[str, Callable[[Tensor, _Counts, float], Tensor]] = {
+    "method0": _nltk_method0,
+    "method1": _nltk_method1,
+    "method2": _nltk_method2,
+    "method3": _nltk_method3,
+    "method4": _nltk_method4,
+    "method6": _nltk_method6,
+}
+
+
+def _nltk_score(
+    counts: _Counts, next_order: Tensor | None, weights: Tensor, method: str, value: float, auto_reweigh: bool
+) -> Tensor:
+    p = counts.matches / counts.denominators
+    if method in _NLTK_SMOOTHING:
+        p = _NLTK_SMOOTHING[method](p, counts, value)
+    else:
+        assert next_order is not None
+        if method == "method7":
+            p = _nltk_method4(p, counts, value)
+        p = _nltk_method5(p, counts, value, next_order)
+    n_gram = p.shape[-1]
+    weights = weights.view(weights.shape[0], *([1] * (p.dim() - 1)), n_gram)
+    if auto_reweigh and n_gram == 4:
+        # NLTK re-weighs only the default (0.25,)*4 weights, uniformly over the hypothesis length when it is < 4
+        hyp_len = counts.pred_len.unsqueeze(-1)
+        is_default = (weights == 0.25).all(-1, keepdim=True)
+        orders = torch.arange(n_gram, device=p.device)
+        short = is_default & (hyp_len < 4) & (hyp_len > 0)
+        reweighed = torch.where(orders < hyp_len, 1.0 / hyp_len.clamp(min=1), 0.0)
+        weights = torch.where(short, reweighed, weights)
+    # NLTK leaves zero precisions out of the sum
+    log_p = torch.where(p > 0, torch.log(torch.where(p > 0, p, 1.0)), 0.0)
+    score = _brevity_penalty(counts.pred_len, counts.ref_len) * torch.exp((weights * log_p).sum(-1))
+    valid = counts.matches[..., 0] > 0
+    if method == "method6":
+        # NLTK raises when the trigram precision is zero; that sentence scores 0 here
+        valid = valid & (counts.matches[..., 2] > 0)
+    return torch.where(valid, score, 0.0)
+
+
+def bleu_from_stats(
+    stats: BLEUStats,
+    *,
+    n_gram: int = 4,
+    weights: Any = None,
+    smoothing: str = "none",
+    smooth_value: float | None = None,
+    effective_order: bool = False,
+    auto_reweigh: bool = False,
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
+    """BLEU from sufficient statistics: per sentence for per-sentence stats, one score for summed stats.
+
+    Args:
+        stats: :class:`BLEUStats` with at least ``counted_orders(n_gram, smoothing)`` orders.
+        n_gram: the BLEU order.
+        weights: one weight per order (default uniform), or a list of such tuples for one score per set.
+        smoothing: ``"none"``, ``"floor"``, ``"add-k"``, ``"exp"`` (SacreBLEU) or ``"method0"``..``"method7"`` (NLTK).
+        smooth_value: the smoothing's parameter (SacreBLEU floor/add-k value; NLTK epsilon, k or alpha).
+        effective_order: SacreBLEU's option: average only the orders the candidate has n-grams of.
+        auto_reweigh: NLTK's option: uniform weights over the hypothesis length when it is shorter than 4.
+        dtype: the floating dtype of the result (computed in float64).
+
+    Returns:
+        Scores in [0, 1] with the stats' batch shape, with a leading weight-set dimension for a list of weights.
+
+    Example:
+        >>> import torch
+        >>> stats = BLEUStats(
+        ...     matches=torch.tensor([[5, 3]]), totals=torch.tensor([[6, 5]]), clamped_totals=torch.tensor([[6, 5]]),
+        ...     pred_len=torch.tensor([6]), ref_len=torch.tensor([6]))
+        >>> bleu_from_stats(stats, n_gram=2, dtype=torch.float64)
+        tensor([0.7071], dtype=torch.float64)
+    """
+    check_bleu_options(n_gram, weights, smoothing, smooth_value, effective_order, auto_reweigh)
+    needed = counted_orders(n_gram, smoothing)
+    if stats.n_gram < needed:
+        raise ValueError(
+            f"`stats` holds {stats.n_gram} n-gram orders but smoothing={smoothing!r} with n_gram={n_gram} "
+            f"needs {needed}; count them with `bleu_stats(..., n_gram={needed})`."
+        )
+    value = SMOOTH_DEFAULTS[smoothing] if smooth_value is None else float(smooth_value)
+    device = stats.matches.device
+    weight_matrix, several = _weights_matrix(weights, n_gram)
+    weight_matrix = weight_matrix.to(device)
+    f64 = torch.float64
+    counts = _Counts(
+        stats.matches[..., :n_gram].to(f64),
+        stats.totals[..., :n_gram].to(f64),
+        stats.clamped_totals[..., :n_gram].to(f64),
+        stats.pred_len.to(f64),
+        stats.ref_len.to(f64),
+    )
+    if smoothing in SACREBLEU_METHODS:
+        score = _sacrebleu_score(counts, weight_matrix, smoothing, value or 0.0, effective_order)
+    else:
+        next_order = None
+        if smoothing in ("method5", "method7"):
+            next_order = stats.matches[..., _NEXT_ORDER - 1].to(f64) / stats.clamped_totals[..., _NEXT_ORDER - 1]
+        score = _nltk_score(counts, next_order, weight_matrix, smoothing, value or 0.0, auto_reweigh)
+    score = score.to(dtype)
+    return score if several else score[0]

@@ -1,0 +1,164 @@
+"""Public token-ID BLEU functions: per-sentence statistics, sentence BLEU and corpus BLEU.
+
+All three run the same path: inputs -> left-aligned tokens -> clipped n-gram counts -> :class:`BLEUStats` -> score.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from tensorbleu_metrics.functional._counting import BLEUStats, count_stats
+from tensorbleu_metrics.functional._inputs import normalise_inputs
+from tensorbleu_metrics.functional._scoring import bleu_from_stats, check_bleu_options, counted_orders
+
+
+def _check_dtype(dtype: Any) -> None:
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"`dtype` must be a floating torch.dtype, got {dtype!r}.")
+
+
+def bleu_stats(
+    preds: Any,
+    target: Any,
+    *,
+    n_gram: int = 4,
+    pad_id: int | None = None,
+    eos_id: int | None = None,
+) -> BLEUStats:
+    """Per-sentence sufficient statistics of BLEU.
+
+    Args:
+        preds: candidates: an integer tensor ``(B, L)`` or a sequence of ``B`` token sequences (1-D tensors or
+            lists of ints) of any lengths.
+        target: references: an integer tensor ``(B, L')`` with one reference each, ``(B, R, L')`` with up to
+            ``R`` each (an all-padding row is an absent reference), or a sequence of ``B`` sequences of
+            references (ragged).
+        n_gram: the highest n-gram order counted.
+        pad_id: a token ID ignored wherever it stands.
+        eos_id: a token ID that ends a sequence (excluded from it).
+
+    Returns:
+        :class:`BLEUStats` with ``matches``/``totals``/``clamped_totals`` of shape ``(B, n_gram)`` and
+        ``pred_len``/``ref_len`` of shape ``(B,)``, on the input's device. ``stats.sum()`` gives the corpus.
+
+    Raises:
+        TypeError: non-integer token tensors or malformed sequences.
+        ValueError: negative IDs other than ``pad_id``/``eos_id``, mismatched or empty batches, a sentence
+            without a reference, ``n_gram < 1``, tensors of the wrong rank.
+
+    Example:
+        >>> import torch
+        >>> stats = bleu_stats(torch.tensor([[1, 2, 3, 4]]), torch.tensor([[1, 2, 3, 5, 0]]), n_gram=2, pad_id=0)
+        >>> stats.matches, stats.totals, stats.pred_len, stats.ref_len
+        (tensor([[3, 2]]), tensor([[4, 3]]), tensor([4]), tensor([4]))
+    """
+    check_bleu_options(n_gram)
+    return count_stats(normalise_inputs(preds, target, pad_id, eos_id), n_gram)
+
+
+def sentence_bleu(
+    preds: Any,
+    target: Any,
+    *,
+    n_gram: int = 4,
+    weights: Any = None,
+    smoothing: str = "none",
+    smooth_value: float | None = None,
+    effective_order: bool = False,
+    auto_reweigh: bool = False,
+    pad_id: int | None = None,
+    eos_id: int | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
+    """BLEU of each candidate against its references.
+
+    Args:
+        preds: candidates, as in :func:`bleu_stats`.
+        target: references, as in :func:`bleu_stats`.
+        n_gram: the BLEU order.
+        weights: one weight per order (default uniform), or a list of weight tuples for one score per set.
+        smoothing: ``"none"``, ``"floor"``, ``"add-k"``, ``"exp"`` (SacreBLEU's) or ``"method0"``..``"method7"``
+            (NLTK's ``SmoothingFunction``).
+        smooth_value: the smoothing's parameter: SacreBLEU's floor (0.1) or add-k (1) value; NLTK's epsilon
+            (method1, 0.1), k (method4/7, 5) or alpha (method6, 5).
+        effective_order: with SacreBLEU methods, average only the orders the candidate has n-grams of.
+        auto_reweigh: with NLTK methods, uniform weights over the hypothesis length when it is below 4 and the
+            weights are the default ``(0.25,) * 4``.
+        pad_id: a token ID ignored wherever it stands.
+        eos_id: a token ID that ends a sequence.
+        dtype: floating dtype of the result (always computed in float64).
+
+    Returns:
+        ``(B,)`` scores in [0, 1] on the input's device; ``(K, B)`` for a list of ``K`` weight tuples.
+
+    Raises:
+        TypeError, ValueError: as :func:`bleu_stats`, and for unknown ``smoothing``, ``weights`` of the wrong
+            length, or options that do not go together.
+
+    Example:
+        >>> import torch
+        >>> preds = torch.tensor([[1, 2, 3, 4, 5, 6], [7, 8, 9, 0, 0, 0]])
+        >>> target = torch.tensor([[1, 2, 3, 4, 5, 7], [7, 8, 9, 10, 0, 0]])
+        >>> sentence_bleu(preds, target, pad_id=0, smoothing="exp", dtype=torch.float64)
+        tensor([0.7598, 0.3892], dtype=torch.float64)
+    """
+    _check_dtype(dtype)
+    check_bleu_options(n_gram, weights, smoothing, smooth_value, effective_order, auto_reweigh)
+    stats = bleu_stats(preds, target, n_gram=counted_orders(n_gram, smoothing), pad_id=pad_id, eos_id=eos_id)
+    return bleu_from_stats(
+        stats,
+        n_gram=n_gram,
+        weights=weights,
+        smoothing=smoothing,
+        smooth_value=smooth_value,
+        effective_order=effective_order,
+        auto_reweigh=auto_reweigh,
+        dtype=dtype,
+    )
+
+
+def corpus_bleu(
+    preds: Any,
+    target: Any,
+    *,
+    n_gram: int = 4,
+    weights: Any = None,
+    smoothing: str = "none",
+    smooth_value: float | None = None,
+    effective_order: bool = False,
+    auto_reweigh: bool = False,
+    pad_id: int | None = None,
+    eos_id: int | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
+    """BLEU of the whole batch as one corpus: the score of the summed sentence statistics.
+
+    Takes the arguments of :func:`sentence_bleu`. NLTK's ``corpus_bleu`` hands smoothing methods 5, 6 and 7 only
+    the last sentence pair; here they use corpus-wide statistics.
+
+    Returns:
+        A scalar in [0, 1]; ``(K,)`` for a list of ``K`` weight tuples.
+
+    Example:
+        >>> import torch
+        >>> preds = [[1, 2, 3, 4, 5, 6], [7, 8, 9]]
+        >>> target = [[[1, 2, 3, 4, 5, 7]], [[7, 8, 9, 10], [7, 8]]]
+        >>> corpus_bleu(preds, target, dtype=torch.float64)
+        tensor(0.6866, dtype=torch.float64)
+    """
+    _check_dtype(dtype)
+    check_bleu_options(n_gram, weights, smoothing, smooth_value, effective_order, auto_reweigh)
+    stats = bleu_stats(preds, target, n_gram=counted_orders(n_gram, smoothing), pad_id=pad_id, eos_id=eos_id)
+    return bleu_from_stats(
+        stats.sum(),
+        n_gram=n_gram,
+        weights=weights,
+        smoothing=smoothing,
+        smooth_value=smooth_value,
+        effective_order=effective_order,
+        auto_reweigh=auto_reweigh,
+        dtype=dtype,
+    )

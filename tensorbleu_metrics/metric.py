@@ -1,0 +1,338 @@
+"""``TokenIDBLEU``: a :class:`torchmetrics.Metric` accumulating exact corpus BLEU over token-ID batches."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.nn import Module
+from torchmetrics import Metric
+from torchmetrics.utilities.distributed import gather_all_tensors
+from torchmetrics.utilities.imports import _MATPLOTLIB_AVAILABLE
+from torchmetrics.utilities.plot import _AX_TYPE, _PLOT_OUT_TYPE
+
+from tensorbleu_metrics import functional
+
+if not _MATPLOTLIB_AVAILABLE:
+    __doctest_skip__ = ["TokenIDBLEU.plot"]
+
+__all__ = ["TokenIDBLEU"]
+
+_STAT_STATES = ("matches", "totals", "clamped_totals", "pred_len", "ref_len")
+
+
+class TokenIDBLEU(Metric):
+    """Corpus BLEU over batches of token IDs, accumulated exactly across batches and processes.
+
+    Each ``update`` reduces its batch to BLEU's sufficient statistics (clipped n-gram matches, n-gram totals,
+    candidate and closest-reference lengths) with :func:`tensorbleu_metrics.functional.bleu_stats` and adds them
+    to integer states reduced with ``"sum"``. ``compute`` scores the accumulated statistics with
+    :func:`tensorbleu_metrics.functional.bleu_from_stats`, so the result is exactly
+    :func:`tensorbleu_metrics.functional.corpus_bleu` of everything seen, on every process (under DDP the
+    statistics of all ranks are summed first) — not an average of per-batch scores.
+
+    As input to ``forward`` and ``update`` the metric accepts every form the functional API accepts:
+
+    - ``preds``: an integer tensor ``(B, L)``, or a sequence of ``B`` token sequences (1-D integer tensors or lists
+      of ints, of any lengths).
+    - ``target``: an integer tensor ``(B, L')`` (one reference each), ``(B, R, L')`` (up to ``R`` references each;
+      a row that is all ``pad_id`` is an absent reference), or a sequence of ``B`` sequences of references.
+
+    As output of ``forward`` and ``compute`` the metric returns:
+
+    - the corpus BLEU as a float32 tensor: a scalar, or ``(K,)`` when ``weights`` is a list of ``K`` weight tuples;
+    - with ``return_sentence_level_score=True``, a tuple ``(corpus_score, sentence_scores)`` where
+      ``sentence_scores`` holds the BLEU of every sentence seen (``(S,)``, or ``(K, S)`` for ``K`` weight tuples),
+      in update order; under DDP the sentences of rank 0 come first, then rank 1, and so on.
+
+    ``forward`` returns the value for the current batch only and adds the batch to the accumulated state.
+
+    Metric states are always ``int64`` (statistics) and ``float64`` (sentence scores) and only ever change device:
+    ``.half()``, ``.to(torch.bfloat16)`` or ``set_dtype(...)`` on the metric or on a model holding it leave them
+    untouched, so a float16/bfloat16 model cannot round the counts. Like every torchmetrics metric, the states are
+    not saved in ``state_dict()`` unless ``metric.persistent(True)`` is called.
+
+    Args:
+        n_gram: Maximum n-gram order ``N`` (>= 1).
+        weights: Weights of the ``N`` log precisions (uniform ``1/N`` when ``None``), or a list of ``K`` weight
+            tuples to get ``K`` scores at once.
+        smoothing: One of :data:`tensorbleu_metrics.functional.SMOOTHING_METHODS`: SacreBLEU's ``"none"``,
+            ``"floor"``, ``"add-k"``, ``"exp"`` or NLTK's ``"method0"`` … ``"method7"``.
+        smooth_value: The value used by ``"floor"`` (default 0.1) and ``"add-k"`` (default 1).
+        effective_order: SacreBLEU's effective order (SacreBLEU methods only).
+        auto_reweigh: NLTK's ``auto_reweigh`` (NLTK methods only).
+        pad_id: Token ID ignored wherever it appears (may be negative, e.g. ``-100``).
+        eos_id: Token ID ending a sequence at its first occurrence (excluded).
+        return_sentence_level_score: Also return the BLEU of every sentence seen (kept in a float64 state that
+            grows with the number of sentences).
+        kwargs: Additional keyword arguments of :class:`torchmetrics.Metric` (``sync_on_compute``,
+            ``dist_sync_on_step``, ``process_group``, ``compute_on_cpu``, ...).
+
+    Raises:
+        ValueError: If an option is invalid (see :func:`tensorbleu_metrics.functional.check_bleu_options`).
+        TypeError: If an option has the wrong type.
+
+    Example:
+        >>> import torch
+        >>> from tensorbleu_metrics.metric import TokenIDBLEU
+        >>> bleu = TokenIDBLEU(pad_id=0)
+        >>> preds = torch.tensor([[5, 6, 7, 8, 9, 10], [11, 12, 13, 14, 0, 0]])
+        >>> target = torch.tensor([[5, 6, 7, 8, 9, 11], [11, 12, 13, 14, 15, 0]])
+        >>> bleu(preds, target)  # BLEU of this batch
+        tensor(0.7579)
+        >>> bleu.update([[1, 2, 3, 4, 5]], [[[1, 2, 3, 4, 5], [1, 2, 3]]])  # ragged lists, two references
+        >>> bleu.compute()  # corpus BLEU of the three sentences
+        tensor(0.8347)
+
+        Per-sentence scores as well:
+
+        >>> bleu = TokenIDBLEU(pad_id=0, smoothing="method1", return_sentence_level_score=True)
+        >>> bleu.update(preds, target)
+        >>> corpus, sentences = bleu.compute()
+        >>> sentences
+        tensor([0.7598, 0.7788])
+
+    """
+
+    is_differentiable: bool = False
+    higher_is_better: bool = True
+    full_state_update: bool = False
+    plot_lower_bound: float = 0.0
+    plot_upper_bound: float = 1.0
+
+    matches: Tensor
+    totals: Tensor
+    clamped_totals: Tensor
+    pred_len: Tensor
+    ref_len: Tensor
+    sentence_scores: list[Tensor]
+
+    def __init__(
+        self,
+        n_gram: int = 4,
+        weights: Sequence[float] | Sequence[Sequence[float]] | None = None,
+        smoothing: str = "none",
+        smooth_value: float | None = None,
+        effective_order: bool = False,
+        auto_reweigh: bool = False,
+        pad_id: int | None = None,
+        eos_id: int | None = None,
+        return_sentence_level_score: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        functional.check_bleu_options(n_gram, weights, smoothing, smooth_value, effective_order, auto_reweigh)
+        for name, value in (("pad_id", pad_id), ("eos_id", eos_id)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise TypeError(f"`{name}` must be an int or None, got {value!r}.")
+        if not isinstance(return_sentence_level_score, bool):
+            raise TypeError(
+                f"`return_sentence_level_score` must be a bool, got {return_sentence_level_score!r}."
+            )
+        self.n_gram = n_gram
+        self.weights = weights
+        self.smoothing = smoothing
+        self.smooth_value = smooth_value
+        self.effective_order = effective_order
+        self.auto_reweigh = auto_reweigh
+        self.pad_id = pad_id
+        self.eos_id = eos_id
+        self.return_sentence_level_score = return_sentence_level_score
+        # Orders whose statistics are kept: more than ``n_gram`` for smoothings that look at higher orders.
+        self._counted_orders = functional.counted_orders(n_gram, smoothing)
+
+        n = self._counted_orders
+        for name in ("matches", "totals", "clamped_totals"):
+            self.add_state(name, torch.zeros(n, dtype=torch.int64), dist_reduce_fx="sum")
+        for name in ("pred_len", "ref_len"):
+            self.add_state(name, torch.zeros((), dtype=torch.int64), dist_reduce_fx="sum")
+        # () for one weight set, (K,) for K of them: the shape of a corpus score
+        zero = torch.zeros(n, dtype=torch.int64)
+        self._score_shape = tuple(self._score(functional.BLEUStats(zero, zero, zero, zero[0], zero[0]), torch.float64).shape)
+        if return_sentence_level_score:
+            # float64 scores, one tensor per update: (B,), or (B, K) for K weight tuples (so "cat" runs on dim 0).
+            self.add_state("sentence_scores", [], dist_reduce_fx="cat")
+
+    # ------------------------------------------------------------------ scoring
+    def _score(self, stats: functional.BLEUStats, dtype: torch.dtype) -> Tensor:
+        return functional.bleu_from_stats(
+            stats,
+            n_gram=self.n_gram,
+            weights=self.weights,
+            smoothing=self.smoothing,
+            smooth_value=self.smooth_value,
+            effective_order=self.effective_order,
+            auto_reweigh=self.auto_reweigh,
+            dtype=dtype,
+        )
+
+    def _state_stats(self) -> functional.BLEUStats:
+        return functional.BLEUStats(self.matches, self.totals, self.clamped_totals, self.pred_len, self.ref_len)
+
+    def _empty_sentence_scores(self) -> Tensor:
+        """A float64 ``(0,)`` or ``(0, K)`` tensor: what a process that saw no sentence contributes."""
+        device = torch.device("cpu") if self.compute_on_cpu else self.device
+        return torch.zeros((0, *self._score_shape), dtype=torch.float64, device=device)
+
+    def _restore_shapes(self, value: Any) -> Any:
+        """Undo torchmetrics' squeezing of one-element results: ``(K,)``/``(K, S)`` and ``(S,)`` keep their rank."""
+        if self.return_sentence_level_score and isinstance(value, tuple) and len(value) == 2:
+            corpus, sentences = value
+            sentences = sentences.reshape(*self._score_shape, -1)
+            return corpus.reshape(self._score_shape), sentences
+        if isinstance(value, Tensor):
+            return value.reshape(self._score_shape)
+        return value
+
+    # ------------------------------------------------------------------ Metric API
+    def update(self, preds: Any, target: Any) -> None:
+        """Add the sufficient statistics (and, if requested, the sentence scores) of a batch.
+
+        Everything is computed before any state is touched, so an invalid batch raises the functional API's
+        error and leaves the metric exactly as it was.
+        """
+        try:
+            stats = functional.bleu_stats(
+                preds, target, n_gram=self._counted_orders, pad_id=self.pad_id, eos_id=self.eos_id
+            )
+            batch = stats.sum()
+            scores = None
+            if self.return_sentence_level_score:
+                scores = self._score(stats, torch.float64)
+                if scores.ndim == 2:  # (K, B) -> (B, K): the batch dimension first for "cat"
+                    scores = scores.T.contiguous()
+        except BaseException:
+            self._update_count -= 1  # the base class counted this call before running it
+            raise
+        device = self.matches.device
+        self.matches = self.matches + batch.matches.to(device=device, dtype=torch.int64)
+        self.totals = self.totals + batch.totals.to(device=device, dtype=torch.int64)
+        self.clamped_totals = self.clamped_totals + batch.clamped_totals.to(device=device, dtype=torch.int64)
+        self.pred_len = self.pred_len + batch.pred_len.to(device=device, dtype=torch.int64)
+        self.ref_len = self.ref_len + batch.ref_len.to(device=device, dtype=torch.int64)
+        if scores is not None:
+            self.sentence_scores.append(scores.to(device))
+
+    def compute(self) -> Tensor | tuple[Tensor, Tensor]:
+        """Corpus BLEU of everything seen, and the sentence scores if ``return_sentence_level_score``."""
+        corpus = self._score(self._state_stats(), torch.float32)
+        if not self.return_sentence_level_score:
+            return corpus
+        scores = self.sentence_scores
+        if isinstance(scores, Tensor):  # already concatenated by a distributed sync
+            cat = scores
+        elif scores:
+            cat = torch.cat([s.to(corpus.device) for s in scores])
+        else:
+            cat = self._empty_sentence_scores()
+        if cat.ndim == 2:  # (S, K) -> (K, S), the functional layout
+            cat = cat.T
+        return corpus, cat.to(torch.float32)
+
+    def forward(self, preds: Any, target: Any) -> Any:
+        """Add the batch to the accumulated state and return its own BLEU (see :meth:`compute`).
+
+        If the batch is invalid the error is raised and the accumulated state is left as it was.
+        """
+        saved = {k: list(v) if isinstance(v, list) else v for k, v in self.metric_state.items()}
+        saved_count, saved_on_cpu = self._update_count, self.compute_on_cpu
+        try:
+            return super().forward(preds, target)
+        except BaseException:
+            # The base class resets the states before it updates with the batch: put everything back.
+            for key, value in saved.items():
+                setattr(self, key, value)
+            self._update_count = saved_count
+            self.compute_on_cpu = saved_on_cpu
+            self._computed = None
+            self._is_synced = False
+            self._should_unsync = True
+            self._to_sync = self.sync_on_compute
+            self._enable_grad = False
+            raise
+
+    def _wrap_compute(self, compute: Callable) -> Callable:
+        wrapped = super()._wrap_compute(compute)
+
+        @functools.wraps(compute)
+        def compute_keeping_shapes(*args: Any, **kwargs: Any) -> Any:
+            return self._restore_shapes(wrapped(*args, **kwargs))
+
+        return compute_keeping_shapes
+
+    def _sync_dist(self, dist_sync_fn: Callable = gather_all_tensors, process_group: Any | None = None) -> None:
+        # A process that saw no batch has an empty list state; torchmetrics would stand in a 1-D tensor of the
+        # metric's default dtype for it, which does not match the float64 (B,)/(B, K) tensors the other
+        # processes gather. Contribute a correctly shaped empty float64 tensor instead. (The states were
+        # cached before this call, so unsync() restores the empty list.)
+        if self.return_sentence_level_score and isinstance(self.sentence_scores, list) and not self.sentence_scores:
+            self.sentence_scores = [self._empty_sentence_scores()]
+        super()._sync_dist(dist_sync_fn, process_group=process_group)
+
+    def _apply(self, fn: Callable, exclude_state: Sequence[str] = ()) -> Module:
+        # nn.Module conversions (.to(dtype), .half(), set_dtype, ...) must never turn the int64 counts or the
+        # float64 sentence scores into low-precision floats: let the base class handle everything except our
+        # states (and cached results), then move those to the new device keeping their dtype.
+        own = [key for key in self._defaults if key not in exclude_state]
+        computed, forward_cache = self._computed, self._forward_cache
+        self._computed = self._forward_cache = None
+        this = super()._apply(fn, exclude_state=(*exclude_state, *own))
+        device = this.device
+        for key in own:
+            default = this._defaults[key]
+            if isinstance(default, Tensor):
+                this._defaults[key] = default.to(device)
+            value = getattr(this, key)
+            if isinstance(value, Tensor):
+                setattr(this, key, value.to(device))
+            else:
+                setattr(this, key, [v.to(device) for v in value])
+        this._computed = _to_device(computed, device)
+        this._forward_cache = _to_device(forward_cache, device)
+        return this
+
+    def plot(
+        self, val: Tensor | Sequence[Tensor] | None = None, ax: _AX_TYPE | None = None
+    ) -> _PLOT_OUT_TYPE:
+        """Plot a single or multiple values from the metric.
+
+        Args:
+            val: A result of ``forward``/``compute`` or a list of them (with ``return_sentence_level_score``
+                the corpus scores are plotted). If ``None``, ``compute()`` is called and its result plotted.
+            ax: A matplotlib axis to draw on; a new figure is made when ``None``.
+
+        Returns:
+            Figure and Axes object
+
+        Raises:
+            ModuleNotFoundError: If ``matplotlib`` is not installed.
+
+        Example:
+            >>> import torch
+            >>> from tensorbleu_metrics.metric import TokenIDBLEU
+            >>> metric = TokenIDBLEU(smoothing="method1")
+            >>> values = [metric(torch.tensor([[1, 2, 3, 4, 5]]), torch.tensor([[1, 2, 3, 4, k]])) for k in (5, 6)]
+            >>> fig_, ax_ = metric.plot(values)
+
+        """
+        if self.return_sentence_level_score:
+            if val is None:
+                val = self.compute()[0]
+            elif isinstance(val, tuple) and len(val) == 2 and isinstance(val[0], Tensor):
+                val = val[0]
+            elif isinstance(val, Sequence):
+                val = [v[0] if isinstance(v, tuple) else v for v in val]
+        return self._plot(val, ax)
+
+
+def _to_device(value: Any, device: torch.device) -> Any:
+    if isinstance(value, Tensor):
+        return value.to(device)
+    if isinstance(value, tuple):
+        return tuple(_to_device(v, device) for v in value)
+    if isinstance(value, list):
+        return [_to_device(v, device) for v in value]
+    return value
