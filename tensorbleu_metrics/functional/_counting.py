@@ -60,10 +60,10 @@ def _closest_ref_len(pred_len: Tensor, ref_len: Tensor, present: Tensor) -> Tens
 
 
 def _row_layout(batch: TokenBatch) -> tuple[Tensor, Tensor, Tensor]:
-    """Flattened rows ``[candidate | ref 0 | ref 1 | ...]`` per sentence.
+    """Each sentence's candidate and references side by side in one row: ``[candidate | ref 0 | ref 1 | ...]``.
 
-    Returns the tokens, each position's source (0 = candidate, r + 1 = reference r) and how many tokens of its
-    sequence start at it (positions past a sequence's end get 0 or less).
+    Returns the (B, W) tokens, the (W,) source of each column (0 = candidate, r + 1 = reference r) and, per
+    position, how many tokens of its sequence start there (0 or less past a sequence's end).
     """
     n_sent, n_refs, ref_width = batch.refs.shape
     pred_width = batch.preds.shape[1]
@@ -82,41 +82,49 @@ def _row_layout(batch: TokenBatch) -> tuple[Tensor, Tensor, Tensor]:
         [batch.pred_len.unsqueeze(1).expand(n_sent, pred_width), batch.ref_len.repeat_interleave(ref_width, dim=1)],
         dim=1,
     )
-    return tokens, source.expand(n_sent, -1), seq_len - offset
+    return tokens, source, seq_len - offset
 
 
-def _match_order(
-    position: Tensor, key: Tensor, source: Tensor, width: int, n_sent: int
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Clipped matches per sentence for one order.
+class _Order(NamedTuple):
+    """One order's n-gram occurrences after sorting, each row grouped by n-gram."""
 
-    ``key`` names each n-gram occurrence and is sorted stably, so equal n-grams of one sentence are adjacent
-    and ordered by source (candidate first, then reference by reference); ``position`` is where each starts.
-    Returns the matches (n_sent,), each occurrence's group id (one per sentence and n-gram), and which groups
-    occur in both the candidate and a reference: only those can grow into a match of the next order.
+    matches: Tensor  # (B,) clipped matches
+    group: Tensor  # (B, A) id of each occurrence's n-gram within its row, equal ids adjacent
+    shared: Tensor  # (B, A) whether that n-gram occurs in both the candidate and a reference
+
+
+def _clip_sorted(key: Tensor, src: Tensor, counted: Tensor, n_refs: int) -> _Order:
+    """Clipped matches of one order from rows sorted stably by n-gram ``key``.
+
+    Within an n-gram, occurrences are in column order, hence by ``src``: candidate (0), then reference 1, 2...
+    Only occurrences marked ``counted`` are counted.
     """
-    sentence = torch.div(position, width, rounding_mode="floor")
-    src = source[position]
-    new_group = torch.ones_like(key, dtype=torch.bool)
-    new_group[1:] = (key[1:] != key[:-1]) | (sentence[1:] != sentence[:-1])
-    group = torch.cumsum(new_group, 0) - 1
-    new_run = new_group.clone()
-    new_run[1:] |= src[1:] != src[:-1]
-    run_start = new_run.nonzero().squeeze(1)
-    run_len = torch.diff(run_start, append=run_start.new_tensor([key.numel()]))
-    run_group = group[run_start]
-    from_pred = src[run_start] == 0
-    n_groups = int(run_group[-1]) + 1
-    pred_count = torch.zeros(n_groups, dtype=torch.int64, device=key.device)
-    pred_count.index_add_(0, run_group, torch.where(from_pred, run_len, 0))
-    ref_max = torch.zeros(n_groups, dtype=torch.int64, device=key.device)
-    ref_max.scatter_reduce_(0, run_group, torch.where(from_pred, 0, run_len), reduce="amax")
-    group_sentence = torch.zeros(n_groups, dtype=torch.int64, device=key.device)
-    group_sentence[run_group] = sentence[run_start]
-    matches = torch.zeros(n_sent, dtype=torch.int64, device=key.device)
-    matches.index_add_(0, group_sentence, torch.minimum(pred_count, ref_max))
-    shared = (pred_count > 0) & (ref_max > 0)
-    return matches, group, shared
+    n_sent, width = key.shape
+    starts = torch.ones_like(key, dtype=torch.bool)
+    starts[:, 1:] = key[:, 1:] != key[:, :-1]
+    group = torch.cumsum(starts.view(-1), 0)  # ids 1..G over the whole batch, ascending
+    size = n_sent * width + 1
+    in_pred = counted & (src == 0)
+    pred_count = torch.zeros(size, dtype=torch.int64, device=key.device)
+    pred_count.index_add_(0, group, in_pred.view(-1).long())
+    if n_refs == 1:
+        ref_max = torch.zeros(size, dtype=torch.int64, device=key.device)
+        ref_max.index_add_(0, group, (counted ^ in_pred).view(-1).long())
+    else:
+        new_run = starts.view(-1).clone()
+        flat_src = src.view(-1)
+        new_run[1:] |= flat_src[1:] != flat_src[:-1]
+        run = torch.cumsum(new_run, 0)
+        run_count = torch.zeros(size, dtype=torch.int64, device=key.device)
+        run_count.index_add_(0, run, (counted & ~in_pred).view(-1).long())
+        ref_max = torch.zeros(size, dtype=torch.int64, device=key.device)
+        ref_max.scatter_reduce_(0, group, run_count[run], reduce="amax")
+    clipped = torch.cumsum(torch.minimum(pred_count, ref_max), 0)
+    row_group = group.view(n_sent, width)
+    first, last = row_group[:, 0], row_group[:, -1]
+    matches = clipped[last] - clipped[first - 1]
+    shared = ((pred_count > 0) & (ref_max > 0))[row_group]
+    return _Order(matches, row_group - first.unsqueeze(1), shared)
 
 
 def count_stats(batch: TokenBatch, n_gram: int) -> BLEUStats:
@@ -131,29 +139,32 @@ def count_stats(batch: TokenBatch, n_gram: int) -> BLEUStats:
 
     tokens, source, room = _row_layout(batch)
     width = tokens.shape[1]
-    if n_sent * width > _MAX_POSITIONS:
-        raise ValueError(f"the batch spans {n_sent * width} positions; at most {_MAX_POSITIONS} are supported.")
-    # order 1: sort each row by token; positions outside every sequence get -1 and sort first (IDs are >= 0)
-    sorted_tokens, order = torch.sort(torch.where(room > 0, tokens, -1), dim=1, stable=True)
-    is_token = (sorted_tokens >= 0).flatten()
-    if not bool(is_token.any()):
+    if width == 0:
         return stats
-    row_start = torch.arange(n_sent, device=device).unsqueeze(1) * width
-    position = (order + row_start).flatten()[is_token]
-    source, room = source.flatten(), room.flatten()
-    found, group, shared = _match_order(position, sorted_tokens.flatten()[is_token], source, width, n_sent)
-    matches[:, 0] = found
-    # compact token ids, unique per sentence; the key of an n-gram is (its (n-1)-gram's id, its last token's id)
-    token_id = torch.zeros(n_sent * width, dtype=torch.int64, device=device)
-    token_id[position] = group
-    n_token_ids = int(group[-1]) + 1
+    n_refs = batch.refs.shape[1]
+    # order 1: sort each row by token; positions outside every sequence get -1 and sort first (IDs are >= 0)
+    key, column = torch.sort(torch.where(room > 0, tokens, -1), dim=1, stable=True)
+    counted = key >= 0
+    src = source[column]
+    order = _clip_sorted(key, src, counted, n_refs)
+    matches[:, 0] = order.matches
+    # compact per-row token ids; an n-gram's key is (id of its (n-1)-gram, id of its last token)
+    token_id = torch.empty_like(tokens).scatter_(1, column, order.group)
+    room = torch.gather(room, 1, column)
+    beyond = width * (width + 1)
     for n in range(2, n_gram + 1):
-        carry = shared[group] & (room[position] >= n)
-        position, group = position[carry], group[carry]
-        if position.numel() == 0:
+        counted = counted & order.shared & (room >= n)
+        last_token = torch.gather(token_id, 1, (column + (n - 1)).clamp(max=width - 1))
+        # rows are already sorted by the (n-1)-gram id, so this sort mostly reorders within groups; n-grams
+        # that cannot match sort past the end of their row, and the rows are cut to the longest matching prefix
+        key = torch.where(counted, order.group * (width + 1) + last_token, beyond)
+        key, perm = torch.sort(key, dim=1, stable=True)
+        kept = int(counted.sum(1).max())
+        if kept == 0:
             break
-        key, perm = torch.sort(group * n_token_ids + token_id[position + (n - 1)], stable=True)
-        position = position[perm]
-        found, group, shared = _match_order(position, key, source, width, n_sent)
-        matches[:, n - 1] = found
+        key, perm = key[:, :kept], perm[:, :kept]
+        column, src, room = (torch.gather(t, 1, perm) for t in (column, src, room))
+        counted = key < beyond
+        order = _clip_sorted(key, src, counted, n_refs)
+        matches[:, n - 1] = order.matches
     return stats
