@@ -28,37 +28,39 @@ class TokenIDBLEU(Metric):
     """Corpus BLEU over batches of token IDs, accumulated exactly across batches and processes.
 
     Each ``update`` reduces its batch to BLEU's sufficient statistics (clipped n-gram matches, n-gram totals,
-    candidate and closest-reference lengths) with :func:`tensorbleu_metrics.functional.bleu_stats` and adds them
-    to integer states reduced with ``"sum"``. ``compute`` scores the accumulated statistics with
+    candidate and closest-reference lengths) with :func:`tensorbleu_metrics.functional.bleu_stats` and adds
+    them to integer states reduced with ``"sum"``. ``compute`` scores the accumulated statistics with
     :func:`tensorbleu_metrics.functional.bleu_from_stats`, so the result is exactly
     :func:`tensorbleu_metrics.functional.corpus_bleu` of everything seen, on every process (under DDP the
     statistics of all ranks are summed first) — not an average of per-batch scores.
 
     As input to ``forward`` and ``update`` the metric accepts every form the functional API accepts:
 
-    - ``preds``: an integer tensor ``(B, L)``, or a sequence of ``B`` token sequences (1-D integer tensors or lists
-      of ints, of any lengths).
-    - ``target``: an integer tensor ``(B, L')`` (one reference each), ``(B, R, L')`` (up to ``R`` references each;
-      a row that is all ``pad_id`` is an absent reference), or a sequence of ``B`` sequences of references.
+    - ``preds``: an integer tensor ``(B, L)``, or a sequence of ``B`` token sequences (1-D integer tensors or
+      lists of ints, of any lengths).
+    - ``target``: an integer tensor ``(B, L')`` (one reference each), ``(B, R, L')`` (up to ``R`` references
+      each; a row that is all ``pad_id`` is an absent reference), or a sequence of ``B`` sequences of
+      references.
 
     As output of ``forward`` and ``compute`` the metric returns:
 
-    - the corpus BLEU as a float32 tensor: a scalar, or ``(K,)`` when ``weights`` is a list of ``K`` weight tuples;
+    - the corpus BLEU as a float32 tensor: a scalar, or ``(K,)`` when ``weights`` is a list of ``K`` weight
+      tuples;
     - with ``return_sentence_level_score=True``, a tuple ``(corpus_score, sentence_scores)`` where
-      ``sentence_scores`` holds the BLEU of every sentence seen (``(S,)``, or ``(K, S)`` for ``K`` weight tuples),
-      in update order; under DDP the sentences of rank 0 come first, then rank 1, and so on.
+      ``sentence_scores`` holds the BLEU of every sentence seen (``(S,)``, or ``(K, S)`` for ``K`` weight
+      tuples), in update order; under DDP the sentences of rank 0 come first, then rank 1, and so on.
 
     ``forward`` returns the value for the current batch only and adds the batch to the accumulated state.
 
-    Metric states are always ``int64`` (statistics) and ``float64`` (sentence scores) and only ever change device:
-    ``.half()``, ``.to(torch.bfloat16)`` or ``set_dtype(...)`` on the metric or on a model holding it leave them
-    untouched, so a float16/bfloat16 model cannot round the counts. Like every torchmetrics metric, the states are
-    not saved in ``state_dict()`` unless ``metric.persistent(True)`` is called.
+    Metric states are always ``int64`` (statistics) and ``float64`` (sentence scores) and only ever change
+    device: ``.half()``, ``.to(torch.bfloat16)`` or ``set_dtype(...)`` on the metric or on a model holding it
+    leave them untouched, so a float16/bfloat16 model cannot round the counts. Like every torchmetrics metric,
+    the states are not saved in ``state_dict()`` unless ``metric.persistent(True)`` is called.
 
     Args:
         n_gram: Maximum n-gram order ``N`` (>= 1).
-        weights: Weights of the ``N`` log precisions (uniform ``1/N`` when ``None``), or a list of ``K`` weight
-            tuples to get ``K`` scores at once.
+        weights: Weights of the ``N`` log precisions (uniform ``1/N`` when ``None``), or a list of ``K``
+            weight tuples to get ``K`` scores at once.
         smoothing: One of :data:`tensorbleu_metrics.functional.SMOOTHING_METHODS`: SacreBLEU's ``"none"``,
             ``"floor"``, ``"add-k"``, ``"exp"`` or NLTK's ``"method0"`` … ``"method7"``.
         smooth_value: The value used by ``"floor"`` (default 0.1) and ``"add-k"`` (default 1).
@@ -129,9 +131,7 @@ class TokenIDBLEU(Metric):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                 raise TypeError(f"`{name}` must be an int or None, got {value!r}.")
         if not isinstance(return_sentence_level_score, bool):
-            raise TypeError(
-                f"`return_sentence_level_score` must be a bool, got {return_sentence_level_score!r}."
-            )
+            raise TypeError(f"`return_sentence_level_score` must be a bool, got {return_sentence_level_score!r}.")
         self.n_gram = n_gram
         self.weights = weights
         self.smoothing = smoothing
@@ -151,9 +151,10 @@ class TokenIDBLEU(Metric):
             self.add_state(name, torch.zeros((), dtype=torch.int64), dist_reduce_fx="sum")
         # () for one weight set, (K,) for K of them: the shape of a corpus score
         zero = torch.zeros(n, dtype=torch.int64)
-        self._score_shape = tuple(self._score(functional.BLEUStats(zero, zero, zero, zero[0], zero[0]), torch.float64).shape)
+        zero_stats = functional.BLEUStats(zero, zero, zero, zero[0], zero[0])
+        self._score_shape = tuple(self._score(zero_stats, torch.float64).shape)
         if return_sentence_level_score:
-            # float64 scores, one tensor per update: (B,), or (B, K) for K weight tuples (so "cat" runs on dim 0).
+            # float64 scores, one tensor per update: (B,), or (B, K) for K weight tuples ("cat" runs on dim 0)
             self.add_state("sentence_scores", [], dist_reduce_fx="cat")
 
     # ------------------------------------------------------------------ scoring
@@ -170,7 +171,7 @@ class TokenIDBLEU(Metric):
         )
 
     def _state_stats(self) -> functional.BLEUStats:
-        return functional.BLEUStats(self.matches, self.totals, self.clamped_totals, self.pred_len, self.ref_len)
+        return functional.BLEUStats(*(getattr(self, name) for name in _STAT_STATES))
 
     def _empty_sentence_scores(self) -> Tensor:
         """A float64 ``(0,)`` or ``(0, K)`` tensor: what a process that saw no sentence contributes."""
@@ -178,7 +179,7 @@ class TokenIDBLEU(Metric):
         return torch.zeros((0, *self._score_shape), dtype=torch.float64, device=device)
 
     def _restore_shapes(self, value: Any) -> Any:
-        """Undo torchmetrics' squeezing of one-element results: ``(K,)``/``(K, S)`` and ``(S,)`` keep their rank."""
+        """Undo torchmetrics' squeezing of one-element results: ``(K,)``, ``(K, S)`` and ``(S,)`` stay so."""
         if self.return_sentence_level_score and isinstance(value, tuple) and len(value) == 2:
             corpus, sentences = value
             sentences = sentences.reshape(*self._score_shape, -1)
@@ -225,7 +226,7 @@ class TokenIDBLEU(Metric):
         if isinstance(scores, Tensor):  # already concatenated by a distributed sync
             cat = scores
         elif scores:
-            cat = torch.cat([s.to(corpus.device) for s in scores])
+            cat = torch.cat([s.to(scores[0].device) for s in scores])
         else:
             cat = self._empty_sentence_scores()
         if cat.ndim == 2:  # (S, K) -> (K, S), the functional layout
@@ -263,12 +264,13 @@ class TokenIDBLEU(Metric):
 
         return compute_keeping_shapes
 
-    def _sync_dist(self, dist_sync_fn: Callable = gather_all_tensors, process_group: Any | None = None) -> None:
+    def _sync_dist(self, dist_sync_fn: Callable = gather_all_tensors, process_group: Any = None) -> None:
         # A process that saw no batch has an empty list state; torchmetrics would stand in a 1-D tensor of the
         # metric's default dtype for it, which does not match the float64 (B,)/(B, K) tensors the other
         # processes gather. Contribute a correctly shaped empty float64 tensor instead. (The states were
         # cached before this call, so unsync() restores the empty list.)
-        if self.return_sentence_level_score and isinstance(self.sentence_scores, list) and not self.sentence_scores:
+        scores = getattr(self, "sentence_scores", None)
+        if self.return_sentence_level_score and isinstance(scores, list) and not scores:
             self.sentence_scores = [self._empty_sentence_scores()]
         super()._sync_dist(dist_sync_fn, process_group=process_group)
 
@@ -288,15 +290,13 @@ class TokenIDBLEU(Metric):
             value = getattr(this, key)
             if isinstance(value, Tensor):
                 setattr(this, key, value.to(device))
-            else:
+            elif not this.compute_on_cpu:  # with compute_on_cpu, list states stay on the CPU
                 setattr(this, key, [v.to(device) for v in value])
         this._computed = _to_device(computed, device)
         this._forward_cache = _to_device(forward_cache, device)
         return this
 
-    def plot(
-        self, val: Tensor | Sequence[Tensor] | None = None, ax: _AX_TYPE | None = None
-    ) -> _PLOT_OUT_TYPE:
+    def plot(self, val: Tensor | Sequence[Tensor] | None = None, ax: _AX_TYPE | None = None) -> _PLOT_OUT_TYPE:
         """Plot a single or multiple values from the metric.
 
         Args:
@@ -314,7 +314,8 @@ class TokenIDBLEU(Metric):
             >>> import torch
             >>> from tensorbleu_metrics.metric import TokenIDBLEU
             >>> metric = TokenIDBLEU(smoothing="method1")
-            >>> values = [metric(torch.tensor([[1, 2, 3, 4, 5]]), torch.tensor([[1, 2, 3, 4, k]])) for k in (5, 6)]
+            >>> preds = torch.tensor([[1, 2, 3, 4, 5]])
+            >>> values = [metric(preds, torch.tensor([[1, 2, 3, 4, k]])) for k in (5, 6)]
             >>> fig_, ax_ = metric.plot(values)
 
         """

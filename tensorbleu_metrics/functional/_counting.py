@@ -75,9 +75,7 @@ def _row_layout(batch: TokenBatch) -> tuple[Tensor, Tensor, Tensor]:
             torch.arange(1, n_refs + 1, device=device).repeat_interleave(ref_width),
         ]
     )
-    offset = torch.cat(
-        [torch.arange(pred_width, device=device), torch.arange(ref_width, device=device).repeat(n_refs)]
-    )
+    offset = torch.cat([torch.arange(pred_width, device=device), torch.arange(ref_width, device=device).repeat(n_refs)])
     seq_len = torch.cat(
         [batch.pred_len.unsqueeze(1).expand(n_sent, pred_width), batch.ref_len.repeat_interleave(ref_width, dim=1)],
         dim=1,

@@ -72,7 +72,7 @@ def _list_to_tensor(seq: Sequence[Any], name: str, device: torch.device) -> Tens
 def _ragged_to_padded(seqs: Sequence[Any], names: Sequence[str], device: torch.device) -> tuple[Tensor, Tensor]:
     """Stack token sequences of any lengths into a zero-filled (N, L) int64 tensor and their lengths."""
     parts: list[Tensor] = []
-    for seq, name in zip(seqs, names):
+    for seq, name in zip(seqs, names, strict=True):
         if isinstance(seq, Tensor):
             if seq.dim() != 1:
                 raise ValueError(f"`{name}` must be a 1-D token sequence, got {_describe(seq)}.")

@@ -93,9 +93,7 @@ def _weights_matrix(weights: Any, n_gram: int) -> tuple[Tensor, bool]:
     else:
         raise TypeError(f"`weights` must be a sequence of numbers or of weight tuples, got {weights!r}.")
     if matrix.shape[0] == 0 or matrix.shape[1] != n_gram:
-        raise ValueError(
-            f"`weights` must give one weight per n-gram order (n_gram={n_gram}), got {weights!r}."
-        )
+        raise ValueError(f"`weights` must give one weight per n-gram order (n_gram={n_gram}), got {weights!r}.")
     if not bool(torch.isfinite(matrix).all()) or bool((matrix < 0).any()):
         raise ValueError(f"`weights` must be finite and non-negative, got {weights!r}.")
     return matrix, several
@@ -137,17 +135,14 @@ def check_bleu_options(
         raise TypeError(f"`auto_reweigh` must be a bool, got {auto_reweigh!r}.")
     if effective_order and smoothing not in SACREBLEU_METHODS:
         raise ValueError(
-            f"`effective_order` is SacreBLEU's option; use it with smoothing in {SACREBLEU_METHODS}, "
-            f"not {smoothing!r}."
+            f"`effective_order` is SacreBLEU's option; use it with smoothing in {SACREBLEU_METHODS}, not {smoothing!r}."
         )
     if auto_reweigh and smoothing not in NLTK_METHODS:
         raise ValueError(
             f"`auto_reweigh` is NLTK's option; use it with smoothing 'method0'..'method7', not {smoothing!r}."
         )
     if smoothing == "method6" and n_gram < 3:
-        raise ValueError(
-            "`smoothing='method6'` needs `n_gram` >= 3: it interpolates from the trigram precision on."
-        )
+        raise ValueError("`smoothing='method6'` needs `n_gram` >= 3: it interpolates from the trigram precision on.")
     _weights_matrix(weights, n_gram)
 
 
@@ -158,7 +153,7 @@ def _brevity_penalty(pred_len: Tensor, ref_len: Tensor) -> Tensor:
     return torch.where(pred_len == 0, 0.0, penalty)
 
 
-# ---- SacreBLEU ------------------------------------------------------------------------------------------------
+# ---- SacreBLEU ----
 
 
 def _sacrebleu_score(counts: _Counts, weights: Tensor, method: str, value: float, effective_order: bool) -> Tensor:
@@ -193,7 +188,7 @@ def _sacrebleu_score(counts: _Counts, weights: Tensor, method: str, value: float
     return torch.where((counts.matches > 0).any(-1), score, 0.0)
 
 
-# ---- NLTK -----------------------------------------------------------------------------------------------------
+# ---- NLTK ----
 
 
 def _nltk_method0(p: Tensor, counts: _Counts, value: float) -> Tensor:

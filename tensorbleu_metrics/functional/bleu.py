@@ -102,8 +102,8 @@ def sentence_bleu(
         >>> import torch
         >>> preds = torch.tensor([[1, 2, 3, 4, 5, 6], [7, 8, 9, 0, 0, 0]])
         >>> target = torch.tensor([[1, 2, 3, 4, 5, 7], [7, 8, 9, 10, 0, 0]])
-        >>> sentence_bleu(preds, target, pad_id=0, smoothing="exp", dtype=torch.float64)
-        tensor([0.7598, 0.3892], dtype=torch.float64)
+        >>> sentence_bleu(preds, target, pad_id=0, smoothing="exp", effective_order=True, dtype=torch.float64)
+        tensor([0.7598, 0.7165], dtype=torch.float64)
     """
     _check_dtype(dtype)
     check_bleu_options(n_gram, weights, smoothing, smooth_value, effective_order, auto_reweigh)
@@ -147,7 +147,7 @@ def corpus_bleu(
         >>> preds = [[1, 2, 3, 4, 5, 6], [7, 8, 9]]
         >>> target = [[[1, 2, 3, 4, 5, 7]], [[7, 8, 9, 10], [7, 8]]]
         >>> corpus_bleu(preds, target, dtype=torch.float64)
-        tensor(0.6866, dtype=torch.float64)
+        tensor(0.7984, dtype=torch.float64)
     """
     _check_dtype(dtype)
     check_bleu_options(n_gram, weights, smoothing, smooth_value, effective_order, auto_reweigh)
