@@ -1,0 +1,200 @@
+"""Invalid inputs and options raise ValueError/TypeError whose message names the offending argument."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tensorbleu_metrics.functional import (
+    bleu_from_stats,
+    bleu_stats,
+    check_bleu_options,
+    corpus_bleu,
+    sentence_bleu,
+)
+
+ENTRY_POINTS = [sentence_bleu, corpus_bleu, bleu_stats]
+SCORERS = [sentence_bleu, corpus_bleu]
+GOOD_PREDS = [[1, 2, 3, 4], [2, 3]]
+GOOD_TARGET = [[[1, 2, 3, 4, 5]], [[2, 3], [3]]]
+
+ids = pytest.mark.parametrize("fn", ENTRY_POINTS, ids=lambda f: f.__name__)
+scorer_ids = pytest.mark.parametrize("fn", SCORERS, ids=lambda f: f.__name__)
+
+_OPTION_DEFAULTS = {
+    "n_gram": 4,
+    "weights": None,
+    "smoothing": "none",
+    "smooth_value": None,
+    "effective_order": False,
+    "auto_reweigh": False,
+}
+
+
+def _options(**overrides):
+    return {**_OPTION_DEFAULTS, **overrides}
+
+
+def test_valid_inputs_do_not_raise():
+    """The baseline the error cases perturb is itself valid."""
+    for fn in ENTRY_POINTS:
+        fn(GOOD_PREDS, GOOD_TARGET)
+    check_bleu_options(**_options())
+    assert sentence_bleu(GOOD_PREDS, GOOD_TARGET).shape == (2,)
+
+
+# ----------------------------------------------------------------------------------------------------- inputs
+
+
+@ids
+@pytest.mark.parametrize("float_dtype", [torch.float32, torch.float64])
+def test_float_preds_tensor(fn, float_dtype):
+    preds = torch.tensor([[1, 2, 3, 4]], dtype=float_dtype)
+    with pytest.raises((TypeError, ValueError), match="preds"):
+        fn(preds, torch.tensor([[1, 2, 3, 4]]))
+    with pytest.raises((TypeError, ValueError), match="preds"):
+        fn([torch.tensor([1.0, 2.0])], [[[1, 2]]])
+
+
+@ids
+def test_float_target_tensor(fn):
+    with pytest.raises((TypeError, ValueError), match="target"):
+        fn(torch.tensor([[1, 2, 3, 4]]), torch.tensor([[1.0, 2.0, 3.0, 4.0]]))
+    with pytest.raises((TypeError, ValueError), match="target"):
+        fn(torch.tensor([[1, 2, 3, 4]]), torch.tensor([[[1.0, 2.0, 3.0, 4.0]]]))
+    with pytest.raises((TypeError, ValueError), match="target"):
+        fn([[1, 2]], [[torch.tensor([1.0, 2.0])]])
+
+
+@ids
+def test_negative_ids(fn):
+    with pytest.raises(ValueError, match="preds"):
+        fn([[1, -3, 2]], [[[1, 2]]])
+    with pytest.raises(ValueError, match="target"):
+        fn([[1, 2]], [[[1, -3]]])
+    with pytest.raises(ValueError, match="preds"):
+        fn(torch.tensor([[1, -5, 2]]), torch.tensor([[1, 2, 3]]))
+    with pytest.raises(ValueError, match="target"):
+        fn(torch.tensor([[1, 2, 3]]), torch.tensor([[[1, 2, -5]]]))
+    # pad_id=-1 / eos_id=-2 are allowed, but any other negative value is not
+    fn(torch.tensor([[1, -1, 2, -2, 9]]), torch.tensor([[1, 2, -1]]), pad_id=-1, eos_id=-2)
+    with pytest.raises(ValueError, match="preds"):
+        fn(torch.tensor([[1, -3, 2]]), torch.tensor([[1, 2, -1]]), pad_id=-1, eos_id=-2)
+    with pytest.raises(ValueError, match="target"):
+        fn(torch.tensor([[1, 2]]), torch.tensor([[1, -3, -1]]), pad_id=-1, eos_id=-2)
+
+
+@ids
+def test_batch_size_mismatch(fn):
+    with pytest.raises(ValueError, match=r"preds|target"):
+        fn([[1, 2], [3]], [[[1, 2]]])
+    with pytest.raises(ValueError, match=r"preds|target"):
+        fn(torch.tensor([[1, 2], [3, 4]]), torch.tensor([[1, 2], [3, 4], [5, 6]]))
+    with pytest.raises(ValueError, match=r"preds|target"):
+        fn(torch.tensor([[1, 2], [3, 4]]), torch.tensor([[[1, 2]]]))
+    with pytest.raises(ValueError, match=r"preds|target"):
+        fn(torch.tensor([[1, 2], [3, 4]]), [[[1, 2]], [[3]], [[4]]])
+
+
+@ids
+def test_empty_batch(fn):
+    with pytest.raises(ValueError, match="preds"):
+        fn([], [])
+    with pytest.raises(ValueError, match="preds"):
+        fn(torch.zeros(0, 4, dtype=torch.int64), torch.zeros(0, 4, dtype=torch.int64))
+
+
+@ids
+def test_sentence_without_reference(fn):
+    with pytest.raises(ValueError, match="target"):
+        fn([[1, 2], [3]], [[[1, 2]], []])
+    all_pad = torch.tensor([[[1, 2, 3], [0, 0, 0]], [[0, 0, 0], [0, 0, 0]]])
+    with pytest.raises(ValueError, match="target"):
+        fn(torch.tensor([[1, 2], [3, 4]]), all_pad, pad_id=0)
+
+
+@ids
+def test_four_d_tensors(fn):
+    with pytest.raises((TypeError, ValueError), match="preds"):
+        fn(torch.ones(1, 1, 2, 3, dtype=torch.int64), torch.ones(1, 3, dtype=torch.int64))
+    with pytest.raises((TypeError, ValueError), match="target"):
+        fn(torch.ones(1, 3, dtype=torch.int64), torch.ones(1, 1, 2, 3, dtype=torch.int64))
+
+
+# ---------------------------------------------------------------------------------------------------- options
+
+
+@scorer_ids
+@pytest.mark.parametrize("smoothing", ["add_k", "method8", "Method1", "", "nltk"])
+def test_unknown_smoothing(fn, smoothing):
+    with pytest.raises(ValueError, match="smoothing"):
+        fn(GOOD_PREDS, GOOD_TARGET, smoothing=smoothing)
+
+
+@scorer_ids
+@pytest.mark.parametrize(("n_gram", "weights"), [(4, (0.5, 0.5)), (2, (0.2, 0.2, 0.6)), (3, [(0.5, 0.5, 0.0), (1.0,)])])
+def test_weights_of_wrong_length(fn, n_gram, weights):
+    with pytest.raises((TypeError, ValueError), match="weights"):
+        fn(GOOD_PREDS, GOOD_TARGET, n_gram=n_gram, weights=weights)
+
+
+@ids
+@pytest.mark.parametrize("n_gram", [0, -1])
+def test_n_gram_below_one(fn, n_gram):
+    with pytest.raises(ValueError, match="n_gram"):
+        fn(GOOD_PREDS, GOOD_TARGET, n_gram=n_gram)
+
+
+@scorer_ids
+@pytest.mark.parametrize("n_gram", [1, 2])
+def test_method6_needs_trigrams(fn, n_gram):
+    with pytest.raises(ValueError, match=r"n_gram|method6|smoothing"):
+        fn(GOOD_PREDS, GOOD_TARGET, n_gram=n_gram, smoothing="method6")
+
+
+@scorer_ids
+@pytest.mark.parametrize("smoothing", ["method0", "method3", "method7"])
+def test_effective_order_only_with_sacrebleu_methods(fn, smoothing):
+    with pytest.raises(ValueError, match="effective_order"):
+        fn(GOOD_PREDS, GOOD_TARGET, smoothing=smoothing, effective_order=True)
+
+
+@scorer_ids
+@pytest.mark.parametrize("smoothing", ["none", "floor", "add-k", "exp"])
+def test_auto_reweigh_only_with_nltk_methods(fn, smoothing):
+    with pytest.raises(ValueError, match="auto_reweigh"):
+        fn(GOOD_PREDS, GOOD_TARGET, smoothing=smoothing, auto_reweigh=True)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "name"),
+    [
+        ({"smoothing": "bogus"}, "smoothing"),
+        ({"n_gram": 0}, "n_gram"),
+        ({"weights": (0.5, 0.5)}, "weights"),
+        ({"smoothing": "method6", "n_gram": 2}, "n_gram|method6|smoothing"),
+        ({"smoothing": "method1", "effective_order": True}, "effective_order"),
+        ({"smoothing": "exp", "auto_reweigh": True}, "auto_reweigh"),
+    ],
+)
+def test_check_bleu_options(overrides, name):
+    with pytest.raises((TypeError, ValueError), match=name):
+        check_bleu_options(**_options(**overrides))
+
+
+def test_bleu_from_stats_options_are_checked():
+    stats = bleu_stats(GOOD_PREDS, GOOD_TARGET, n_gram=4)
+    with pytest.raises(ValueError, match="smoothing"):
+        bleu_from_stats(stats, smoothing="bogus")
+    with pytest.raises(ValueError, match="weights"):
+        bleu_from_stats(stats, weights=(0.5, 0.5))
+
+
+def test_bleu_from_stats_needs_enough_orders():
+    """method5/method7 need the 5-gram statistics: stats counted with n_gram=4 are not enough."""
+    stats = bleu_stats(GOOD_PREDS, GOOD_TARGET, n_gram=4)
+    bleu_from_stats(stats, smoothing="method4")  # enough
+    with pytest.raises(ValueError, match=r"stats|n_gram|order"):
+        bleu_from_stats(stats, smoothing="method5")
+    with pytest.raises(ValueError, match=r"stats|n_gram|order"):
+        bleu_from_stats(bleu_stats(GOOD_PREDS, GOOD_TARGET, n_gram=3), n_gram=4)

@@ -1,0 +1,702 @@
+"""Parity of the functional kernel with NLTK, SacreBLEU and torchmetrics (oracles are called, see conftest).
+
+Tolerances: float64 output within 1e-12 absolute of the oracle, float32 output within 1e-6.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tensorbleu_metrics.functional import (
+    SMOOTHING_METHODS,
+    BLEUStats,
+    bleu_from_stats,
+    bleu_stats,
+    corpus_bleu,
+    counted_orders,
+    sentence_bleu,
+)
+
+NLTK_METHODS = tuple(f"method{k}" for k in range(8))
+SACRE_METHODS = ("none", "floor", "add-k", "exp")
+ALL_METHODS = SACRE_METHODS + NLTK_METHODS
+N_GRAMS = (1, 2, 3, 4, 5, 6)
+PAD = 0  # the parity batches use token IDs >= 1
+ATOL64 = 1e-12
+ATOL32 = 1e-6
+
+
+def _flag_kwargs(smoothing: str, flag: bool) -> dict:
+    """effective_order for SacreBLEU methods, auto_reweigh for NLTK methods."""
+    return {"effective_order": flag} if smoothing in SACRE_METHODS else {"auto_reweigh": flag}
+
+
+def _grid(n_grams=N_GRAMS, methods=ALL_METHODS):
+    for smoothing in methods:
+        for n_gram in n_grams:
+            if smoothing == "method6" and n_gram < 3:
+                continue
+            for flag in (False, True):
+                name = "eff" if smoothing in SACRE_METHODS else "reweigh"
+                yield pytest.param(smoothing, n_gram, flag, id=f"{smoothing}-n{n_gram}-{name}{int(flag)}")
+
+
+def _t(seq, device) -> torch.Tensor:
+    return torch.tensor(list(seq), dtype=torch.int64, device=device)
+
+
+def _assert_close(got: torch.Tensor, expected, atol: float = ATOL64, what: str = "") -> None:
+    exp = torch.as_tensor(expected, dtype=torch.float64)
+    got64 = got.detach().to("cpu", torch.float64)
+    assert got64.shape == exp.shape, f"{what}: shape {tuple(got64.shape)} != {tuple(exp.shape)}"
+    diff = (got64 - exp).abs()
+    bad = diff > atol
+    assert not bool(bad.any()), (
+        f"{what}: kernel differs from the oracle at {bad.nonzero().flatten().tolist()}: "
+        f"got {got64[bad].tolist()}, expected {exp[bad].tolist()}"
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# fixed batches
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _single_ref_batch():
+    rng = random.Random(20240601)
+    crafted = [
+        ([1, 2, 3, 4, 5, 6], [[1, 2, 3, 4, 7, 5, 6]]),  # partial matches at every order
+        ([1, 1, 1, 1, 1, 1, 1], [[1, 1, 2, 1, 1]]),  # repeated n-grams: clipping
+        (list(range(1, 11)), [list(range(1, 11))]),  # exact match
+        ([], [[1, 2, 3]]),  # empty candidate
+        ([3, 4], [[3, 4, 5]]),  # candidate shorter than n
+        ([1, 2, 3, 4, 5], [[1, 2]]),  # reference shorter than n
+        ([7, 8, 9], [[1, 2, 3]]),  # no match at all
+        ([5], [[5, 6]]),  # single matching token
+        ([1, 2, 1, 2, 1, 2, 3], [[]]),  # the only reference is empty
+        ([2, 3, 2, 3, 4, 4, 2, 3], [[2, 3, 4, 4, 2, 3, 2]]),
+    ]
+    randoms = []
+    for _ in range(6):
+        hyp = [rng.randint(1, 3) for _ in range(rng.randint(3, 12))]
+        ref = [rng.randint(1, 3) for _ in range(rng.randint(3, 12))]
+        randoms.append((hyp, [ref]))
+    batch = crafted + randoms
+    return [h for h, _ in batch], [r for _, r in batch]
+
+
+def _multi_ref_batch():
+    rng = random.Random(7)
+    eight = [[rng.randint(1, 4) for _ in range(rng.randint(1, 10))] for _ in range(8)]
+    crafted = [
+        ([1, 2, 3, 4, 5], [[1, 2, 3, 4], [1, 2, 3, 4, 5, 6]]),  # closest-length tie 4 / 6 -> 4
+        ([1, 2, 3, 4, 5], [[9, 1, 2, 3, 4, 5], [5, 4, 3, 2]]),  # tie, shorter listed second
+        ([2, 2, 2, 2, 3], [[2, 2, 3], [2, 2, 2, 3, 3], [1]]),  # clipping by the max over references
+        ([1, 2, 3, 4, 1, 2, 3, 4], eight),  # eight references
+        ([9, 9], [[1, 2], [3]]),  # no match
+        ([4, 5, 6], [[4, 5, 6, 7], [4, 5], [6]]),
+        ([], [[1], [1, 2]]),  # empty candidate
+        ([3, 1, 3, 1, 3], [[3, 1, 3, 2, 3, 1], [1, 3, 1, 3, 1, 3, 1, 3]]),
+    ]
+    randoms = []
+    for _ in range(6):
+        hyp = [rng.randint(1, 4) for _ in range(rng.randint(2, 12))]
+        refs = [[rng.randint(1, 4) for _ in range(rng.randint(1, 12))] for _ in range(rng.randint(2, 4))]
+        randoms.append((hyp, refs))
+    batch = crafted + randoms
+    return [h for h, _ in batch], [r for _, r in batch]
+
+
+BATCHES = {"single": _single_ref_batch(), "multi": _multi_ref_batch()}
+
+
+def _device_inputs(kind: str, device, pack):
+    """Padded tensors on ``device``: (B, L') target for the one-reference batch (its empty reference is an
+    all-pad row), (B, R, L') for the several-reference batch (missing references are all-pad rows)."""
+    hyps, refs = BATCHES[kind]
+    preds = pack.preds(hyps, PAD, device, extra=1)
+    if kind == "single":
+        target = pack.preds([rs[0] for rs in refs], PAD, device, extra=2)
+    else:
+        target = pack.target(refs, PAD, device, extra=1)
+    return preds, target
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the grid: every smoothing x n_gram x effective_order / auto_reweigh x one / several references
+# ----------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["single", "multi"])
+@pytest.mark.parametrize(("smoothing", "n_gram", "flag"), list(_grid()))
+def test_sentence_bleu_matches_oracle(device, pack, oracle, kind, smoothing, n_gram, flag):
+    hyps, refs = BATCHES[kind]
+    preds, target = _device_inputs(kind, device, pack)
+    kwargs = _flag_kwargs(smoothing, flag)
+    got = sentence_bleu(preds, target, n_gram=n_gram, smoothing=smoothing, pad_id=PAD, dtype=torch.float64, **kwargs)
+    assert got.dtype == torch.float64
+    assert got.device.type == device.type
+    expected = [oracle.sentence(h, rs, n_gram, smoothing, **kwargs) for h, rs in zip(hyps, refs, strict=True)]
+    _assert_close(got, expected, what=f"sentence {smoothing} n={n_gram} {kwargs}")
+
+
+@pytest.mark.parametrize("kind", ["single", "multi"])
+@pytest.mark.parametrize(("smoothing", "n_gram", "flag"), list(_grid()))
+def test_corpus_bleu_matches_oracle(device, pack, oracle, kind, smoothing, n_gram, flag):
+    hyps, refs = BATCHES[kind]
+    preds, target = _device_inputs(kind, device, pack)
+    kwargs = _flag_kwargs(smoothing, flag)
+    got = corpus_bleu(preds, target, n_gram=n_gram, smoothing=smoothing, pad_id=PAD, dtype=torch.float64, **kwargs)
+    assert got.shape == ()
+    assert got.dtype == torch.float64
+    assert got.device.type == device.type
+    expected = oracle.corpus(hyps, refs, n_gram, smoothing, **kwargs)
+    _assert_close(got, expected, what=f"corpus {smoothing} n={n_gram} {kwargs}")
+
+
+@pytest.mark.parametrize(
+    ("smoothing", "n_gram", "flag"),
+    list(_grid(n_grams=(1, 3, 4, 6), methods=("method5", "method6", "method7"))),
+)
+def test_corpus_method567_single_sentence_matches_nltk(device, oracle, smoothing, n_gram, flag):
+    """On one-sentence corpora NLTK's last-pair smoothing is the corpus rule: compare with NLTK's corpus_bleu
+    (and check the Fraction transcription used for multi-sentence corpora agrees too)."""
+    hyps, refs = BATCHES["multi"]
+    for i in (0, 2, 3, 5, 7, 9):  # tie, clipping, 8 references, partial, longer, random
+        hyp, rs = hyps[i], refs[i]
+        got = corpus_bleu(
+            [_t(hyp, device)],
+            [[_t(r, device) for r in rs]],
+            n_gram=n_gram,
+            smoothing=smoothing,
+            auto_reweigh=flag,
+            dtype=torch.float64,
+        )
+        if smoothing == "method6" and oracle.nltk_method6_raises([hyp], [rs]):
+            expected = 0.0
+        else:
+            expected = oracle.nltk_corpus([hyp], [rs], n_gram, smoothing, auto_reweigh=flag)
+        formula = oracle.nltk_formula(
+            oracle.nltk_corpus_stats([hyp], [rs], max(n_gram, 5)), n_gram, smoothing, auto_reweigh=flag
+        )
+        assert abs(formula - expected) <= ATOL64, "test oracle transcription disagrees with NLTK"
+        _assert_close(got, expected, what=f"corpus {smoothing} n={n_gram} hyp={hyp} refs={rs}")
+
+
+@pytest.mark.parametrize("smoothing", ALL_METHODS)
+def test_float32_output_within_1e6(device, pack, oracle, smoothing):
+    kind = "multi"
+    hyps, refs = BATCHES[kind]
+    preds, target = _device_inputs(kind, device, pack)
+    sent = sentence_bleu(preds, target, smoothing=smoothing, pad_id=PAD)
+    corp = corpus_bleu(preds, target, smoothing=smoothing, pad_id=PAD, dtype=torch.float32)
+    assert sent.dtype == torch.float32
+    assert corp.dtype == torch.float32
+    _assert_close(
+        sent,
+        [oracle.sentence(h, rs, 4, smoothing) for h, rs in zip(hyps, refs, strict=True)],
+        ATOL32,
+        "sentence",
+    )
+    _assert_close(corp, oracle.corpus(hyps, refs, 4, smoothing), ATOL32, "corpus")
+
+
+@pytest.mark.parametrize(
+    ("smoothing", "smooth_value"),
+    [("floor", 0.3), ("floor", 0.01), ("add-k", 0.5), ("add-k", 2), ("exp", None)],
+)
+@pytest.mark.parametrize("n_gram", [2, 4])
+@pytest.mark.parametrize("effective_order", [False, True])
+def test_sacrebleu_smooth_value(device, pack, oracle, smoothing, smooth_value, n_gram, effective_order):
+    hyps, refs = BATCHES["multi"]
+    preds, target = _device_inputs("multi", device, pack)
+    kwargs = {"smooth_value": smooth_value, "effective_order": effective_order}
+    sent = sentence_bleu(preds, target, n_gram=n_gram, smoothing=smoothing, pad_id=PAD, dtype=torch.float64, **kwargs)
+    corp = corpus_bleu(preds, target, n_gram=n_gram, smoothing=smoothing, pad_id=PAD, dtype=torch.float64, **kwargs)
+    exp_sent = [oracle.sacre_sentence(h, rs, n_gram, smoothing, **kwargs) for h, rs in zip(hyps, refs, strict=True)]
+    _assert_close(sent, exp_sent, what="sentence")
+    _assert_close(corp, oracle.sacre_corpus(hyps, refs, n_gram, smoothing, **kwargs), what="corpus")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# torchmetrics as a third oracle where its semantics coincide
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _torchmetrics_batch(n_gram: int, seed: int):
+    """Candidates of length >= n_gram (so NLTK's clamped totals equal the raw totals), references derived from
+    the candidate (so every order matches at corpus level) with a unique closest length (no ties)."""
+    rng = random.Random(seed)
+    hyps, refs = [], []
+    for _ in range(6):
+        hyp = [rng.randint(1, 6) for _ in range(rng.randint(max(n_gram, 6), 12))]
+        rs = []
+        for j in range(rng.randint(1, 3)):
+            r = list(hyp)
+            for _ in range(rng.randint(0, 3)):
+                r[rng.randrange(len(r))] = rng.randint(1, 6)
+            r = r[: len(r) - j] if j % 2 else r + [rng.randint(1, 6) for _ in range(2 * j)]
+            rs.append(r)
+        diffs = sorted(abs(len(r) - len(hyp)) for r in rs)
+        if len(diffs) > 1 and diffs[0] == diffs[1]:
+            rs = rs[:1]
+        hyps.append(hyp)
+        refs.append(rs)
+    return hyps, refs
+
+
+@pytest.mark.parametrize("n_gram", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_corpus_bleu_matches_torchmetrics(device, oracle, n_gram, seed):
+    hyps, refs = _torchmetrics_batch(n_gram, seed)
+    stats = oracle.nltk_corpus_stats(hyps, refs, n_gram)
+    assert min(stats["matches"]) > 0  # precondition of the comparison
+    preds = [_t(h, device) for h in hyps]
+    target = [[_t(r, device) for r in rs] for rs in refs]
+    plain = oracle.tm_corpus(hyps, refs, n_gram, smooth=False)
+    smooth = oracle.tm_corpus(hyps, refs, n_gram, smooth=True)
+    for name in ("none", "method0"):
+        got = corpus_bleu(preds, target, n_gram=n_gram, smoothing=name, dtype=torch.float64)
+        _assert_close(got, plain, ATOL32, f"{name} vs torchmetrics smooth=False")
+    got = corpus_bleu(preds, target, n_gram=n_gram, smoothing="method2", dtype=torch.float64)
+    _assert_close(got, smooth, ATOL32, "method2 vs torchmetrics smooth=True")
+    metric = oracle.tm_metric_corpus(hyps, refs, n_gram, smooth=True)
+    _assert_close(got, metric, ATOL32, "method2 vs torchmetrics BLEUScore(smooth=True)")
+    weights = tuple((i + 1) / (n_gram * (n_gram + 1) / 2) for i in range(n_gram))
+    got = corpus_bleu(preds, target, n_gram=n_gram, weights=weights, smoothing="method0")
+    _assert_close(got, oracle.tm_corpus(hyps, refs, n_gram, smooth=False, weights=weights), ATOL32, "weights")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# edge cases
+# ----------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("smoothing", ALL_METHODS)
+def test_empty_candidates_score_zero(device, oracle, smoothing):
+    n_gram = 4
+    hyps = [[], [], []]
+    refs = [[[1, 2, 3]], [[1], []], [[4, 5, 6, 7, 8]]]
+    preds = [torch.zeros(0, dtype=torch.int64, device=device) for _ in hyps]
+    target = [[_t(r, device) for r in rs] for rs in refs]
+    sent = sentence_bleu(preds, target, n_gram=n_gram, smoothing=smoothing, dtype=torch.float64)
+    corp = corpus_bleu(preds, target, n_gram=n_gram, smoothing=smoothing, dtype=torch.float64)
+    assert sent.tolist() == [0.0, 0.0, 0.0]
+    assert corp.item() == 0.0
+    _assert_close(sent, [oracle.sentence(h, rs, n_gram, smoothing) for h, rs in zip(hyps, refs, strict=True)])
+    stats = bleu_stats(preds, target, n_gram=n_gram)
+    assert stats.pred_len.tolist() == [0, 0, 0]
+    assert stats.totals.tolist() == [[0] * 4] * 3
+    assert stats.clamped_totals.tolist() == [[1] * 4] * 3
+    assert stats.ref_len.tolist() == [3, 0, 5]
+
+
+@pytest.mark.parametrize("refs", [[[1, 2, 3, 4], [1, 2, 3, 4, 5, 6]], [[1, 2, 3, 4, 5, 6], [1, 2, 3, 4]]])
+def test_closest_reference_length_tie_takes_shorter(device, oracle, refs):
+    hyp = [1, 2, 3, 4, 5]
+    preds = [_t(hyp, device)]
+    target = [[_t(r, device) for r in refs]]
+    stats = bleu_stats(preds, target)
+    assert stats.ref_len.tolist() == [4]
+    assert stats.pred_len.tolist() == [5]
+    # brevity penalty 1 with the shorter reference; the longer one would penalise (exp(1 - 6/5))
+    for smoothing in ("none", "method0", "method1"):
+        got = sentence_bleu(preds, target, smoothing=smoothing, dtype=torch.float64)
+        _assert_close(got, [oracle.sentence(hyp, refs, 4, smoothing)], what=smoothing)
+        _assert_close(got, [1.0], what=smoothing)  # all precisions 1, brevity penalty 1 (not exp(1 - 6/5))
+
+
+def test_clipping_of_repeated_ngrams(device, oracle):
+    hyp = [1, 1, 1, 1, 1, 1, 1]
+    refs = [[1, 1, 2, 1, 1], [2, 1, 1, 1]]
+    stats = bleu_stats([_t(hyp, device)], [[_t(r, device) for r in refs]])
+    # unigram 1: max(4, 3) = 4; bigram (1,1): max(2, 2) = 2; trigram (1,1,1): max(0, 1) = 1; 4-gram: 0
+    assert stats.matches.tolist() == [[4, 2, 1, 0]]
+    assert stats.totals.tolist() == [[7, 6, 5, 4]]
+    expected = oracle.nltk_stats(hyp, refs, 4)
+    assert stats.matches.tolist() == [expected["matches"]]
+
+
+@pytest.mark.parametrize("smoothing", ALL_METHODS)
+def test_tiny_vocabulary_everything_matches(device, oracle, smoothing):
+    hyps = [[3] * 6, [3] * 9, [3, 3, 3, 3, 3]]
+    refs = [[[3] * 6], [[3] * 9, [3] * 2], [[3] * 5] * 8]
+    preds = [_t(h, device) for h in hyps]
+    target = [[_t(r, device) for r in rs] for rs in refs]
+    stats = bleu_stats(preds, target, n_gram=4)
+    assert torch.equal(stats.matches, stats.totals)
+    sent = sentence_bleu(preds, target, smoothing=smoothing, dtype=torch.float64)
+    corp = corpus_bleu(preds, target, smoothing=smoothing, dtype=torch.float64)
+    _assert_close(
+        sent,
+        [oracle.sentence(h, rs, 4, smoothing) for h, rs in zip(hyps, refs, strict=True)],
+        what="sentence",
+    )
+    _assert_close(corp, oracle.corpus(hyps, refs, 4, smoothing), what="corpus")
+    if smoothing not in ("method5", "method7"):  # those average in the +1 of NLTK's m[-1]
+        assert sent.tolist() == pytest.approx([1.0, 1.0, 1.0], abs=1e-15)
+
+
+BIG_ID_MAPS = {
+    "above_2^40": lambda t: 2**40 + 977 * t,
+    "near_2^62": lambda t: 2**62 - 5 + t,
+    "int64_max": lambda t: 2**63 - 1 - t,
+    "low_bits_equal": lambda t: 5 + (t << 32) if t % 2 else 5 + (t << 40),  # equal modulo 2**32
+}
+
+
+@pytest.mark.parametrize("id_map", list(BIG_ID_MAPS), ids=list(BIG_ID_MAPS))
+@pytest.mark.parametrize("smoothing", ["none", "exp", "method1", "method5"])
+def test_large_token_ids(device, oracle, id_map, smoothing):
+    fmap = BIG_ID_MAPS[id_map]
+    hyps, refs = BATCHES["multi"]
+    big_hyps = [[fmap(t) for t in h] for h in hyps]
+    big_refs = [[[fmap(t) for t in r] for r in rs] for rs in refs]
+    assert len({fmap(t) for t in range(10)}) == 10  # injective on the vocabulary
+    preds = [_t(h, device) for h in big_hyps]
+    target = [[_t(r, device) for r in rs] for rs in big_refs]
+    got = sentence_bleu(preds, target, smoothing=smoothing, dtype=torch.float64)
+    _assert_close(got, [oracle.sentence(h, rs, 4, smoothing) for h, rs in zip(big_hyps, big_refs, strict=True)])
+    small = sentence_bleu(hyps, refs, smoothing=smoothing, dtype=torch.float64)
+    _assert_close(got, small.tolist(), what="big IDs vs small IDs")
+    got_list = corpus_bleu(big_hyps, big_refs, smoothing=smoothing, dtype=torch.float64)  # Python ints path
+    _assert_close(got_list, oracle.corpus(big_hyps, big_refs, 4, smoothing), what="corpus, list input")
+
+
+def test_ids_that_collide_under_truncation_are_distinct(device, oracle):
+    """n-grams whose IDs agree in the low 32 / 40 bits, or differ only in high bits, must not match."""
+    a, b, c, d = 7, 7 + 2**32, 7 + 2**40, 7 + 2**62
+    hyp = [a, b, c, d, a, b]
+    refs = [[b, a, d, c, 2**63 - 1, a]]
+    preds = [_t(hyp, device)]
+    target = [[_t(r, device) for r in refs]]
+    stats = bleu_stats(preds, target, n_gram=3)
+    expected = oracle.nltk_stats(hyp, refs, 3)
+    assert stats.matches.tolist() == [expected["matches"]] == [[5, 0, 0]]
+
+
+def test_many_references_and_empty_reference(device, oracle):
+    rng = random.Random(3)
+    hyps = [[rng.randint(1, 4) for _ in range(9)] for _ in range(3)]
+    refs = [
+        [[rng.randint(1, 4) for _ in range(rng.randint(0, 11))] for _ in range(8)],
+        [[], [1, 2, 3, 4, 1, 2, 3, 4, 1]],  # an empty reference beside a real one
+        [[]],  # only an empty reference
+    ]
+    preds = [_t(h, device) for h in hyps]
+    target = [[_t(r, device) for r in rs] for rs in refs]
+    for smoothing in ("none", "add-k", "method0", "method2", "method4", "method7"):
+        sent = sentence_bleu(preds, target, smoothing=smoothing, dtype=torch.float64)
+        corp = corpus_bleu(preds, target, smoothing=smoothing, dtype=torch.float64)
+        _assert_close(
+            sent,
+            [oracle.sentence(h, rs, 4, smoothing) for h, rs in zip(hyps, refs, strict=True)],
+            what=smoothing,
+        )
+        _assert_close(corp, oracle.corpus(hyps, refs, 4, smoothing), what=smoothing)
+    stats = bleu_stats(preds, target)
+    for i in range(3):
+        exp = oracle.nltk_stats(hyps[i], refs[i], 4)
+        assert stats.matches[i].tolist() == exp["matches"]
+        assert int(stats.ref_len[i]) == exp["ref_len"]
+    assert stats.matches[2].tolist() == [0, 0, 0, 0]
+
+
+@pytest.mark.parametrize("smoothing", ALL_METHODS)
+def test_corpus_with_a_zero_match_sentence(device, oracle, smoothing):
+    hyps = [[1, 2, 3, 4, 5, 6], [8, 8, 8], [2, 3, 4, 5, 1]]
+    refs = [[[1, 2, 3, 4, 5, 7]], [[1, 2, 3]], [[2, 3, 4, 5]]]
+    preds = [_t(h, device) for h in hyps]
+    target = [[_t(r, device) for r in rs] for rs in refs]
+    stats = bleu_stats(preds, target, n_gram=counted_orders(4, smoothing))
+    assert stats.matches[1].tolist() == [0] * counted_orders(4, smoothing)
+    corp = corpus_bleu(preds, target, smoothing=smoothing, dtype=torch.float64)
+    _assert_close(corp, oracle.corpus(hyps, refs, 4, smoothing), what=smoothing)
+    sent = sentence_bleu(preds, target, smoothing=smoothing, dtype=torch.float64)
+    assert sent[1].item() == 0.0
+    _assert_close(
+        sent, [oracle.sentence(h, rs, 4, smoothing) for h, rs in zip(hyps, refs, strict=True)], what=smoothing
+    )
+
+
+def test_method6_zero_trigram_precision_returns_zero(device, oracle):
+    from nltk.translate.bleu_score import SmoothingFunction
+    from nltk.translate.bleu_score import sentence_bleu as nltk_sentence_bleu
+
+    raising = ([1, 2, 9, 9, 9], [[1, 2, 3, 4]])  # unigram and bigram matches, no trigram match
+    assert oracle.nltk_method6_raises([raising[0]], [raising[1]])
+    with pytest.raises(AssertionError):
+        nltk_sentence_bleu(raising[1], raising[0], smoothing_function=SmoothingFunction().method6)
+    fine = ([1, 2, 3, 4, 5], [[1, 2, 3, 4, 6]])
+    hyps, refs = [raising[0], fine[0]], [raising[1], fine[1]]
+    for n_gram in (3, 4, 6):
+        sent = sentence_bleu(hyps, refs, n_gram=n_gram, smoothing="method6", dtype=torch.float64)
+        assert sent[0].item() == 0.0
+        assert sent[1].item() > 0.0
+        _assert_close(sent[1:], [oracle.nltk_sentence(fine[0], fine[1], n_gram, "method6")])
+        # corpus: the trigram precision summed over the corpus is what counts
+        assert corpus_bleu([raising[0]], [raising[1]], n_gram=n_gram, smoothing="method6").item() == 0.0
+        corp = corpus_bleu(hyps, refs, n_gram=n_gram, smoothing="method6", dtype=torch.float64)
+        assert corp.item() > 0.0
+        _assert_close(corp, oracle.corpus(hyps, refs, n_gram, "method6"))
+
+
+def test_method4_single_token_corpus_skips_zero_precisions(device, oracle):
+    """NLTK's method4 leaves zero precisions alone when the (corpus) hypothesis length is <= 1, and its final
+    sum skips zero precisions: a one-token match scores the brevity penalty alone."""
+    hyp, refs = [5], [[5, 6]]
+    expected = oracle.nltk_sentence(hyp, refs, 4, "method4")
+    assert expected > 0.0
+    got = sentence_bleu([_t(hyp, device)], [[_t(refs[0], device)]], smoothing="method4", dtype=torch.float64)
+    _assert_close(got, [expected])
+
+
+@pytest.mark.parametrize("smoothing", NLTK_METHODS)
+def test_nltk_auto_reweigh_short_corpus(device, oracle, smoothing):
+    hyps, refs = [[1, 2, 3], []], [[[1, 2, 3, 4]], [[7]]]  # corpus length 3 < 4
+    preds = [_t(h, device) for h in hyps]
+    target = [[_t(r, device) for r in rs] for rs in refs]
+    with_rw = corpus_bleu(preds, target, smoothing=smoothing, auto_reweigh=True, dtype=torch.float64)
+    _assert_close(with_rw, oracle.corpus(hyps, refs, 4, smoothing, auto_reweigh=True), what="reweigh")
+    sent = sentence_bleu(preds, target, smoothing=smoothing, auto_reweigh=True, dtype=torch.float64)
+    _assert_close(
+        sent,
+        [oracle.sentence(h, rs, 4, smoothing, auto_reweigh=True) for h, rs in zip(hyps, refs, strict=True)],
+    )
+    if smoothing == "method0":  # reweighing over the 3 observed orders rescues the score from 0
+        assert with_rw.item() > 0.1
+        assert corpus_bleu(preds, target, smoothing=smoothing).item() < 1e-6
+
+
+@pytest.mark.parametrize("smoothing", NLTK_METHODS)
+def test_weight_list_matches_nltk(device, oracle, smoothing):
+    hyps, refs = BATCHES["multi"]
+    preds = [_t(h, device) for h in hyps]
+    target = [[_t(r, device) for r in rs] for rs in refs]
+    weights = [(0.25, 0.25, 0.25, 0.25), (0.5, 0.3, 0.1, 0.1), (0.1, 0.2, 0.3, 0.4)]
+    sent = sentence_bleu(preds, target, weights=weights, smoothing=smoothing, dtype=torch.float64)
+    corp = corpus_bleu(preds, target, weights=weights, smoothing=smoothing, dtype=torch.float64)
+    assert sent.shape == (3, len(hyps))
+    assert corp.shape == (3,)
+    exp_sent = [oracle.sentence(h, rs, 4, smoothing, weights=weights) for h, rs in zip(hyps, refs, strict=True)]
+    _assert_close(sent, torch.tensor(exp_sent, dtype=torch.float64).T, what="sentence weights")
+    _assert_close(corp, oracle.corpus(hyps, refs, 4, smoothing, weights=weights), what="corpus weights")
+
+
+def test_method0_zero_precision_with_small_weight_follows_nltk(oracle):
+    """NLTK's method0 replaces a zero precision by sys.float_info.min and keeps it in the weighted log-sum,
+    so a small weight on a zero-precision order gives exp(w * log(float_min)), not 0 (w=0.01 -> ~8e-4)."""
+    hyp, refs = [1, 2, 3, 9, 8], [[1, 2, 3, 4, 5]]  # 4-gram precision 0
+    weights = (0.5, 0.3, 0.19, 0.01)
+    expected = oracle.nltk_sentence(hyp, refs, 4, "method0", weights=weights)
+    assert expected > 1e-4
+    got = sentence_bleu([hyp], [refs], weights=weights, smoothing="method0", dtype=torch.float64)
+    _assert_close(got, [expected])
+
+
+@pytest.mark.parametrize(
+    ("smoothing", "param", "value"),
+    [("method1", "epsilon", 0.3), ("method4", "k", 3), ("method6", "alpha", 2), ("method7", "k", 7)],
+)
+def test_nltk_smooth_value_sets_the_smoothing_parameter(device, oracle, smoothing, param, value):
+    """smooth_value is NLTK's epsilon (method1), k (method4/7) or alpha (method6), as the kernel documents."""
+    hyps, refs = BATCHES["multi"]
+    preds = [_t(h, device) for h in hyps]
+    target = [[_t(r, device) for r in rs] for rs in refs]
+    sent = sentence_bleu(preds, target, smoothing=smoothing, smooth_value=value, dtype=torch.float64)
+    expected = [
+        0.0
+        if smoothing == "method6" and oracle.nltk_method6_raises([h], [rs])
+        else oracle.nltk_sentence(h, rs, 4, smoothing, smoothing_params={param: value})
+        for h, rs in zip(hyps, refs, strict=True)
+    ]
+    _assert_close(sent, expected, what=f"sentence {smoothing} {param}={value}")
+    default = sentence_bleu(preds, target, smoothing=smoothing, dtype=torch.float64)
+    assert not torch.allclose(sent, default, rtol=0, atol=1e-9)  # the parameter matters on this batch
+    corp = corpus_bleu(preds, target, smoothing=smoothing, smooth_value=value, dtype=torch.float64)
+    if smoothing in ("method1", "method4"):
+        exp_corp = oracle.nltk_corpus(hyps, refs, 4, smoothing, smoothing_params={param: value})
+    else:
+        stats = oracle.nltk_corpus_stats(hyps, refs, 5)
+        exp_corp = oracle.nltk_formula(stats, 4, smoothing, **{param: value})
+    _assert_close(corp, exp_corp, what=f"corpus {smoothing} {param}={value}")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# sufficient statistics
+# ----------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["single", "multi"])
+@pytest.mark.parametrize("n_gram", N_GRAMS)
+def test_bleu_stats_match_nltk_counts(device, pack, oracle, kind, n_gram):
+    hyps, refs = BATCHES[kind]
+    preds, target = _device_inputs(kind, device, pack)
+    stats = bleu_stats(preds, target, n_gram=n_gram, pad_id=PAD)
+    assert isinstance(stats, BLEUStats)
+    assert stats.n_gram == n_gram
+    for field in (stats.matches, stats.totals, stats.clamped_totals, stats.pred_len, stats.ref_len):
+        assert field.dtype == torch.int64
+        assert field.device.type == device.type
+    assert stats.matches.shape == (len(hyps), n_gram)
+    assert stats.pred_len.shape == (len(hyps),)
+    expected = [oracle.nltk_stats(h, rs, n_gram) for h, rs in zip(hyps, refs, strict=True)]
+    for key in ("matches", "totals", "clamped_totals", "pred_len", "ref_len"):
+        assert getattr(stats, key).tolist() == [e[key] for e in expected], key
+    total = stats.sum()
+    assert total.matches.shape == (n_gram,)
+    assert total.pred_len.shape == ()
+    assert total.n_gram == n_gram
+    summed = oracle.nltk_corpus_stats(hyps, refs, n_gram)
+    for key in ("matches", "totals", "clamped_totals", "pred_len", "ref_len"):
+        assert getattr(total, key).tolist() == summed[key], key
+
+
+@pytest.mark.parametrize(
+    ("smoothing", "n_gram", "flag"),
+    list(_grid(n_grams=(4,)))
+    + [
+        pytest.param(s, n, f, id=f"{s}-n{n}-{int(f)}")
+        for s in ("method5", "method7")
+        for n in (2, 6)
+        for f in (False, True)
+    ],
+)
+def test_bleu_from_stats_reproduces_sentence_and_corpus(device, pack, smoothing, n_gram, flag):
+    preds, target = _device_inputs("multi", device, pack)
+    kwargs = _flag_kwargs(smoothing, flag)
+    orders = counted_orders(n_gram, smoothing)
+    stats = bleu_stats(preds, target, n_gram=orders, pad_id=PAD)
+    sent = sentence_bleu(preds, target, n_gram=n_gram, smoothing=smoothing, pad_id=PAD, dtype=torch.float64, **kwargs)
+    corp = corpus_bleu(preds, target, n_gram=n_gram, smoothing=smoothing, pad_id=PAD, dtype=torch.float64, **kwargs)
+    from_sent = bleu_from_stats(stats, n_gram=n_gram, smoothing=smoothing, dtype=torch.float64, **kwargs)
+    from_corp = bleu_from_stats(stats.sum(), n_gram=n_gram, smoothing=smoothing, dtype=torch.float64, **kwargs)
+    assert from_sent.shape == sent.shape
+    assert from_corp.shape == ()
+    _assert_close(from_sent, sent, what="per-sentence stats")
+    _assert_close(from_corp, corp, what="summed stats")
+    assert from_sent.device.type == device.type
+
+
+@pytest.mark.parametrize("n_gram", N_GRAMS)
+def test_counted_orders(n_gram):
+    assert set(SMOOTHING_METHODS) == set(ALL_METHODS)
+    for smoothing in ALL_METHODS:
+        expected = max(n_gram, 5) if smoothing in ("method5", "method7") else n_gram
+        assert counted_orders(n_gram, smoothing) == expected, smoothing
+
+
+# ----------------------------------------------------------------------------------------------------------
+# property tests (hypothesis)
+# ----------------------------------------------------------------------------------------------------------
+
+
+@st.composite
+def token_batches(draw, max_batch: int = 5, max_len: int = 12, max_refs: int = 4):
+    """Ragged batches of Python-int token IDs from a small vocabulary (2..6) or a larger one (12, 40), mapped
+    either to small IDs or to arbitrary distinct int64 IDs."""
+    vocab = draw(st.sampled_from([2, 3, 4, 5, 6, 12, 40]))
+    if draw(st.booleans()):
+        ids = list(range(vocab))
+    else:
+        ids = draw(st.lists(st.integers(0, 2**63 - 1), min_size=vocab, max_size=vocab, unique=True))
+    token = st.sampled_from(ids)
+    seq = st.lists(token, min_size=0, max_size=max_len)
+    size = draw(st.integers(1, max_batch))
+    hyps = draw(st.lists(seq, min_size=size, max_size=size))
+    refs = draw(st.lists(st.lists(seq, min_size=1, max_size=max_refs), min_size=size, max_size=size))
+    return hyps, refs
+
+
+def _smoothing_setups():
+    return st.sampled_from(ALL_METHODS).flatmap(
+        lambda s: st.tuples(st.just(s), st.integers(3 if s == "method6" else 1, 6), st.booleans())
+    )
+
+
+PROPERTY_SETTINGS = settings(max_examples=200, deadline=None)
+
+
+@PROPERTY_SETTINGS
+@given(batch=token_batches(), setup=_smoothing_setups())
+def test_property_sentence_and_corpus_match_oracles(oracle, batch, setup):
+    hyps, refs = batch
+    smoothing, n_gram, flag = setup
+    kwargs = _flag_kwargs(smoothing, flag)
+    sent = sentence_bleu(hyps, refs, n_gram=n_gram, smoothing=smoothing, dtype=torch.float64, **kwargs)
+    expected = [oracle.sentence(h, rs, n_gram, smoothing, **kwargs) for h, rs in zip(hyps, refs, strict=True)]
+    _assert_close(sent, expected, what=f"sentence {smoothing} n={n_gram} {kwargs}")
+    corp = corpus_bleu(hyps, refs, n_gram=n_gram, smoothing=smoothing, dtype=torch.float64, **kwargs)
+    _assert_close(
+        corp,
+        oracle.corpus(hyps, refs, n_gram, smoothing, **kwargs),
+        what=f"corpus {smoothing} n={n_gram} {kwargs}",
+    )
+
+
+@settings(max_examples=40, deadline=None)
+@given(first=token_batches(), second=token_batches(), n_gram=st.integers(1, 6))
+def test_property_stats_of_concatenation(first, second, n_gram):
+    joined = bleu_stats(first[0] + second[0], first[1] + second[1], n_gram=n_gram)
+    a = bleu_stats(first[0], first[1], n_gram=n_gram)
+    b = bleu_stats(second[0], second[1], n_gram=n_gram)
+    for key in ("matches", "totals", "clamped_totals", "pred_len", "ref_len"):
+        assert torch.equal(getattr(joined, key), torch.cat([getattr(a, key), getattr(b, key)])), key
+        summed = getattr(a.sum(), key) + getattr(b.sum(), key)
+        assert torch.equal(getattr(joined.sum(), key), summed), key
+        assert torch.equal(getattr(joined.sum(), key), getattr(joined, key).sum(0)), key
+
+
+@settings(max_examples=40, deadline=None)
+@given(batch=token_batches(max_batch=6), n_gram=st.integers(1, 6), data=st.data())
+def test_property_stats_permute_with_batch(batch, n_gram, data):
+    hyps, refs = batch
+    perm = data.draw(st.permutations(range(len(hyps))))
+    stats = bleu_stats(hyps, refs, n_gram=n_gram)
+    permuted = bleu_stats([hyps[i] for i in perm], [refs[i] for i in perm], n_gram=n_gram)
+    index = torch.tensor(perm, dtype=torch.long)
+    for key in ("matches", "totals", "clamped_totals", "pred_len", "ref_len"):
+        assert torch.equal(getattr(permuted, key), getattr(stats, key)[index]), key
+    # a sentence alone gives its own row
+    i = data.draw(st.integers(0, len(hyps) - 1))
+    alone = bleu_stats([hyps[i]], [refs[i]], n_gram=n_gram)
+    for key in ("matches", "totals", "clamped_totals", "pred_len", "ref_len"):
+        assert torch.equal(getattr(alone, key)[0], getattr(stats, key)[i]), key
+
+
+@settings(max_examples=40, deadline=None)
+@given(batch=token_batches(), setup=_smoothing_setups(), data=st.data())
+def test_property_weight_list_equals_stacked_single_calls(oracle, batch, setup, data):
+    hyps, refs = batch
+    smoothing, n_gram, flag = setup
+    kwargs = _flag_kwargs(smoothing, flag)
+    weight = st.tuples(*[st.floats(0.05, 1.0) for _ in range(n_gram)])
+    weights = data.draw(st.lists(weight, min_size=1, max_size=3))
+    if data.draw(st.booleans()):
+        weights.append(oracle.uniform_weights(n_gram))
+    sent = sentence_bleu(hyps, refs, n_gram=n_gram, weights=weights, smoothing=smoothing, dtype=torch.float64, **kwargs)
+    corp = corpus_bleu(hyps, refs, n_gram=n_gram, weights=weights, smoothing=smoothing, dtype=torch.float64, **kwargs)
+    assert sent.shape == (len(weights), len(hyps))
+    assert corp.shape == (len(weights),)
+    singles_s = torch.stack(
+        [
+            sentence_bleu(hyps, refs, n_gram=n_gram, weights=w, smoothing=smoothing, dtype=torch.float64, **kwargs)
+            for w in weights
+        ]
+    )
+    singles_c = torch.stack(
+        [
+            corpus_bleu(hyps, refs, n_gram=n_gram, weights=w, smoothing=smoothing, dtype=torch.float64, **kwargs)
+            for w in weights
+        ]
+    )
+    _assert_close(sent, singles_s, what="sentence list vs stacked")
+    _assert_close(corp, singles_c, what="corpus list vs stacked")
+    if smoothing in NLTK_METHODS:
+        exp_c = oracle.corpus(hyps, refs, n_gram, smoothing, weights=weights, **kwargs)
+        _assert_close(corp, exp_c, what=f"corpus weights vs NLTK {smoothing}")
