@@ -91,6 +91,12 @@ class _Order(NamedTuple):
     shared: Tensor  # (B, A) whether that n-gram occurs in both the candidate and a reference
 
 
+def _count_per_group(group: Tensor, flags: Tensor, n_groups: int) -> Tensor:
+    """How many flagged elements each group id has."""
+    counts = torch.zeros(n_groups, dtype=torch.int64, device=group.device)
+    return counts.index_add_(0, group, flags.long())
+
+
 def _clip_sorted(key: Tensor, src: Tensor, counted: Tensor, n_refs: int) -> _Order:
     """Clipped matches of one order from rows sorted stably by n-gram ``key``.
 
@@ -100,27 +106,27 @@ def _clip_sorted(key: Tensor, src: Tensor, counted: Tensor, n_refs: int) -> _Ord
     n_sent, width = key.shape
     starts = torch.ones_like(key, dtype=torch.bool)
     starts[:, 1:] = key[:, 1:] != key[:, :-1]
-    group = torch.cumsum(starts.view(-1), 0)  # ids 1..G over the whole batch, ascending
-    size = n_sent * width + 1
-    in_pred = counted & (src == 0)
-    pred_count = torch.zeros(size, dtype=torch.int64, device=key.device)
-    pred_count.index_add_(0, group, in_pred.view(-1).long())
+    starts = starts.view(-1)
+    group = torch.cumsum(starts, 0) - 1  # one id per (sentence, n-gram), ascending over the batch
+    n_groups = starts.numel()  # an upper bound: avoids a host synchronisation
+    counted = counted.view(-1)
+    flat_src = src.view(-1)
+    in_pred = counted & (flat_src == 0)
+    pred_count = _count_per_group(group, in_pred, n_groups)
     if n_refs == 1:
-        ref_max = torch.zeros(size, dtype=torch.int64, device=key.device)
-        ref_max.index_add_(0, group, (counted ^ in_pred).view(-1).long())
+        ref_max = _count_per_group(group, counted ^ in_pred, n_groups)
     else:
-        new_run = starts.view(-1).clone()
-        flat_src = src.view(-1)
+        # runs of one source inside an n-gram's occurrences: the longest reference run is its clipping count
+        new_run = starts.clone()
         new_run[1:] |= flat_src[1:] != flat_src[:-1]
-        run = torch.cumsum(new_run, 0)
-        run_count = torch.zeros(size, dtype=torch.int64, device=key.device)
-        run_count.index_add_(0, run, (counted & ~in_pred).view(-1).long())
-        ref_max = torch.zeros(size, dtype=torch.int64, device=key.device)
-        ref_max.scatter_reduce_(0, group, run_count[run], reduce="amax")
+        run_first = new_run.nonzero().squeeze(1)
+        run_count = torch.diff(run_first, append=run_first.new_tensor([new_run.numel()]))
+        run_count = torch.where(counted[run_first] & (flat_src[run_first] > 0), run_count, 0)
+        ref_max = torch.zeros_like(pred_count).scatter_reduce_(0, group[run_first], run_count, reduce="amax")
     clipped = torch.cumsum(torch.minimum(pred_count, ref_max), 0)
     row_group = group.view(n_sent, width)
     first, last = row_group[:, 0], row_group[:, -1]
-    matches = clipped[last] - clipped[first - 1]
+    matches = clipped[last] - torch.where(first > 0, clipped[first - 1], 0)
     shared = ((pred_count > 0) & (ref_max > 0))[row_group]
     return _Order(matches, row_group - first.unsqueeze(1), shared)
 
