@@ -1,0 +1,1 @@
+"""Benchmark suite of tensorbleu_metrics: ``python -m benchmarks.run --help`` (see benchmarks/README.md)."""

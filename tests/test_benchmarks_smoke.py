@@ -1,0 +1,86 @@
+"""Smoke test of the benchmark runner (benchmarks/): a tiny grid with the always-installed peers.
+
+Takes seconds: one worker process per point, forked from a forkserver that imports torch once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+pytest.importorskip("tensorbleu_metrics.functional")
+run = pytest.importorskip("benchmarks.run")
+from benchmarks.data import make_batch  # noqa: E402
+
+PEERS = ["nltk-sentence", "nltk-corpus", "sacrebleu-sentence", "sacrebleu-corpus", "torchmetrics-sentence"]
+MODULES = {"nltk": "nltk", "sacrebleu": "sacrebleu", "torchmetrics": "torchmetrics"}
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def _installed(impl: str) -> bool:
+    return _has(MODULES[impl.split("-")[0]])
+
+
+def test_batches_are_seeded_and_shaped() -> None:
+    a = make_batch(3, 20, 2, 32000, seed=1)
+    b = make_batch(3, 20, 2, 32000, seed=1)
+    assert a.preds.equal(b.preds) and a.target.equal(b.target)
+    assert not make_batch(3, 20, 2, 32000, seed=2).preds.equal(a.preds)
+    assert a.preds.shape == (3, 20) and a.target.shape[:2] == (3, 2)
+    assert int(a.preds.min()) >= 1 and int(a.preds.max()) < 32000
+    assert (np.abs(a.ref_lens - 20) <= 3).all()
+    assert a.input_tokens == 60 + int(a.ref_lens.sum())
+    assert (a.target != 0).sum(-1).numpy().tolist() == a.ref_lens.tolist()
+
+
+def test_parse_grid() -> None:
+    assert run.parse_grid("paper") == ([16, 32, 64, 128, 256, 512], [256, 1024])
+    assert run.parse_grid("32,16x1024,256") == ([16, 32], [256, 1024])
+    with pytest.raises(Exception, match="grid"):
+        run.parse_grid("16;32")
+    assert run.parse_bytes("4GiB") == 4 << 30 and run.parse_bytes("none") is None
+
+
+def test_runner_tiny_grid(tmp_path) -> None:
+    peers = [p for p in PEERS if _installed(p)]
+    impls = ["tensorbleu-sentence", "tensorbleu-corpus", *peers]
+    out = tmp_path / "res"
+    argv = ["--device", "cpu", "--grid", "4x12", "--refs", "1,2", "--vocab", "32000,128000"]
+    argv += ["--repeats", "2", "--warmup", "1", "--impls", ",".join(impls), "--out", str(out), "--quiet"]
+    assert run.main(argv) == 0
+
+    data = json.loads((out / "results.json").read_text())
+    rows = data["rows"]
+    # this project at every point (both vocabs); the list/string peers at the first vocab only
+    assert len(rows) == 2 * 2 * 2 + len(peers) * 2
+    assert {r["status"] for r in rows} == {"ok"}, [(r["impl"], r.get("error")) for r in rows]
+    for r in rows:
+        assert r["median_ms"] > 0 and r["min_ms"] <= r["median_ms"]
+        assert r["peak_bytes"] is not None and r["bytes_per_token"] is not None
+    for r in rows:
+        if r["impl"].startswith("nltk") or r["impl"].startswith("sacrebleu"):
+            assert r["max_abs_diff"] < 1e-9, r
+        if r["impl"] == "torchmetrics-sentence":  # float32 inside; ties resolved differently
+            assert r["max_abs_diff_no_ties"] is None or r["max_abs_diff_no_ties"] < 1e-5, r
+        if r["impl"].startswith("nltk"):
+            assert r["speedup_vs_nltk"] == pytest.approx(1.0)
+        if r["impl"].startswith("tensorbleu") and "nltk-sentence" in peers:
+            assert r["speedup_vs_nltk"] is not None  # 128k rows use NLTK at 32k
+    md = (out / "results.md").read_text()
+    assert "| impl | device | B | L | refs | vocab | median ms |" in md
+    assert "tensorbleu-sentence" in md
+    if _has("matplotlib"):
+        assert (out / "speedup_sentence.png").exists() and (out / "memory_corpus.png").exists()
