@@ -13,9 +13,6 @@ from torch import Tensor
 
 from tensorbleu_metrics.functional._inputs import TokenBatch
 
-# keys are (previous n-gram id) * (number of token ids) + token id; both ids are below the number of positions
-_MAX_POSITIONS = 3_000_000_000
-
 
 class BLEUStats(NamedTuple):
     """Sufficient statistics of BLEU, one row per sentence (or their sum for a corpus).
@@ -155,6 +152,7 @@ def count_stats(batch: TokenBatch, n_gram: int) -> BLEUStats:
     # compact per-row token ids; an n-gram's key is (id of its (n-1)-gram, id of its last token)
     token_id = torch.empty_like(tokens).scatter_(1, column, order.group)
     room = torch.gather(room, 1, column)
+    # per-row ids are below the row width W, so every key is below W * (W + 1): no overflow for any real W
     beyond = width * (width + 1)
     for n in range(2, n_gram + 1):
         counted = counted & order.shared & (room >= n)
