@@ -1,0 +1,1 @@
+"""Runnable examples for tensorbleu_metrics (see examples/README.md)."""

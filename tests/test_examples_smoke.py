@@ -1,0 +1,282 @@
+"""Smoke tests of examples/translate.py and examples/rl_finetune.py: tiny models, few steps, in-process.
+
+They check that BLEU is logged, lies in [0, 1], and that what was logged equals
+``tensorbleu_metrics.functional`` recomputed on the same decoded batches.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("lightning")
+pytest.importorskip("matplotlib")
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for `examples`
+
+from examples import rl_finetune, translate
+from examples.seq2seq import (
+    BLEU_N_WEIGHTS,
+    EOS_ID,
+    PAD_ID,
+    TranslationTask,
+    collate,
+    make_loggers,
+)
+from tensorbleu_metrics.functional import corpus_bleu, sentence_bleu
+
+# a tiny model and data set: every run takes a second or two on a CPU
+TINY = [
+    "--d-model",
+    "32",
+    "--nhead",
+    "2",
+    "--layers",
+    "1",
+    "--ff",
+    "64",
+    "--train-size",
+    "2000",
+    "--val-size",
+    "64",
+    "--batch-size",
+    "32",
+    "--val-batch-size",
+    "32",
+    "--no-progress-bar",
+    "--keep-decoded",
+    "--seed",
+    "7",
+]
+
+
+def _decoded(module) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    preds = [row for hyp, _ in module.decoded for row in hyp]
+    target = [row for _, tgt in module.decoded for row in tgt]
+    return preds, target
+
+
+def _logged_val_rows(log_dir: Path) -> list[dict[str, str]]:
+    with open(log_dir / "metrics.csv") as f:
+        return [r for r in csv.DictReader(f) if r.get("val/bleu")]
+
+
+def _check_logged_bleu_matches_recomputed(res: dict, val_size: int = 64) -> None:
+    module, last = res["module"], res["history"][-1]
+    preds, target = _decoded(module)
+    assert len(preds) == len(target) == val_size  # the whole validation set of the last epoch
+    ids = {"pad_id": PAD_ID, "eos_id": EOS_ID}
+    assert last["val/bleu"] == pytest.approx(float(corpus_bleu(preds, target, **ids)), abs=1e-6)
+    bleu_n = corpus_bleu(preds, target, weights=BLEU_N_WEIGHTS, **ids)
+    for k in range(4):
+        assert last[f"val/bleu{k + 1}"] == pytest.approx(float(bleu_n[k]), abs=1e-6)
+    sent = sentence_bleu(preds, target, smoothing="exp", effective_order=True, **ids)
+    assert last["val/sentence_bleu_mean"] == pytest.approx(float(sent.mean()), abs=1e-5)
+    # the padded batches (decoder output: EOS then PAD) give the same corpus BLEU as the ragged rows
+    width = max(p.numel() for p in preds)
+    padded = torch.stack([torch.nn.functional.pad(p, (0, width - p.numel()), value=PAD_ID) for p in preds])
+    assert float(corpus_bleu(padded, target, **ids)) == pytest.approx(last["val/bleu"], abs=1e-6)
+
+
+def _check_bleu_range(rows: list[dict[str, float]]) -> None:
+    keys = ["val/bleu", "val/bleu1", "val/bleu2", "val/bleu3", "val/bleu4", "val/sentence_bleu_mean"]
+    for row in rows:
+        for k in keys:
+            assert 0.0 <= row[k] <= 1.0, (k, row)
+
+
+@pytest.fixture(scope="module")
+def translate_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    argv = ["--max-steps", "100", "--val-every", "50", "--lr", "1e-2", "--warmup-steps", "20"]
+    return out, translate.main([*TINY, *argv, "--out-dir", str(out)])
+
+
+def test_translate_logs_bleu(translate_run):
+    out, res = translate_run
+    hist = res["history"]
+    assert [r["step"] for r in hist] == [0, 50, 100]
+    _check_bleu_range(hist)
+    # 100 tiny steps are far too few for BLEU-4 > 0, but the model starts to learn
+    assert hist[-1]["val/bleu1"] > hist[0]["val/bleu1"]
+    assert hist[-1]["val/loss"] < hist[0]["val/loss"]
+    # the CSV logger got the same numbers
+    logged = _logged_val_rows(res["log_dir"])
+    assert [float(r["val/bleu"]) for r in logged] == pytest.approx([r["val/bleu"] for r in hist])
+    assert [float(r["val/bleu1"]) for r in logged] == pytest.approx([r["val/bleu1"] for r in hist])
+    # artefacts
+    assert res["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert res["checkpoint"] == out / "translate" / "model.ckpt" and res["checkpoint"].is_file()
+    hist_file = res["log_dir"] / "sentence_bleu_hist.csv"
+    assert hist_file.is_file() or (out / "tensorboard").is_dir()
+
+
+def test_logged_bleu_equals_functional_on_nontrivial_translations(translate_run, tmp_path, monkeypatch):
+    """Validation with a stand-in decoder that returns the reference with some damage (BLEU ~0.5-0.9):
+    the logged corpus BLEU, BLEU-1..4 and sentence BLEU equal the functional API on the same IDs."""
+    _, res = translate_run
+    module, dm = res["module"], res["datamodule"]
+    lookup = {tuple(s): t for s, t in dm.val_pairs}
+
+    def damaged_oracle(src, max_len=16, sample=False, temperature=1.0):
+        rows = []
+        for i, s in enumerate(src.tolist()):
+            t = list(lookup[tuple(x for x in s if x != PAD_ID)])
+            if i % 3 == 0:
+                t = t[:-1]  # drop the last word
+            if i % 4 == 1:
+                t[0], t[-1] = t[-1], t[0]  # swap two words
+            rows.append([*t, EOS_ID])
+        width = max(map(len, rows)) + 2  # EOS then PAD, as the real decoder returns
+        return torch.tensor([r + [PAD_ID] * (width - len(r)) for r in rows], device=src.device)
+
+    monkeypatch.setattr(module.model, "generate", damaged_oracle)
+    monkeypatch.setattr(module, "decoded", [])  # restored afterwards for the other tests
+    history = translate.History()
+    args = translate.build_parser().parse_args(["--no-progress-bar"])
+    trainer = translate.make_trainer(
+        args, max_steps=1, val_every=1, loggers=make_loggers(tmp_path, "oracle"), callbacks=[history]
+    )
+    trainer.validate(module, datamodule=dm, verbose=False)
+    last = history.rows[-1]
+    assert 0.3 < last["val/bleu"] < 0.95
+    _check_logged_bleu_matches_recomputed({"module": module, "history": history.rows})
+    assert float(_logged_val_rows(tmp_path / "oracle" / "version_0")[-1]["val/bleu"]) == pytest.approx(last["val/bleu"])
+
+
+def test_translate_logged_bleu_equals_functional(translate_run):
+    _check_logged_bleu_matches_recomputed(translate_run[1])
+
+
+def test_rl_finetune_from_checkpoint(translate_run, tmp_path, capsys):
+    _, tr = translate_run
+    res = rl_finetune.main(
+        [
+            *TINY,
+            "--checkpoint",
+            str(tr["checkpoint"]),
+            "--max-steps",
+            "6",
+            "--val-every",
+            "3",
+            "--print-every",
+            "3",
+            "--out-dir",
+            str(tmp_path),
+        ]
+    )
+    assert not res["pretrained"] and res["initial_checkpoint"] == tr["checkpoint"]
+    hist = res["history"]
+    assert [r["step"] for r in hist] == [0, 3, 6]
+    _check_bleu_range(hist)
+    # validation before RL reproduces the checkpoint's last validation
+    assert res["bleu_before"] == pytest.approx(tr["history"][-1]["val/bleu"], abs=1e-6)
+    _check_logged_bleu_matches_recomputed(res)
+    assert set(res["timing_ms"]) == set(rl_finetune.PHASES)
+    assert all(v > 0 for v in res["timing_ms"].values())
+    assert len(res["module"].timings) == 6
+    printed = capsys.readouterr().out
+    assert "reward" in printed and "share" in printed and "rl_finetune.py summary" in printed
+    assert res["plot"].is_file() and res["checkpoint"].is_file()
+
+
+def test_rl_finetune_pretrains_without_checkpoint(tmp_path):
+    res = rl_finetune.main(
+        [
+            *TINY,
+            "--pretrain-steps",
+            "4",
+            "--max-steps",
+            "2",
+            "--val-every",
+            "2",
+            "--samples",
+            "2",
+            "--out-dir",
+            str(tmp_path),
+        ]
+    )
+    assert res["pretrained"]
+    assert res["initial_checkpoint"] == tmp_path / "rl_finetune" / "pretrained.ckpt"
+    assert res["initial_checkpoint"].is_file()
+    _check_bleu_range(res["history"])
+    _check_logged_bleu_matches_recomputed(res)
+
+
+def test_scst_reward_is_sentence_bleu_on_device(translate_run):
+    """The RL reward is functional.sentence_bleu of the sampled IDs, on the IDs' device."""
+    _, tr = translate_run
+    module = rl_finetune.SCSTModule(**{**tr["module"].hparams})
+    src, _, tgt_out = collate(tr["datamodule"].val_pairs[:8])
+    hyp = module.model.generate(src, max_len=12, sample=True)
+    r = module.reward(hyp, tgt_out)
+    assert r.shape == (8,) and r.device == hyp.device
+    ids = {"pad_id": PAD_ID, "eos_id": EOS_ID}
+    expected = sentence_bleu(hyp, tgt_out, smoothing="exp", effective_order=True, **ids)
+    torch.testing.assert_close(r, expected)
+    assert torch.equal(module.reward(tgt_out, tgt_out), torch.ones(8))  # a perfect translation scores 1
+
+
+def test_generate_output_format():
+    task = TranslationTask(seed=3)
+    from examples.seq2seq import Seq2SeqTransformer
+
+    torch.manual_seed(0)
+    model = Seq2SeqTransformer(
+        task.src_vocab_size, task.tgt_vocab_size, d_model=16, nhead=2, num_layers=1, dim_feedforward=16
+    ).eval()
+    src, _, _ = collate(task.make_dataset(5, seed=0))
+    for sample in (False, True, torch.tensor([True, False, True, False, True])):
+        out = model.generate(src, max_len=10, sample=sample)
+        assert out.shape[0] == 5 and out.shape[1] <= 10
+        assert out.device == src.device and not model.training
+        assert not (out == 1).any()  # never BOS
+        for row in out.tolist():  # PAD only after EOS
+            if EOS_ID in row:
+                assert all(t == PAD_ID for t in row[row.index(EOS_ID) + 1 :])
+            else:
+                assert PAD_ID not in row
+    # incremental greedy decoding == argmax of the full teacher-forced decoder on its own output
+    greedy = model.generate(src, max_len=10)
+    tgt_in = torch.cat([torch.full_like(greedy[:, :1], 1), greedy[:, :-1]], dim=1)
+    with torch.no_grad():
+        logits = model(src, tgt_in)
+    logits[..., PAD_ID] = logits[..., 1] = float("-inf")
+    valid = greedy != PAD_ID
+    assert torch.equal(logits.argmax(-1)[valid], greedy[valid])
+    model.train()
+    model.generate(src, max_len=3)
+    assert model.training  # generate() restores the mode
+
+
+def test_task_is_seeded_and_deterministic():
+    a, b = TranslationTask(seed=11), TranslationTask(seed=11)
+    assert a.src_vocab == b.src_vocab and a.tgt_vocab == b.tgt_vocab
+    pairs = a.make_dataset(3000, seed=5)
+    assert pairs == b.make_dataset(3000, seed=5)
+    # every source sentence has exactly one translation
+    seen: dict[tuple[int, ...], tuple[int, ...]] = {}
+    for s, t in pairs:
+        assert seen.setdefault(tuple(s), tuple(t)) == tuple(t)
+    assert all(i > EOS_ID for s, t in pairs for i in (*s, *t))
+    assert TranslationTask(seed=12).tgt_vocab != a.tgt_vocab
+    # agreement: the verb form depends on the subject's number (source: "-s" after the noun)
+    rng = random.Random(0)
+    for _ in range(200):
+        s, t = a.make_pair(rng)
+        subj_plural = a.s_plural in s[: next(i for i, x in enumerate(s) if x in a.s_verbs)]
+        verb_forms = next(v for v in a.t_verb if v[0] in t or v[1] in t)
+        assert verb_forms[int(subj_plural)] in t
+
+
+def test_validation_on_held_out_sources():
+    from examples.seq2seq import TranslationDataModule
+
+    dm = TranslationDataModule(train_size=500, val_size=64, seed=3)
+    dm.setup()
+    assert not {tuple(s) for s, _ in dm.val_pairs} & {tuple(s) for s, _ in dm.train_pairs}
