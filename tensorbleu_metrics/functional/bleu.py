@@ -59,6 +59,16 @@ def bleu_stats(
     return count_stats(normalise_inputs(preds, target, pad_id, eos_id), n_gram)
 
 
+def _bleu(preds: Any, target: Any, per_sentence: bool, *, dtype: torch.dtype, **options: Any) -> Tensor:
+    """Sentence or corpus BLEU: the per-sentence statistics scored row by row, or their sum."""
+    _check_dtype(dtype)
+    pad_id, eos_id = options.pop("pad_id"), options.pop("eos_id")
+    check_bleu_options(**options)
+    n_orders = counted_orders(options["n_gram"], options["smoothing"])
+    stats = bleu_stats(preds, target, n_gram=n_orders, pad_id=pad_id, eos_id=eos_id)
+    return bleu_from_stats(stats if per_sentence else stats.sum(), dtype=dtype, **options)
+
+
 def sentence_bleu(
     preds: Any,
     target: Any,
@@ -105,17 +115,18 @@ def sentence_bleu(
         >>> sentence_bleu(preds, target, pad_id=0, smoothing="exp", effective_order=True, dtype=torch.float64)
         tensor([0.7598, 0.7165], dtype=torch.float64)
     """
-    _check_dtype(dtype)
-    check_bleu_options(n_gram, weights, smoothing, smooth_value, effective_order, auto_reweigh)
-    stats = bleu_stats(preds, target, n_gram=counted_orders(n_gram, smoothing), pad_id=pad_id, eos_id=eos_id)
-    return bleu_from_stats(
-        stats,
+    return _bleu(
+        preds,
+        target,
+        per_sentence=True,
         n_gram=n_gram,
         weights=weights,
         smoothing=smoothing,
         smooth_value=smooth_value,
         effective_order=effective_order,
         auto_reweigh=auto_reweigh,
+        pad_id=pad_id,
+        eos_id=eos_id,
         dtype=dtype,
     )
 
@@ -149,16 +160,17 @@ def corpus_bleu(
         >>> corpus_bleu(preds, target, dtype=torch.float64)
         tensor(0.7984, dtype=torch.float64)
     """
-    _check_dtype(dtype)
-    check_bleu_options(n_gram, weights, smoothing, smooth_value, effective_order, auto_reweigh)
-    stats = bleu_stats(preds, target, n_gram=counted_orders(n_gram, smoothing), pad_id=pad_id, eos_id=eos_id)
-    return bleu_from_stats(
-        stats.sum(),
+    return _bleu(
+        preds,
+        target,
+        per_sentence=False,
         n_gram=n_gram,
         weights=weights,
         smoothing=smoothing,
         smooth_value=smooth_value,
         effective_order=effective_order,
         auto_reweigh=auto_reweigh,
+        pad_id=pad_id,
+        eos_id=eos_id,
         dtype=dtype,
     )
