@@ -34,37 +34,22 @@ import lightning as L
 import torch
 from torch import Tensor
 
-try:
-    from examples import translate
-    from examples.seq2seq import (
-        EOS_ID,
-        PAD_ID,
-        History,
-        Seq2SeqModule,
-        TranslationDataModule,
-        TranslationTask,
-        describe_logs,
-        format_table,
-        make_loggers,
-        plot_history,
-        sample_translations,
-    )
-except ImportError:  # run as a script (python examples/rl_finetune.py): make the repo root importable
+if not __package__:  # run as a script (python examples/rl_finetune.py): make the repo root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from examples import translate
-    from examples.seq2seq import (
-        EOS_ID,
-        PAD_ID,
-        History,
-        Seq2SeqModule,
-        TranslationDataModule,
-        TranslationTask,
-        describe_logs,
-        format_table,
-        make_loggers,
-        plot_history,
-        sample_translations,
-    )
+from examples import translate
+from examples.seq2seq import (
+    EOS_ID,
+    PAD_ID,
+    History,
+    Seq2SeqModule,
+    TranslationDataModule,
+    TranslationTask,
+    describe_logs,
+    format_table,
+    make_loggers,
+    plot_history,
+    sample_translations,
+)
 from tensorbleu_metrics.functional import sentence_bleu
 
 PHASES = ("generate", "reward", "log-prob fwd", "backward+step")

@@ -23,33 +23,20 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_only
 
-try:
-    from examples.seq2seq import (
-        DEFAULT_OUT_DIR,
-        History,
-        Seq2SeqModule,
-        TranslationDataModule,
-        TranslationTask,
-        describe_logs,
-        format_table,
-        make_loggers,
-        plot_history,
-        sample_translations,
-    )
-except ImportError:  # run as a script (python examples/translate.py): make the repo root importable
+if not __package__:  # run as a script (python examples/translate.py): make the repo root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from examples.seq2seq import (
-        DEFAULT_OUT_DIR,
-        History,
-        Seq2SeqModule,
-        TranslationDataModule,
-        TranslationTask,
-        describe_logs,
-        format_table,
-        make_loggers,
-        plot_history,
-        sample_translations,
-    )
+from examples.seq2seq import (
+    DEFAULT_OUT_DIR,
+    History,
+    Seq2SeqModule,
+    TranslationDataModule,
+    TranslationTask,
+    describe_logs,
+    format_table,
+    make_loggers,
+    plot_history,
+    sample_translations,
+)
 
 
 @rank_zero_only
