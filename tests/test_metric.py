@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import io
 import pickle
-import random
 import warnings
 
 import pytest
 import torch
+from corpus_utils import make_corpus
 from nltk.translate.bleu_score import SmoothingFunction
 from nltk.translate.bleu_score import corpus_bleu as nltk_corpus_bleu
 from nltk.translate.bleu_score import sentence_bleu as nltk_sentence_bleu
@@ -29,23 +29,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # NLTK's zero-co
 
 
 # ------------------------------------------------------------------------------------------- data & oracles
-def make_corpus(seed: int, n: int, max_refs: int = 3, vocab: int = 8) -> tuple[list, list]:
-    """``n`` candidates (IDs in 1..vocab; PAD=0 unused) with 1..max_refs overlapping references each."""
-    rng = random.Random(seed)
-    preds, refs = [], []
-    for _ in range(n):
-        hyp = [rng.randint(1, vocab) for _ in range(rng.randint(1, 12))]
-        sentence_refs = []
-        for _ in range(rng.randint(1, max_refs)):
-            ref = [t if rng.random() < 0.75 else rng.randint(1, vocab) for t in hyp]
-            if rng.random() < 0.5:
-                ref += [rng.randint(1, vocab) for _ in range(rng.randint(0, 4))]
-            if rng.random() < 0.3 and len(ref) > 1:
-                ref = ref[: rng.randint(1, len(ref))]
-            sentence_refs.append(ref)
-        preds.append(hyp)
-        refs.append(sentence_refs)
-    return preds, refs
 
 
 def padded(preds: list, refs: list, pad: int = PAD) -> tuple[torch.Tensor, torch.Tensor]:
@@ -77,10 +60,7 @@ def nltk_corpus(preds, refs, n_gram=4, smoothing="method0", weights=None, auto_r
 def nltk_sentences(preds, refs, n_gram=4, smoothing="method0") -> list[float]:
     weights = (1.0 / n_gram,) * n_gram
     fn = getattr(SmoothingFunction(), smoothing)
-    return [
-        nltk_sentence_bleu(r, p, weights=weights, smoothing_function=fn)
-        for p, r in zip(preds, refs, strict=True)
-    ]
+    return [nltk_sentence_bleu(r, p, weights=weights, smoothing_function=fn) for p, r in zip(preds, refs, strict=True)]
 
 
 def _sacre(n_gram, smoothing, smooth_value, effective_order) -> BLEU:
@@ -106,10 +86,7 @@ def sacre_corpus(preds, refs, n_gram=4, smoothing="none", smooth_value=None, eff
 
 def sacre_sentences(preds, refs, n_gram=4, smoothing="exp", smooth_value=None, effective_order=True) -> list:
     bleu = _sacre(n_gram, smoothing, smooth_value, effective_order)
-    return [
-        bleu.sentence_score(_join(p), [_join(x) for x in r]).score / 100
-        for p, r in zip(preds, refs, strict=True)
-    ]
+    return [bleu.sentence_score(_join(p), [_join(x) for x in r]).score / 100 for p, r in zip(preds, refs, strict=True)]
 
 
 def chunks(preds, refs, sizes):
@@ -162,9 +139,7 @@ def test_states_are_int64_sums():
         assert value.dtype == torch.int64, name
         assert metric._reductions[name].__name__ == "dim_zero_sum", name
     # smoothings that look past n_gram keep more orders
-    assert TokenIDBLEU(n_gram=4, smoothing="method5").matches.shape == (
-        functional.counted_orders(4, "method5"),
-    )
+    assert TokenIDBLEU(n_gram=4, smoothing="method5").matches.shape == (functional.counted_orders(4, "method5"),)
 
 
 def test_states_equal_summed_functional_stats():
@@ -189,9 +164,7 @@ def test_states_equal_summed_functional_stats():
 )
 def test_accumulated_equals_sacrebleu_corpus(smoothing, smooth_value, effective_order):
     preds, refs = CORPUS
-    metric = TokenIDBLEU(
-        pad_id=PAD, smoothing=smoothing, smooth_value=smooth_value, effective_order=effective_order
-    )
+    metric = TokenIDBLEU(pad_id=PAD, smoothing=smoothing, smooth_value=smooth_value, effective_order=effective_order)
     forms = [padded, lambda p, r: (p, r), tensor_seqs, padded]
     for form, (p, r) in zip(forms, chunks(preds, refs, SIZES), strict=True):
         metric.update(*form(p, r))
@@ -310,9 +283,7 @@ def test_sentence_level_scores_nltk():
     assert corpus.item() == pytest.approx(nltk_corpus(preds, refs, 4, "method4"), abs=ABS)
     expected = torch.tensor(nltk_sentences(preds, refs, 4, "method4"), dtype=torch.float32)
     torch.testing.assert_close(sentences, expected, rtol=0, atol=ABS)
-    torch.testing.assert_close(
-        sentences, functional.sentence_bleu(preds, refs, smoothing="method4"), rtol=0, atol=0
-    )
+    torch.testing.assert_close(sentences, functional.sentence_bleu(preds, refs, smoothing="method4"), rtol=0, atol=0)
 
 
 def test_sentence_level_scores_sacrebleu_and_forward():
@@ -386,14 +357,10 @@ BAD_INPUTS = [
     pytest.param(torch.tensor([[1.0, 2.0]]), torch.tensor([[1, 2]]), TypeError, "preds", id="float-preds"),
     pytest.param(torch.tensor([[1, 2]]), torch.tensor([[1.0, 2.0]]), TypeError, "target", id="float-target"),
     pytest.param(torch.tensor([[1, -3]]), torch.tensor([[1, 2]]), ValueError, "negative", id="negative-id"),
-    pytest.param(
-        torch.tensor([[1, 2], [3, 4]]), torch.tensor([[1, 2]]), ValueError, "must match", id="batch"
-    ),
+    pytest.param(torch.tensor([[1, 2], [3, 4]]), torch.tensor([[1, 2]]), ValueError, "must match", id="batch"),
     pytest.param([], [], ValueError, "empty", id="empty-batch"),
     pytest.param([[1, 2]], [[]], ValueError, "no reference", id="no-reference"),
-    pytest.param(
-        torch.zeros(1, 1, 1, 2, dtype=torch.long), torch.tensor([[1, 2]]), ValueError, "preds", id="4d"
-    ),
+    pytest.param(torch.zeros(1, 1, 1, 2, dtype=torch.long), torch.tensor([[1, 2]]), ValueError, "preds", id="4d"),
 ]
 
 

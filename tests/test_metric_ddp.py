@@ -7,7 +7,6 @@ One spawn runs every scenario; each rank saves what it computed and the parent p
 from __future__ import annotations
 
 import os
-import random
 import socket
 import time
 import warnings
@@ -17,6 +16,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from corpus_utils import make_corpus
 from nltk.translate.bleu_score import SmoothingFunction
 from nltk.translate.bleu_score import corpus_bleu as nltk_corpus_bleu
 from nltk.translate.bleu_score import sentence_bleu as nltk_sentence_bleu
@@ -32,25 +32,7 @@ ABS = 1e-6
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 
-def make_corpus(seed: int, n: int, max_refs: int = 3, vocab: int = 8) -> tuple[list, list]:
-    rng = random.Random(seed)
-    preds, refs = [], []
-    for _ in range(n):
-        hyp = [rng.randint(1, vocab) for _ in range(rng.randint(1, 14))]
-        sentence_refs = []
-        for _ in range(rng.randint(1, max_refs)):
-            ref = [t if rng.random() < 0.75 else rng.randint(1, vocab) for t in hyp]
-            if rng.random() < 0.5:
-                ref += [rng.randint(1, vocab) for _ in range(rng.randint(0, 4))]
-            if rng.random() < 0.3 and len(ref) > 1:
-                ref = ref[: rng.randint(1, len(ref))]
-            sentence_refs.append(ref)
-        preds.append(hyp)
-        refs.append(sentence_refs)
-    return preds, refs
-
-
-CORPUS = make_corpus(seed=11, n=40)
+CORPUS = make_corpus(seed=11, n=40, max_len=14)
 
 
 def _padded(preds: list, refs: list) -> tuple[torch.Tensor, torch.Tensor]:
@@ -268,9 +250,7 @@ def test_ddp_gloo_two_processes(tmp_path: Path):
                 # every rank: corpus BLEU of all ranks' data == single process on everything == NLTK/SacreBLEU
                 _check_against_oracles(name, kwargs, all_idx, corpus)
                 if sentence_level:
-                    torch.testing.assert_close(
-                        sentences, _expected_sentences(kwargs, all_idx), rtol=0, atol=0
-                    )
+                    torch.testing.assert_close(sentences, _expected_sentences(kwargs, all_idx), rtol=0, atol=0)
             else:
                 _check_against_oracles(name, kwargs, _indices(batches, [rank]), corpus)
             cached = res["compute_cached"]
@@ -297,9 +277,7 @@ def test_ddp_gloo_two_processes(tmp_path: Path):
                     corpus, sentences = batch_value if sentence_level else (batch_value, None)
                     _check_against_oracles(f"{name}/forward", kwargs, idx, corpus)
                     if sentence_level:
-                        torch.testing.assert_close(
-                            sentences, _expected_sentences(kwargs, idx), rtol=0, atol=0
-                        )
+                        torch.testing.assert_close(sentences, _expected_sentences(kwargs, idx), rtol=0, atol=0)
 
         if "after" in scenario:
             both = {r: batches[r] + scenario["after"][r] for r in range(WORLD_SIZE)}
