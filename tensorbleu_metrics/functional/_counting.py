@@ -84,13 +84,14 @@ class _Order(NamedTuple):
     """One order's n-gram occurrences after sorting, each row grouped by n-gram."""
 
     matches: Tensor  # (B,) clipped matches
-    group: Tensor  # (B, A) id of each occurrence's n-gram, ascending along the batch, equal ids adjacent
+    group: Tensor  # (B, A) id of each occurrence's n-gram within its row, equal ids adjacent
     shared: Tensor  # (B, A) whether that n-gram occurs in both the candidate and a reference
 
 
 def _count_per_group(group: Tensor, flags: Tensor, n_groups: int) -> Tensor:
-    """How many flagged elements (int64 0/1 flags) each group id has."""
-    return torch.zeros(n_groups, dtype=torch.int64, device=group.device).index_add_(0, group, flags)
+    """How many flagged elements each group id has."""
+    counts = torch.zeros(n_groups, dtype=torch.int64, device=group.device)
+    return counts.index_add_(0, group, flags.long())
 
 
 def _clip_sorted(key: Tensor, src: Tensor, counted: Tensor, n_refs: int) -> _Order:
@@ -107,12 +108,11 @@ def _clip_sorted(key: Tensor, src: Tensor, counted: Tensor, n_refs: int) -> _Ord
     n_groups = starts.numel()  # an upper bound: avoids a host synchronisation
     counted = counted.view(-1)
     flat_src = src.view(-1)
+    in_pred = counted & (flat_src == 0)
+    pred_count = _count_per_group(group, in_pred, n_groups)
     if n_refs == 1:
-        in_ref = flat_src * counted  # src is 0 or 1: int64 flags without a conversion pass
-        pred_count = _count_per_group(group, counted.long() - in_ref, n_groups)
-        ref_max = _count_per_group(group, in_ref, n_groups)
+        ref_max = _count_per_group(group, counted ^ in_pred, n_groups)
     else:
-        pred_count = _count_per_group(group, (counted & (flat_src == 0)).long(), n_groups)
         # runs of one source inside an n-gram's occurrences: the longest reference run is its clipping count
         new_run = starts.clone()
         new_run[1:] |= flat_src[1:] != flat_src[:-1]
@@ -125,7 +125,7 @@ def _clip_sorted(key: Tensor, src: Tensor, counted: Tensor, n_refs: int) -> _Ord
     first, last = row_group[:, 0], row_group[:, -1]
     matches = clipped[last] - torch.where(first > 0, clipped[first - 1], 0)
     shared = ((pred_count > 0) & (ref_max > 0))[row_group]
-    return _Order(matches, row_group, shared)
+    return _Order(matches, row_group - first.unsqueeze(1), shared)
 
 
 def count_stats(batch: TokenBatch, n_gram: int) -> BLEUStats:
@@ -149,16 +149,14 @@ def count_stats(batch: TokenBatch, n_gram: int) -> BLEUStats:
     src = source[column]
     order = _clip_sorted(key, src, counted, n_refs)
     matches[:, 0] = order.matches
-    # compact per-row token ids (below W), with n_gram - 1 spare columns so that no lookup runs off a row
-    token_id = torch.zeros(n_sent, width + n_gram - 1, dtype=torch.int64, device=device)
-    token_id.scatter_(1, column, order.group - order.group[:, :1])
+    # compact per-row token ids; an n-gram's key is (id of its (n-1)-gram, id of its last token)
+    token_id = torch.empty_like(tokens).scatter_(1, column, order.group)
     room = torch.gather(room, 1, column)
-    # an n-gram's key is (id of its (n-1)-gram, id of its last token); the ids are below B * W and W, so keys
-    # stay below B * W * (W + 1), far inside int64; n-grams that cannot match get the largest key
-    beyond = torch.iinfo(torch.int64).max
+    # per-row ids are below the row width W, so every key is below W * (W + 1): no overflow for any real W
+    beyond = width * (width + 1)
     for n in range(2, n_gram + 1):
         counted = counted & order.shared & (room >= n)
-        last_token = torch.gather(token_id, 1, column + (n - 1))
+        last_token = torch.gather(token_id, 1, (column + (n - 1)).clamp(max=width - 1))
         # rows are already sorted by the (n-1)-gram id, so this sort mostly reorders within groups; n-grams
         # that cannot match sort past the end of their row, and the rows are cut to the longest matching prefix
         key = torch.where(counted, order.group * (width + 1) + last_token, beyond)
