@@ -15,13 +15,14 @@ from torchmetrics.utilities.imports import _MATPLOTLIB_AVAILABLE
 from torchmetrics.utilities.plot import _AX_TYPE, _PLOT_OUT_TYPE
 
 from tensorbleu_metrics import functional
+from tensorbleu_metrics.functional._inputs import check_special_ids
 
 if not _MATPLOTLIB_AVAILABLE:
     __doctest_skip__ = ["TokenIDBLEU.plot"]
 
 __all__ = ["TokenIDBLEU"]
 
-_STAT_STATES = ("matches", "totals", "clamped_totals", "pred_len", "ref_len")
+_STAT_STATES = functional.BLEUStats._fields  # the states are named after the statistics
 
 
 class TokenIDBLEU(Metric):
@@ -127,9 +128,7 @@ class TokenIDBLEU(Metric):
     ) -> None:
         super().__init__(**kwargs)
         functional.check_bleu_options(n_gram, weights, smoothing, smooth_value, effective_order, auto_reweigh)
-        for name, value in (("pad_id", pad_id), ("eos_id", eos_id)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-                raise TypeError(f"`{name}` must be an int or None, got {value!r}.")
+        check_special_ids(pad_id, eos_id)
         if not isinstance(return_sentence_level_score, bool):
             raise TypeError(f"`return_sentence_level_score` must be a bool, got {return_sentence_level_score!r}.")
         self.n_gram = n_gram
@@ -209,11 +208,8 @@ class TokenIDBLEU(Metric):
             self._update_count -= 1  # the base class counted this call before running it
             raise
         device = self.matches.device
-        self.matches = self.matches + batch.matches.to(device=device, dtype=torch.int64)
-        self.totals = self.totals + batch.totals.to(device=device, dtype=torch.int64)
-        self.clamped_totals = self.clamped_totals + batch.clamped_totals.to(device=device, dtype=torch.int64)
-        self.pred_len = self.pred_len + batch.pred_len.to(device=device, dtype=torch.int64)
-        self.ref_len = self.ref_len + batch.ref_len.to(device=device, dtype=torch.int64)
+        for name in _STAT_STATES:
+            setattr(self, name, getattr(self, name) + getattr(batch, name).to(device=device, dtype=torch.int64))
         if scores is not None:
             self.sentence_scores.append(scores.to(device))
 

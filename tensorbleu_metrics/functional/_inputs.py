@@ -157,6 +157,8 @@ def _normalise_target(
     """Returns (tokens (B, R, L'), valid lengths or None, reference-present mask (B, R))."""
     if isinstance(target, Tensor):
         _check_int_tensor(target, "target")
+        if target.dim() in (2, 3):
+            _check_same_batch(batch, target.shape[0])
         if target.dim() == 2:
             tokens = target.to(dtype=torch.int64).unsqueeze(1)
             present = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
@@ -176,8 +178,7 @@ def _normalise_target(
         raise TypeError(
             f"`target` must be an integer tensor or a sequence of B sequences of references, got {_describe(target)}."
         )
-    if len(target) != batch:
-        raise ValueError(f"`preds` has {batch} sentences but `target` has {len(target)}: they must match.")
+    _check_same_batch(batch, len(target))
     refs: list[Any] = []
     names: list[str] = []
     owners: list[int] = []
@@ -223,18 +224,26 @@ def _normalise_target(
     return tokens, valid_len, present
 
 
-def normalise_inputs(preds: Any, target: Any, pad_id: int | None, eos_id: int | None) -> TokenBatch:
-    """Validate ``preds``/``target`` in any accepted form and return the left-aligned :class:`TokenBatch`."""
+def check_special_ids(pad_id: Any, eos_id: Any) -> None:
+    """``pad_id`` and ``eos_id`` must be ints (any sign) or None."""
     for name, value in (("pad_id", pad_id), ("eos_id", eos_id)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise TypeError(f"`{name}` must be an int or None, got {value!r}.")
+
+
+def _check_same_batch(batch: int, n_target: int) -> None:
+    if n_target != batch:
+        raise ValueError(f"`preds` has {batch} sentences but `target` has {n_target}: they must match.")
+
+
+def normalise_inputs(preds: Any, target: Any, pad_id: int | None, eos_id: int | None) -> TokenBatch:
+    """Validate ``preds``/``target`` in any accepted form and return the left-aligned :class:`TokenBatch`."""
+    check_special_ids(pad_id, eos_id)
     device = _find_device(preds, target)
     pred_tokens, pred_valid = _normalise_preds(preds, device)
     batch = pred_tokens.shape[0]
     if batch == 0:
         raise ValueError("`preds` is an empty batch: at least one sentence is needed.")
-    if isinstance(target, Tensor) and target.dim() in (2, 3) and target.shape[0] != batch:
-        raise ValueError(f"`preds` has {batch} sentences but `target` has {target.shape[0]}: they must match.")
     ref_tokens, ref_valid, present = _normalise_target(target, batch, device, pad_id)
     ref_tokens = ref_tokens.to(pred_tokens.device)
     present = present.to(pred_tokens.device)
