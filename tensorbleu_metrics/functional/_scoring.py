@@ -116,6 +116,19 @@ def check_bleu_options(
         ...
         ValueError: `smoothing='method6'` needs `n_gram` >= 3: it interpolates from the trigram precision on.
     """
+    checked_weights(n_gram, weights, smoothing, smooth_value, effective_order, auto_reweigh)
+
+
+def checked_weights(
+    n_gram: int,
+    weights: Any,
+    smoothing: str,
+    smooth_value: float | None,
+    effective_order: bool,
+    auto_reweigh: bool,
+) -> tuple[Tensor, bool]:
+    """Validate the scoring options (see :func:`check_bleu_options`); return the weights as a (K, n_gram)
+    float64 matrix and whether several weight sets were given."""
     if isinstance(n_gram, bool) or not isinstance(n_gram, int):
         raise TypeError(f"`n_gram` must be an int, got {n_gram!r}.")
     if n_gram < 1:
@@ -143,7 +156,7 @@ def check_bleu_options(
         )
     if smoothing == "method6" and n_gram < 3:
         raise ValueError("`smoothing='method6'` needs `n_gram` >= 3: it interpolates from the trigram precision on.")
-    _weights_matrix(weights, n_gram)
+    return _weights_matrix(weights, n_gram)
 
 
 def _brevity_penalty(pred_len: Tensor, ref_len: Tensor) -> Tensor:
@@ -315,17 +328,32 @@ def bleu_from_stats(
         >>> bleu_from_stats(stats, n_gram=2, dtype=torch.float64)
         tensor([0.7071], dtype=torch.float64)
     """
-    check_bleu_options(n_gram, weights, smoothing, smooth_value, effective_order, auto_reweigh)
+    weight_matrix, several = checked_weights(n_gram, weights, smoothing, smooth_value, effective_order, auto_reweigh)
     needed = counted_orders(n_gram, smoothing)
     if stats.n_gram < needed:
         raise ValueError(
             f"`stats` holds {stats.n_gram} n-gram orders but smoothing={smoothing!r} with n_gram={n_gram} "
             f"needs {needed}; count them with `bleu_stats(..., n_gram={needed})`."
         )
+    return score_checked(
+        stats, n_gram, weight_matrix, several, smoothing, smooth_value, effective_order, auto_reweigh, dtype
+    )
+
+
+def score_checked(
+    stats: BLEUStats,
+    n_gram: int,
+    weight_matrix: Tensor,
+    several: bool,
+    smoothing: str,
+    smooth_value: float | None,
+    effective_order: bool,
+    auto_reweigh: bool,
+    dtype: torch.dtype,
+) -> Tensor:
+    """:func:`bleu_from_stats` for options already validated by :func:`checked_weights`."""
     value = SMOOTH_DEFAULTS[smoothing] if smooth_value is None else float(smooth_value)
-    device = stats.matches.device
-    weight_matrix, several = _weights_matrix(weights, n_gram)
-    weight_matrix = weight_matrix.to(device)
+    weight_matrix = weight_matrix.to(stats.matches.device)
     f64 = torch.float64
     counts = _Counts(
         stats.matches[..., :n_gram].to(f64),

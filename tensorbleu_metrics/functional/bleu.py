@@ -12,7 +12,7 @@ from torch import Tensor
 
 from tensorbleu_metrics.functional._counting import BLEUStats, count_stats
 from tensorbleu_metrics.functional._inputs import normalise_inputs
-from tensorbleu_metrics.functional._scoring import bleu_from_stats, check_bleu_options, counted_orders
+from tensorbleu_metrics.functional._scoring import check_bleu_options, checked_weights, counted_orders, score_checked
 
 
 def _check_dtype(dtype: Any) -> None:
@@ -59,14 +59,36 @@ def bleu_stats(
     return count_stats(normalise_inputs(preds, target, pad_id, eos_id), n_gram)
 
 
-def _bleu(preds: Any, target: Any, per_sentence: bool, *, dtype: torch.dtype, **options: Any) -> Tensor:
+def _bleu(
+    preds: Any,
+    target: Any,
+    per_sentence: bool,
+    *,
+    n_gram: int,
+    weights: Any,
+    smoothing: str,
+    smooth_value: float | None,
+    effective_order: bool,
+    auto_reweigh: bool,
+    pad_id: int | None,
+    eos_id: int | None,
+    dtype: torch.dtype,
+) -> Tensor:
     """Sentence or corpus BLEU: the per-sentence statistics scored row by row, or their sum."""
     _check_dtype(dtype)
-    pad_id, eos_id = options.pop("pad_id"), options.pop("eos_id")
-    check_bleu_options(**options)
-    n_orders = counted_orders(options["n_gram"], options["smoothing"])
-    stats = bleu_stats(preds, target, n_gram=n_orders, pad_id=pad_id, eos_id=eos_id)
-    return bleu_from_stats(stats if per_sentence else stats.sum(), dtype=dtype, **options)
+    weight_matrix, several = checked_weights(n_gram, weights, smoothing, smooth_value, effective_order, auto_reweigh)
+    stats = count_stats(normalise_inputs(preds, target, pad_id, eos_id), counted_orders(n_gram, smoothing))
+    return score_checked(
+        stats if per_sentence else stats.sum(),
+        n_gram,
+        weight_matrix,
+        several,
+        smoothing,
+        smooth_value,
+        effective_order,
+        auto_reweigh,
+        dtype,
+    )
 
 
 def sentence_bleu(
