@@ -1,0 +1,301 @@
+"""Reward functions for TRL's ``GRPOTrainer`` (and trainers that call rewards the same way) from the token-ID metrics.
+
+Each reward translates TRL's calling convention (``completion_ids`` lists, dataset columns as keyword arguments)
+into one batched call of :mod:`tensorbleu_metrics.functional`; TRL itself is never imported.
+"""
+
+from __future__ import annotations
+
+import json
+import numbers
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from tensorbleu_metrics.functional import sentence_bleu
+from tensorbleu_metrics.integrations._convert import EOS, PAD, id_tuple, padded_rows
+
+__all__ = ["TokenIDReward", "bleu_reward"]
+
+# Options the reward sets itself: the caller's ID conventions are mapped to PAD/EOS before the functional call.
+_RESERVED = ("preds", "target", "pad_id", "eos_id", "groups")
+
+
+@dataclass(frozen=True)
+class _RewardSpec:
+    """How one metric is called: ``score(preds, refs, groups, options)`` gives the ``(B,)`` reward."""
+
+    score: Callable[[Tensor, Tensor | None, Tensor | None, Mapping[str, Any]], Tensor]
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    uses_reference: bool = True
+    uses_groups: bool = False
+
+
+# One entry per metric; a new metric is one entry and a three-line factory below.
+_REWARDS: dict[str, _RewardSpec] = {
+    # SacreBLEU's sentence-level defaults: unsmoothed BLEU is 0 for most short completions, a flat reward.
+    "bleu": _RewardSpec(
+        lambda preds, refs, groups, o: sentence_bleu(preds, refs, pad_id=PAD, eos_id=EOS, **o),
+        defaults={"smoothing": "exp", "effective_order": True},
+    ),
+}
+
+
+def _prompt_groups(prompts: Sequence[Any] | None, batch: int) -> Tensor:
+    """One group id per completion: completions of equal prompts share one, wherever they stand in the batch."""
+    if prompts is None or isinstance(prompts, (str, bytes)) or len(prompts) != batch:
+        got = "none" if prompts is None else f"{len(prompts)} values"
+        raise ValueError(f"`prompts` must hold one prompt per completion ({batch}) to group them, got {got}.")
+    ids: dict[str, int] = {}
+    # Conversational prompts are lists of dicts: a canonical JSON text makes them hashable.
+    keys = [p if isinstance(p, str) else json.dumps(p, sort_keys=True, default=str) for p in prompts]
+    return torch.tensor([ids.setdefault(k, len(ids)) for k in keys], dtype=torch.int64)
+
+
+def _is_token_id(x: Any) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+
+class TokenIDReward:
+    """A reward function for ``GRPOTrainer(reward_funcs=[...])``: one metric of each completion's token IDs.
+
+    Build it with a factory such as :func:`bleu_reward`. Called as TRL calls reward functions
+    (``reward(prompts=..., completions=..., completion_ids=..., **columns)``), it returns one float per completion.
+    Instances are picklable; ``__name__`` is the name TRL logs the reward under (``rewards/<name>/mean``).
+    """
+
+    def __init__(
+        self,
+        metric: str,
+        *,
+        reference_column: str | None,
+        tokenizer: Any = None,
+        eos_token_id: int | Sequence[int] | None = None,
+        device: str | torch.device | None = None,
+        name: str | None = None,
+        reference_prefix: str = "",
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
+        if metric not in _REWARDS:
+            raise ValueError(f"`metric` must be one of {sorted(_REWARDS)}, got {metric!r}.")
+        spec = _REWARDS[metric]
+        if spec.uses_reference and (not isinstance(reference_column, str) or not reference_column):
+            raise TypeError(f"`reference_column` must be a column name (a non-empty str), got {reference_column!r}.")
+        if not isinstance(reference_prefix, str):
+            raise TypeError(f"`reference_prefix` must be a str, got {reference_prefix!r}.")
+        if eos_token_id is None and tokenizer is not None:
+            eos_token_id = getattr(tokenizer, "eos_token_id", None)
+        if eos_token_id is None:
+            raise ValueError(
+                "`eos_token_id` is needed (or a `tokenizer` with an `eos_token_id`): TRL keeps the EOS token in "
+                "`completion_ids`, and it must not count as a token. Pass `eos_token_id=()` if there is none."
+            )
+        for key in _RESERVED:
+            if options and key in options:
+                raise ValueError(
+                    f"`{key}` is set by the reward itself (completion and reference IDs are cleaned before scoring); "
+                    "use `eos_token_id` to say which IDs end a sequence."
+                )
+        self.metric = metric
+        self.reference_column = reference_column if spec.uses_reference else None
+        self.tokenizer = tokenizer
+        self.eos_token_ids = id_tuple(eos_token_id, "eos_token_id")
+        self.device = torch.device("cpu" if device is None else device)
+        self.reference_prefix = reference_prefix
+        self.options = {**spec.defaults, **(options or {})}
+        self.__name__ = metric if name is None else name
+        if not isinstance(self.__name__, str) or not self.__name__:
+            raise TypeError(f"`name` must be a non-empty str, got {name!r}.")
+        self._encoded: dict[str, tuple[int, ...]] = {}
+        self._check_options()
+
+    def _check_options(self) -> None:
+        """Score a one-token example now, so bad options fail when the reward is built, not at training step 1."""
+        preds = torch.tensor([[3, EOS]])
+        out = self._score(preds, preds.unsqueeze(1), torch.zeros(1, dtype=torch.int64))
+        if out.shape != (1,):
+            raise ValueError(
+                f"the {self.metric} options {self.options} give scores of shape {tuple(out.shape)} per batch of 1: "
+                "a reward needs one score per completion (e.g. one weight tuple, not a list)."
+            )
+
+    def _score(self, preds: Tensor, refs: Tensor | None, groups: Tensor | None) -> Tensor:
+        return _REWARDS[self.metric].score(preds, refs, groups, self.options)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(metric={self.metric!r}, name={self.__name__!r}, "
+            f"reference_column={self.reference_column!r}, eos_token_id={self.eos_token_ids}, "
+            f"device={str(self.device)!r}, options={self.options})"
+        )
+
+    def __call__(
+        self,
+        prompts: Sequence[Any] | None = None,
+        completions: Sequence[Any] | None = None,
+        completion_ids: Sequence[Sequence[int]] | None = None,
+        **kwargs: Any,
+    ) -> list[float]:
+        """Score a batch of completions.
+
+        Args:
+            prompts: one prompt per completion (text or a conversation); completions of the same prompt form a
+                group for the diversity rewards.
+            completions: the decoded completions (unused: scores are computed on ``completion_ids``).
+            completion_ids: one list of token IDs per completion, as TRL passes them (cut after the first EOS,
+                the EOS kept; no EOS when the length limit was hit).
+            **kwargs: the dataset's other columns, one value per completion (the reference column among them),
+                and TRL's ``trainer_state``, ``log_extra``, ``log_metric``, which are ignored.
+
+        Returns:
+            One float per completion, in order.
+
+        Raises:
+            ValueError: ``completion_ids`` missing, the reference column missing or of the wrong length, an empty
+                list of references, negative token IDs, string references without a ``tokenizer``.
+            TypeError: token IDs that are not ints, references that are neither strings nor token-ID lists.
+        """
+        if completion_ids is None:
+            raise ValueError(
+                f"the {self.__name__!r} reward needs `completion_ids` (the completions' token IDs), which "
+                "GRPOTrainer passes; got none."
+            )
+        if isinstance(completion_ids, (str, bytes)) or not isinstance(completion_ids, Sequence):
+            raise TypeError(f"`completion_ids` must be a list of token-ID lists, got {type(completion_ids).__name__}.")
+        batch = len(completion_ids)
+        if batch == 0:
+            return []
+        names = [f"completion_ids[{i}]" for i in range(batch)]
+        preds = padded_rows(completion_ids, names, self.eos_token_ids, self.device)
+        refs = None if self.reference_column is None else self._references(kwargs, batch)
+        groups = _prompt_groups(prompts, batch) if _REWARDS[self.metric].uses_groups else None
+        return self._score(preds, refs, groups).tolist()
+
+    def _references(self, columns: Mapping[str, Any], batch: int) -> Tensor:
+        """The reference column as a ``(B, R, W)`` tensor: text encoded once (cached), several references allowed."""
+        column = self.reference_column
+        if column not in columns:
+            given = sorted(k for k in columns if k not in ("trainer_state", "log_extra", "log_metric"))
+            raise ValueError(
+                f"the {self.__name__!r} reward reads references from the dataset column `{column}`, which the "
+                f"trainer did not pass (columns passed: {given}); set `reference_column`."
+            )
+        rows = columns[column]
+        if isinstance(rows, (str, bytes)) or not isinstance(rows, Sequence) or len(rows) != batch:
+            got = f"{len(rows)} values" if isinstance(rows, Sequence) else type(rows).__name__
+            raise ValueError(f"column `{column}` must hold one value per completion ({batch}), got {got}.")
+        per_row = [self._row_references(value, f"{column}[{i}]") for i, value in enumerate(rows)]
+        self._encode_new([r for refs in per_row for r in refs if isinstance(r, str)], column)
+        seqs: list[Any] = []
+        names: list[str] = []
+        owners: list[int] = []
+        slots: list[int] = []
+        for i, refs in enumerate(per_row):
+            for j, ref in enumerate(refs):
+                seqs.append(self._encoded[ref] if isinstance(ref, str) else ref)
+                names.append(f"{column}[{i}][{j}]" if len(refs) > 1 else f"{column}[{i}]")
+                owners.append(i)
+                slots.append(j)
+        flat = padded_rows(seqs, names, self.eos_token_ids, self.device)
+        out = torch.full((batch, max(slots) + 1, flat.shape[1]), PAD, dtype=torch.int64, device=self.device)
+        out[torch.tensor(owners, device=self.device), torch.tensor(slots, device=self.device)] = flat
+        return out
+
+    @staticmethod
+    def _row_references(value: Any, name: str) -> list[Any]:
+        """One cell of the reference column as a list of references, each a str or a token-ID sequence."""
+        if isinstance(value, (np.ndarray, Tensor)):
+            value = value.tolist()
+        if isinstance(value, str):
+            return [value]
+        if not isinstance(value, Sequence) or isinstance(value, bytes):
+            raise TypeError(
+                f"`{name}` must be a reference (a str or a list of token IDs) or a list of references, "
+                f"got {type(value).__name__}."
+            )
+        if len(value) == 0:
+            raise ValueError(f"`{name}` is empty: give a reference (a str or a list of token IDs) for every row.")
+        if _is_token_id(value[0]):
+            return [value]  # one token-ID reference (its other items are checked when it becomes a tensor)
+        refs = [r.tolist() if isinstance(r, (np.ndarray, Tensor)) else r for r in value]
+        for j, ref in enumerate(refs):
+            if not isinstance(ref, (str, Sequence)) or isinstance(ref, bytes):
+                raise TypeError(
+                    f"`{name}[{j}]` must be a reference (a str or a list of token IDs), got {type(ref).__name__}."
+                )
+        return refs
+
+    def _encode_new(self, texts: list[str], column: str) -> None:
+        """Tokenize the texts not seen before in one call, without special tokens, and keep their IDs."""
+        new = list(dict.fromkeys(t for t in texts if t not in self._encoded))
+        if not new:
+            return
+        if self.tokenizer is None:
+            raise ValueError(
+                f"column `{column}` holds text references: pass the `tokenizer` that produced the completions "
+                "(or store token-ID lists in the column)."
+            )
+        encoded = self.tokenizer([self.reference_prefix + t for t in new], add_special_tokens=False)["input_ids"]
+        for text, ids in zip(new, encoded, strict=True):
+            self._encoded[text] = tuple(ids)
+
+
+def bleu_reward(
+    reference_column: str = "reference",
+    *,
+    tokenizer: Any = None,
+    eos_token_id: int | Sequence[int] | None = None,
+    device: str | torch.device | None = None,
+    name: str = "bleu",
+    reference_prefix: str = "",
+    **bleu_options: Any,
+) -> TokenIDReward:
+    """Sentence BLEU of each completion's token IDs against the references in a dataset column, as a GRPO reward.
+
+    Args:
+        reference_column: the dataset column holding the references: a token-ID list (used as it is), a string
+            (encoded once with ``tokenizer``, without special tokens, and cached), or a list of either for several
+            references.
+        tokenizer: the tokenizer of the policy; needed for string references. Its ``eos_token_id`` is the default
+            end of sequence.
+        eos_token_id: the ID (or IDs) ending a sequence; TRL keeps it in ``completion_ids``, so it is stripped (with
+            anything after it, in completions and references alike). ``()`` for none.
+        device: where the scores are computed (``"cpu"`` by default; e.g. ``model.device``).
+        name: the reward's ``__name__``, which TRL logs as ``rewards/<name>/mean``.
+        reference_prefix: text put before each string reference before encoding (e.g. ``" "`` for BPE tokenizers
+            whose completions start with a space-prefixed token).
+        **bleu_options: options of :func:`tensorbleu_metrics.functional.sentence_bleu` (``n_gram``, ``weights``,
+            ``smoothing``, ``smooth_value``, ``effective_order``, ``auto_reweigh``, ``dtype``); default
+            ``smoothing="exp", effective_order=True`` (SacreBLEU's sentence BLEU).
+
+    Returns:
+        A :class:`TokenIDReward` for ``GRPOTrainer(reward_funcs=[...])``.
+
+    Raises:
+        ValueError, TypeError: no EOS ID known, or options the functional API rejects (named).
+
+    Example:
+        >>> reward = bleu_reward(eos_token_id=2)
+        >>> reward(
+        ...     prompts=["p", "p"],
+        ...     completions=["a b c d", "a b x"],
+        ...     completion_ids=[[5, 6, 7, 8, 2], [5, 6, 9]],  # the first ended with EOS (2), the second was cut
+        ...     reference=[[5, 6, 7, 8], [5, 6, 7, 8]],
+        ...     trainer_state=None,
+        ... )
+        [1.0, 0.3943...]
+    """
+    return TokenIDReward(
+        "bleu",
+        reference_column=reference_column,
+        tokenizer=tokenizer,
+        eos_token_id=eos_token_id,
+        device=device,
+        name=name,
+        reference_prefix=reference_prefix,
+        options=bleu_options,
+    )
