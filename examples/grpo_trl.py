@@ -371,7 +371,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     print(f"\ngrpo_trl.py summary (trl {trl.__version__}, device {args.device}, {args.threads} thread(s))")
     print("| quantity | before GRPO | after GRPO |")
     print("|---|---:|---:|")
-    print(f"| mean reward of the first / last {k} steps | {summary['reward_first']:.3f} | {summary['reward_last']:.3f} |")
+    print(
+        f"| mean reward of the first / last {k} steps | {summary['reward_first']:.3f} | {summary['reward_last']:.3f} |"
+    )
     print(f"| held-out corpus BLEU (greedy) | {before['bleu']:.3f} | {after['bleu']:.3f} |")
     print(f"| held-out mean sentence BLEU | {before['sentence_bleu']:.3f} | {after['sentence_bleu']:.3f} |")
     print(f"| held-out exact reversals | {before['exact']:.1%} | {after['exact']:.1%} |")

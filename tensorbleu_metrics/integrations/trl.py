@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import numbers
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from tensorbleu_metrics.functional import sentence_bleu
+from tensorbleu_metrics.functional._scoring import SACREBLEU_METHODS
 from tensorbleu_metrics.integrations._convert import EOS, PAD, id_tuple, padded_rows
 
 __all__ = ["TokenIDReward", "bleu_reward"]
@@ -30,17 +31,24 @@ class _RewardSpec:
     """How one metric is called: ``score(preds, refs, groups, options)`` gives the ``(B,)`` reward."""
 
     score: Callable[[Tensor, Tensor | None, Tensor | None, Mapping[str, Any]], Tensor]
-    defaults: Mapping[str, Any] = field(default_factory=dict)
+    with_defaults: Callable[[Mapping[str, Any]], dict[str, Any]] = dict
     uses_reference: bool = True
     uses_groups: bool = False
 
 
+def _sentence_bleu_defaults(options: Mapping[str, Any]) -> dict[str, Any]:
+    """SacreBLEU's sentence-level defaults (``exp`` smoothing, effective order): unsmoothed BLEU is 0 for most
+    short completions, a flat reward. ``effective_order`` is SacreBLEU's option, so NLTK methods go without it."""
+    smoothing = options.get("smoothing", "exp")
+    effective = {"effective_order": True} if smoothing in SACREBLEU_METHODS else {}
+    return {"smoothing": "exp", **effective, **options}
+
+
 # One entry per metric; a new metric is one entry and a three-line factory below.
 _REWARDS: dict[str, _RewardSpec] = {
-    # SacreBLEU's sentence-level defaults: unsmoothed BLEU is 0 for most short completions, a flat reward.
     "bleu": _RewardSpec(
         lambda preds, refs, groups, o: sentence_bleu(preds, refs, pad_id=PAD, eos_id=EOS, **o),
-        defaults={"smoothing": "exp", "effective_order": True},
+        with_defaults=_sentence_bleu_defaults,
     ),
 }
 
@@ -106,7 +114,7 @@ class TokenIDReward:
         self.eos_token_ids = id_tuple(eos_token_id, "eos_token_id")
         self.device = torch.device("cpu" if device is None else device)
         self.reference_prefix = reference_prefix
-        self.options = {**spec.defaults, **(options or {})}
+        self.options = spec.with_defaults(dict(options or {}))
         self.__name__ = metric if name is None else name
         if not isinstance(self.__name__, str) or not self.__name__:
             raise TypeError(f"`name` must be a non-empty str, got {name!r}.")
@@ -270,7 +278,8 @@ def bleu_reward(
             whose completions start with a space-prefixed token).
         **bleu_options: options of :func:`tensorbleu_metrics.functional.sentence_bleu` (``n_gram``, ``weights``,
             ``smoothing``, ``smooth_value``, ``effective_order``, ``auto_reweigh``, ``dtype``); default
-            ``smoothing="exp", effective_order=True`` (SacreBLEU's sentence BLEU).
+            ``smoothing="exp"`` and, with SacreBLEU's smoothing methods, ``effective_order=True`` (SacreBLEU's
+            sentence BLEU).
 
     Returns:
         A :class:`TokenIDReward` for ``GRPOTrainer(reward_funcs=[...])``.

@@ -1,0 +1,338 @@
+"""TRL rewards (``tensorbleu_metrics.integrations.trl``) called exactly as ``GRPOTrainer`` calls them.
+
+The rewards must equal the functional API (itself tested against NLTK and SacreBLEU; one NLTK check is repeated
+here) on the same token IDs with the EOS stripped, whatever the reference form; a 2-step ``GRPOTrainer`` run
+checks the calling convention of the installed TRL.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tensorbleu_metrics.functional import sentence_bleu
+from tensorbleu_metrics.integrations.trl import TokenIDReward, bleu_reward
+
+ROOT = Path(__file__).resolve().parents[1]
+EOS = 2
+REWARD_OPTS = {"smoothing": "exp", "effective_order": True}  # the reward's default options
+
+
+def trl_kwargs(n: int, **columns):
+    """What GRPOTrainer passes besides prompts/completions/completion_ids: the columns and its own three."""
+    return {**columns, "trainer_state": object(), "log_extra": lambda *a, **k: None, "log_metric": lambda *a: None}
+
+
+def expected_bleu(completions, refs, **opts):
+    """sentence_bleu on the ragged lists, cut at the first EOS (the EOS excluded)."""
+    cut = [c[: c.index(EOS)] if EOS in c else c for c in completions]
+    refs = [[r[: r.index(EOS)] if EOS in r else r for r in rs] for rs in refs]
+    return sentence_bleu(cut, refs, dtype=torch.float64, **{**REWARD_OPTS, **opts}).tolist()
+
+
+def test_called_as_grpo_trainer_calls_it():
+    completion_ids = [[5, 6, 7, 8, 2], [5, 6, 9], [2], [9, 8, 7, 6, 5, 4, 3]]
+    refs = [[5, 6, 7, 8], [5, 6, 7, 8, 9], [5, 6], [9, 8, 7, 6, 5, 3]]
+    reward = bleu_reward(eos_token_id=EOS)
+    out = reward(
+        prompts=["a", "a", "b", "b"],
+        completions=["x"] * 4,
+        completion_ids=completion_ids,
+        **trl_kwargs(4, reference=refs, other_column=[1, 2, 3, 4]),
+    )
+    assert isinstance(out, list) and all(type(x) is float for x in out)
+    assert out == pytest.approx(expected_bleu(completion_ids, [[r] for r in refs]), abs=1e-6)
+    assert out[0] == 1.0 and out[2] == 0.0  # EOS is not a token; an empty completion scores 0, not NaN
+
+
+def test_matches_nltk_oracle(oracle):
+    completion_ids = [[5, 6, 7, 8, 9, 2], [5, 6, 9, 10, 11, 12], [7, 7, 7, 2]]
+    refs = [[[5, 6, 7, 8, 10]], [[5, 6, 9, 10, 12], [6, 9, 10, 11]], [[7, 7, 8]]]
+    reward = bleu_reward("refs", eos_token_id=EOS, smoothing="method1", dtype=torch.float64)
+    out = reward(prompts=None, completions=None, completion_ids=completion_ids, **trl_kwargs(3, refs=refs))
+    for got, hyp, rs in zip(out, completion_ids, refs, strict=True):
+        hyp = hyp[: hyp.index(EOS)] if EOS in hyp else hyp
+        assert got == pytest.approx(oracle.nltk_sentence(hyp, rs, 4, "method1"), abs=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    data=st.lists(
+        st.tuples(
+            st.lists(st.integers(3, 9), max_size=8),  # completion tokens (no EOS)
+            st.lists(st.lists(st.integers(3, 9), max_size=8), min_size=1, max_size=3),  # references
+            st.booleans(),  # did it end with EOS (or hit the length limit)?
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    n_gram=st.integers(1, 4),
+)
+def test_eos_present_or_absent_gives_the_same_reward(data, n_gram):
+    """Property: the reward equals sentence_bleu of the EOS-free tokens; the trailing EOS changes nothing."""
+    reward = bleu_reward(eos_token_id=EOS, n_gram=n_gram, dtype=torch.float64)
+    tokens = [c for c, _, _ in data]
+    refs = [rs for _, rs, _ in data]
+    with_eos = [[*c, EOS] if ended else c for c, _, ended in data]
+    kw = trl_kwargs(len(data), reference=refs)
+    a = reward(prompts=None, completions=None, completion_ids=with_eos, **kw)
+    b = reward(prompts=None, completions=None, completion_ids=tokens, **kw)
+    assert a == b
+    assert a == pytest.approx(expected_bleu(tokens, refs, n_gram=n_gram), abs=1e-12)
+    # tokens after an EOS (not something TRL passes) are cut, as the functional API's eos_id does
+    after = [[*c, EOS, 4, 5] for c in tokens]
+    assert reward(prompts=None, completions=None, completion_ids=after, **kw) == a
+
+
+def test_several_eos_ids():
+    reward = bleu_reward(eos_token_id=[EOS, 3])
+    kw = trl_kwargs(2, reference=[[5, 6, 7, 8], [5, 6, 7, 8]])
+    out = reward(prompts=None, completions=None, completion_ids=[[5, 6, 7, 8, 3], [5, 6, 7, 8, 2]], **kw)
+    assert out == [1.0, 1.0]
+
+
+def test_references_as_strings_token_ids_and_several(tiny_tokenizer):
+    tok = tiny_tokenizer
+    texts = ["w1 w2 w3 w4", "w4 w3 w2", "w1 w1 w2 w2 w3"]
+    ids = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
+    completion_ids = [[*ids[0], tok.eos_token_id], ids[1][:2], [*ids[2][:4], tok.eos_token_id]]
+    base = dict(prompts=["p"] * 3, completions=["c"] * 3, completion_ids=completion_ids)
+    from_ids = bleu_reward("ref", eos_token_id=tok.eos_token_id)(**base, **trl_kwargs(3, ref=ids))
+    reward = bleu_reward("ref", tokenizer=tok)  # EOS taken from the tokenizer
+    from_text = reward(**base, **trl_kwargs(3, ref=texts))
+    assert from_text == from_ids == pytest.approx(expected_bleu_tok(completion_ids, [[i] for i in ids], tok))
+    # several references per row, as strings, as ID lists, or mixed
+    several = [[texts[0], texts[1]], [texts[1]], [texts[2], texts[0], texts[1]]]
+    several_ids = [[tok(t, add_special_tokens=False)["input_ids"] for t in rs] for rs in several]
+    mixed = [[several[0][0], several_ids[0][1]], several_ids[1], several[2]]
+    want = expected_bleu_tok(completion_ids, several_ids, tok)
+    for refs in (several, several_ids, mixed):
+        assert reward(**base, **trl_kwargs(3, ref=refs)) == pytest.approx(want, abs=1e-6)
+
+
+def expected_bleu_tok(completion_ids, refs, tok):
+    eos = tok.eos_token_id
+    cut = [c[: c.index(eos)] if eos in c else c for c in completion_ids]
+    return sentence_bleu(cut, refs, **REWARD_OPTS).tolist()
+
+
+def test_text_references_are_encoded_once(tiny_tokenizer):
+    calls = []
+
+    class CountingTokenizer:
+        eos_token_id = tiny_tokenizer.eos_token_id
+
+        def __call__(self, texts, **kwargs):
+            calls.append((list(texts), kwargs))
+            return tiny_tokenizer(texts, **kwargs)
+
+    reward = bleu_reward(tokenizer=CountingTokenizer(), reference_prefix="")
+    refs = ["w1 w2 w3", "w1 w2 w3", "w4 w5"]
+    kw = dict(prompts=None, completions=None, completion_ids=[[4, 5, 6], [4, 5], [7, 8]])
+    first = reward(**kw, **trl_kwargs(3, reference=refs))
+    assert calls == [(["w1 w2 w3", "w4 w5"], {"add_special_tokens": False})]  # unique texts, one call
+    assert reward(**kw, **trl_kwargs(3, reference=refs)) == first
+    assert len(calls) == 1  # cached
+    reward(**kw, **trl_kwargs(3, reference=["w4 w5", "w6", "w1 w2 w3"]))
+    assert len(calls) == 2 and calls[1][0] == ["w6"]
+
+
+def test_reference_prefix_is_prepended_before_encoding():
+    seen = []
+
+    def tokenizer(texts, add_special_tokens):
+        seen.extend(texts)
+        return {"input_ids": [[3 + len(t)] for t in texts]}
+
+    reward = bleu_reward(tokenizer=tokenizer, eos_token_id=EOS, reference_prefix=" ")
+    reward(prompts=None, completions=None, completion_ids=[[4]], reference=["ab"])
+    assert seen == [" ab"]
+
+
+def test_name_options_and_pickling():
+    from trl.trainer.utils import get_callable_name
+
+    reward = bleu_reward(eos_token_id=EOS, n_gram=2, smoothing="add-k", name="bleu2")
+    assert get_callable_name(reward) == "bleu2" and reward.__name__ == "bleu2"
+    assert get_callable_name(bleu_reward(eos_token_id=EOS)) == "bleu"
+    completion_ids, refs = [[5, 6, 7, 2], [5, 9]], [[5, 6, 8], [5, 9, 9]]
+    kw = trl_kwargs(2, reference=refs)
+    out = reward(prompts=None, completions=None, completion_ids=completion_ids, **kw)
+    assert out == pytest.approx(expected_bleu(completion_ids, [[r] for r in refs], n_gram=2, smoothing="add-k"))
+    clone = pickle.loads(pickle.dumps(reward))
+    assert clone.__name__ == "bleu2"
+    assert clone(prompts=None, completions=None, completion_ids=completion_ids, **kw) == out
+    assert "bleu2" in repr(reward)
+
+
+def test_empty_batch():
+    assert bleu_reward(eos_token_id=EOS)(prompts=[], completions=[], completion_ids=[], reference=[]) == []
+
+
+@pytest.mark.parametrize(
+    ("make", "call", "error", "match"),
+    [
+        (dict(), dict(completion_ids=None, reference=[[1]]), ValueError, "completion_ids"),
+        (dict(), dict(completion_ids=[[5]], answer=[[5]]), ValueError, r"column `reference`.*answer"),
+        (dict(), dict(completion_ids=[[5], [6]], reference=[[5]]), ValueError, r"`reference` must hold one value"),
+        (dict(), dict(completion_ids=[[5]], reference=["text"]), ValueError, "tokenizer"),
+        (dict(), dict(completion_ids=[[5]], reference=[[]]), ValueError, r"`reference\[0\]` is empty"),
+        (dict(), dict(completion_ids=[[5]], reference=[3.5]), TypeError, r"`reference\[0\]`"),
+        (dict(), dict(completion_ids=[[5]], reference=[[[5], 7]]), TypeError, r"`reference\[0\]\[1\]`"),
+        (dict(), dict(completion_ids=[[5, -3]], reference=[[5]]), ValueError, r"`completion_ids\[0\]`.*-3"),
+        (dict(), dict(completion_ids=[[5], [5, 1.5]], reference=[[5], [5]]), TypeError, r"completion_ids\[1\]"),
+        (dict(), dict(completion_ids=[[5]], reference=[[5, -1]]), ValueError, r"`reference\[0\]`.*-1"),
+        (dict(), dict(completion_ids="5 6", reference=[[5]]), TypeError, "completion_ids"),
+    ],
+)
+def test_bad_calls_name_the_argument(make, call, error, match):
+    reward = bleu_reward(eos_token_id=EOS, **make)
+    with pytest.raises(error, match=match):
+        reward(prompts=None, completions=None, **call)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        (dict(), ValueError, "eos_token_id"),  # no EOS known: it would count as a token
+        (dict(eos_token_id=EOS, smoothing="nope"), ValueError, "smoothing"),
+        (dict(eos_token_id=EOS, n_gram=0), ValueError, "n_gram"),
+        (dict(eos_token_id=EOS, weights=[(1, 0, 0, 0), (0.5, 0.5, 0, 0)]), ValueError, "one score per completion"),
+        (dict(eos_token_id=EOS, pad_id=0), ValueError, "pad_id"),
+        (dict(eos_token_id=EOS, eos_id=2), ValueError, "eos_id"),
+        (dict(eos_token_id="2"), TypeError, "eos_token_id"),
+        (dict(eos_token_id=EOS, name=""), TypeError, "name"),
+        (dict(eos_token_id=EOS, reference_column=None), TypeError, "reference_column"),
+        (dict(eos_token_id=EOS, bogus=1), TypeError, "bogus"),
+    ],
+)
+def test_bad_options_fail_when_built(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        bleu_reward(**kwargs)
+    with pytest.raises(ValueError, match="metric"):
+        TokenIDReward("nope", reference_column="reference", eos_token_id=EOS)
+
+
+def test_no_eos_when_asked():
+    reward = bleu_reward(eos_token_id=())  # explicitly none: every ID counts
+    out = reward(prompts=None, completions=None, completion_ids=[[5, 6, 2]], reference=[[5, 6, 2]])
+    assert out == [1.0]
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_reward_on_cuda_equals_cpu(tiny_tokenizer):
+    refs = ["w1 w2 w3 w4", "w3 w2 w1", "w5 w6"]
+    kw = dict(prompts=None, completions=None, completion_ids=[[4, 5, 6, 2], [6, 5], [8, 9, 10, 2]])
+    cpu = bleu_reward(tokenizer=tiny_tokenizer)(**kw, reference=refs)
+    cuda = bleu_reward(tokenizer=tiny_tokenizer, device="cuda")(**kw, reference=refs)
+    assert cuda == pytest.approx(cpu, abs=1e-6)
+
+
+def test_importing_the_package_imports_neither_trl_nor_transformers():
+    code = textwrap.dedent(
+        """
+        import sys
+        import torchmetrics  # torchmetrics itself may import parts of transformers when it is installed
+        before = set(sys.modules)
+        import tensorbleu_metrics
+        import tensorbleu_metrics.integrations
+        from tensorbleu_metrics.integrations import trl, transformers
+        new = {m.split(".")[0] for m in set(sys.modules) - before}
+        assert not new & {"trl", "transformers", "datasets", "accelerate"}, new
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env=env, timeout=120)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# a real GRPOTrainer run
+# ----------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_tokenizer():
+    pytest.importorskip("transformers")
+    sys.path.insert(0, str(ROOT))
+    from examples.grpo_trl import build_tokenizer
+
+    return build_tokenizer(12)
+
+
+@pytest.fixture(scope="module")
+def grpo_run(tiny_tokenizer, tmp_path_factory):
+    """Two GRPO steps of a tiny Llama with the library's reward, recording every call TRL makes."""
+    trl = pytest.importorskip("trl")
+    from datasets import Dataset
+
+    from examples.grpo_trl import build_policy, make_rows
+
+    tok = tiny_tokenizer
+    rows = make_rows(32, 12, 3, 5, seed=0)
+    for i, row in enumerate(rows):  # a second column form: token-ID references in half of the rows
+        row["reference_ids"] = tok(row["reference"], add_special_tokens=False)["input_ids"]
+        row["extra"] = i
+    reward = bleu_reward("reference", tokenizer=tok)
+    calls = []
+
+    class Recorder:
+        __name__ = "bleu"
+
+        def __call__(self, **kwargs):
+            out = reward(**kwargs)
+            calls.append({**kwargs, "out": out})
+            return out
+
+    args = trl.GRPOConfig(
+        output_dir=str(tmp_path_factory.mktemp("grpo")),
+        max_steps=2,
+        per_device_train_batch_size=8,
+        num_generations=4,
+        max_completion_length=6,
+        learning_rate=1e-3,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=0,
+    )
+    trainer = trl.GRPOTrainer(
+        model=build_policy(len(tok), 32, 1, 2, seed=0),
+        processing_class=tok,
+        reward_funcs=[Recorder()],
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+    )
+    trainer.train()
+    return trainer, calls
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # deprecations inside TRL/Transformers
+def test_grpo_trainer_runs_with_the_reward(grpo_run, tiny_tokenizer):
+    trainer, calls = grpo_run
+    assert len(calls) == 2
+    logged = [h for h in trainer.state.log_history if "rewards/bleu/mean" in h]
+    assert len(logged) == 2
+    eos = tiny_tokenizer.eos_token_id
+    for call, log in zip(calls, logged, strict=True):
+        ids, out = call["completion_ids"], call["out"]
+        assert len(out) == len(ids) == 8 and all(0.0 <= x <= 1.0 for x in out)
+        assert {"reference", "reference_ids", "extra", "trainer_state", "log_metric"} <= set(call)
+        # TRL's convention, as the reward assumes it: EOS kept and last, or no EOS at the length limit
+        for c in ids:
+            assert (c[-1] == eos and eos not in c[:-1]) or (eos not in c and len(c) == 6)
+        # groups of num_generations completions of one prompt are adjacent
+        assert call["prompts"][:4] == [call["prompts"][0]] * 4
+        assert out == pytest.approx(expected_bleu_tok(ids, [[r] for r in call["reference_ids"]], tiny_tokenizer))
+        assert log["rewards/bleu/mean"] == pytest.approx(sum(out) / len(out), abs=1e-5)
