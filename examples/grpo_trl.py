@@ -27,7 +27,7 @@ for _key in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "H
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("WANDB_MODE", "disabled")
 
-import torch
+import torch  # noqa: E402  (after the environment above)
 
 try:
     import trl
@@ -47,8 +47,8 @@ except ImportError as err:  # pragma: no cover - shown to users without the extr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 
-from tensorbleu_metrics.functional import corpus_bleu, sentence_bleu
-from tensorbleu_metrics.integrations.trl import bleu_reward
+from tensorbleu_metrics.functional import corpus_bleu, sentence_bleu  # noqa: E402
+from tensorbleu_metrics.integrations.trl import bleu_reward  # noqa: E402
 
 PAD, UNK, EOS, SEP = "[PAD]", "[UNK]", "[EOS]", "="
 PAD_ID, EOS_ID = 0, 2
