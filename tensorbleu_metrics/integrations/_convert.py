@@ -50,6 +50,24 @@ def _check_no_negative(x: Tensor, special: Tensor, name: str, row_names: Sequenc
         raise ValueError(f"{where} holds the negative token ID {int(x[bad][0])}; token IDs must be >= 0.")
 
 
+def _lists_to_padded(seqs: Sequence[Any], names: Sequence[str]) -> tuple[Tensor, Tensor]:
+    """A zero-filled ``(N, W)`` int64 CPU tensor and the lengths. Lists of ints (TRL's form) go through one
+    ``torch.tensor`` call over all tokens; anything else, or anything wrong, through the functional API's
+    per-sequence path, whose errors name the sequence."""
+    if all(type(s) in (list, tuple) for s in seqs):
+        try:
+            flat = torch.tensor([t for s in seqs for t in s])
+        except (TypeError, ValueError, RuntimeError, OverflowError):
+            flat = None
+        if flat is not None and flat.dim() == 1 and flat.dtype in (torch.int64, torch.int32):
+            lengths = torch.tensor([len(s) for s in seqs], dtype=torch.int64)
+            width = int(lengths.max()) if len(seqs) else 0
+            out = torch.zeros(len(seqs), width, dtype=torch.int64)
+            out[torch.arange(width) < lengths.unsqueeze(1)] = flat
+            return out, lengths
+    return _ragged_to_padded(seqs, names, torch.device("cpu"))
+
+
 def padded_rows(seqs: Sequence[Any], names: Sequence[str], eos_ids: Sequence[int], device: torch.device) -> Tensor:
     """Token sequences of any lengths as one ``(N, W + 1)`` tensor: tokens, then ``EOS``, then ``PAD``.
 
@@ -57,7 +75,7 @@ def padded_rows(seqs: Sequence[Any], names: Sequence[str], eos_ids: Sequence[int
     ``(B, R, L)`` reference tensor an all-``PAD`` row would mean "no reference"); ``eos_ids`` inside a row end it
     there, as the real end-of-sequence token does.
     """
-    tokens, lengths = _ragged_to_padded(seqs, names, torch.device("cpu"))
+    tokens, lengths = _lists_to_padded(seqs, names)
     is_eos = _isin(tokens, eos_ids)
     _check_no_negative(tokens, is_eos, "", names)
     out = torch.nn.functional.pad(torch.where(is_eos, EOS, tokens), (0, 1))
