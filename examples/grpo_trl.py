@@ -346,7 +346,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         if "reward" in h
     ]
     after = monitor.evals[-1]
-    k = min(5, len(history))
+    k = min(10, len(history))
     step_ms = 1000 * _mean(monitor.step_seconds)
     reward_ms = 1000 * _mean(reward.seconds)
     summary = {
