@@ -7,7 +7,6 @@ It turns the ``EvalPrediction``'s NumPy arrays (``-100`` and pad IDs, EOS) into 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from torch import Tensor
@@ -21,21 +20,24 @@ __all__ = ["ComputeMetrics", "make_compute_metrics"]
 IGNORE_INDEX = -100
 
 
-@dataclass(frozen=True)
-class _MetricSpec:
-    """How one metric is called on cleaned ``(N, L)`` predictions and ``(N, L')`` labels."""
-
-    corpus: Callable[[Tensor, Tensor, Mapping[str, Any]], Tensor]  # -> scalar
-    sentence: Callable[[Tensor, Tensor, Mapping[str, Any]], Tensor]  # -> (N,)
-    defaults: Mapping[str, Any] = field(default_factory=dict)
+Scores = Callable[[Tensor, Tensor, Mapping[str, Any]], dict[str, Tensor]]
 
 
-# One entry per metric; a new metric is one entry.
-_METRICS: dict[str, _MetricSpec] = {
-    "bleu": _MetricSpec(
-        corpus=lambda p, t, o: corpus_bleu(p, t, pad_id=PAD, eos_id=EOS, **o),
-        sentence=lambda p, t, o: sentence_bleu(p, t, pad_id=PAD, eos_id=EOS, **o),
-    ),
+def _corpus_and_sentence(name: str, corpus: Callable[..., Tensor], sentence: Callable[..., Tensor]) -> Scores:
+    """A metric with a corpus score and sentence scores: ``{name: corpus, name_sentence_mean: mean}``."""
+
+    def scores(preds: Tensor, target: Tensor, options: Mapping[str, Any], sentence_scores: bool = False):
+        out = {name: corpus(preds, target, pad_id=PAD, eos_id=EOS, **options)}
+        if sentence_scores:
+            out[f"{name}_sentence_mean"] = sentence(preds, target, pad_id=PAD, eos_id=EOS, **options).mean()
+        return out
+
+    return scores
+
+
+# One entry per metric: cleaned (N, L) predictions and (N, L') labels -> named scalar tensors.
+_METRICS: dict[str, Callable[..., dict[str, Tensor]]] = {
+    "bleu": _corpus_and_sentence("bleu", corpus_bleu, sentence_bleu),
 }
 
 _RESERVED = ("preds", "target", "pad_id", "eos_id")
@@ -78,7 +80,7 @@ class ComputeMetrics:
         self.ignore_ids = tuple(dict.fromkeys((IGNORE_INDEX, pad_id, *id_tuple(ignore_ids, "ignore_ids"))))
         self.metrics = tuple(metrics)
         self.sentence_scores = sentence_scores
-        self.options = {name: {**_METRICS[name].defaults, **options.get(name, {})} for name in self.metrics}
+        self.options = {name: dict(options.get(name, {})) for name in self.metrics}
         self._check_options()
 
     def _check_options(self) -> None:
@@ -134,10 +136,8 @@ class ComputeMetrics:
             )
         out: dict[str, float] = {}
         for name in self.metrics:
-            spec, opts = _METRICS[name], self.options[name]
-            out[name] = float(spec.corpus(preds, target, opts))
-            if self.sentence_scores:
-                out[f"{name}_sentence_mean"] = float(spec.sentence(preds, target, opts).mean())
+            scores = _METRICS[name](preds, target, self.options[name], self.sentence_scores)
+            out.update({key: float(value) for key, value in scores.items()})
         return out
 
 
