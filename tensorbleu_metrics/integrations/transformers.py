@@ -20,7 +20,7 @@ __all__ = ["ComputeMetrics", "make_compute_metrics"]
 IGNORE_INDEX = -100
 
 
-Scores = Callable[[Tensor, Tensor, Mapping[str, Any]], dict[str, Tensor]]
+Scores = Callable[[Tensor, Tensor, Mapping[str, Any], bool], dict[str, Tensor]]
 
 
 def _corpus_and_sentence(name: str, corpus: Callable[..., Tensor], sentence: Callable[..., Tensor]) -> Scores:
@@ -36,7 +36,7 @@ def _corpus_and_sentence(name: str, corpus: Callable[..., Tensor], sentence: Cal
 
 
 # One entry per metric: cleaned (N, L) predictions and (N, L') labels -> named scalar tensors.
-_METRICS: dict[str, Callable[..., dict[str, Tensor]]] = {
+_METRICS: dict[str, Scores] = {
     "bleu": _corpus_and_sentence("bleu", corpus_bleu, sentence_bleu),
 }
 
