@@ -271,7 +271,8 @@ def bleu_reward(
         tokenizer: the tokenizer of the policy; needed for string references. Its ``eos_token_id`` is the default
             end of sequence.
         eos_token_id: the ID (or IDs) ending a sequence; TRL keeps it in ``completion_ids``, so it is stripped (with
-            anything after it, in completions and references alike). ``()`` for none.
+            anything after it, in completions and references alike). TRL stops at the tokenizer's EOS and at
+            those of ``model.generation_config.eos_token_id``: pass them all when they differ. ``()`` for none.
         device: where the scores are computed (``"cpu"`` by default; e.g. ``model.device``).
         name: the reward's ``__name__``, which TRL logs as ``rewards/<name>/mean``.
         reference_prefix: text put before each string reference before encoding (e.g. ``" "`` for BPE tokenizers
