@@ -117,7 +117,9 @@ def _group(key: Tensor) -> _Groups:
 def _row_sums(per_group: Tensor, groups: _Groups) -> Tensor:
     """Sum of a per-group quantity over the n-grams of each row."""
     total = torch.cumsum(per_group, 0)
-    return total[groups.last] - torch.where(groups.first > 0, total[groups.first - 1], 0)
+    before = total[(groups.first - 1).clamp(min=0)]
+    before[groups.first == 0] = 0
+    return total[groups.last] - before
 
 
 def _runs(starts: Tensor, src: Tensor, counted: Tensor) -> tuple[Tensor, Tensor]:
@@ -215,40 +217,44 @@ class NGramCounts(NamedTuple):
     ref_matches: Tensor | None
 
 
-def _clip_against_refs(matches: Tensor, ref_matches: Tensor | None, n_refs: int) -> _Reduction:
-    """The reduction of BLEU's clipping (and per-reference overlaps), writing order n into column n - 1."""
+_PACKED_SOURCES = torch.tensor([1 << 32, 1])
+
+
+def _clip_against_refs(matches: Tensor, ref_matches: Tensor | None, n_refs: int) -> tuple[_Reduction, bool]:
+    """The reduction of BLEU's clipping (and per-reference overlaps), writing order n into column n - 1.
+
+    Also says whether it wants the sources as packed weights (``_PACKED_SOURCES[source]``): with one reference
+    and no per-reference overlaps, candidate and reference counts fit in one int64 per n-gram.
+    """
+    packed_sources = n_refs == 1 and ref_matches is None
 
     def reduce(n: int, key: Tensor, src: Tensor, counted: Tensor) -> _Order:
         # within an n-gram, occurrences are in column order, hence by source: candidate (0), then references
-        n_sent, width = key.shape
         groups = _group(key)
         n_groups = groups.starts.numel()  # an upper bound: avoids a host synchronisation
         flat_counted = counted.view(-1)
         flat_src = src.view(-1)
-        if n_refs == 1 and ref_matches is None:
-            # candidate and reference counts of every n-gram in one scatter: the candidate's in the high half
-            weight = torch.where(flat_counted, torch.where(flat_src == 0, 1 << 32, 1), 0)
+        if packed_sources:
+            # candidate and reference counts of every n-gram in one scatter: the sources are the weights, the
+            # candidate's count in the high half
+            weight = torch.where(flat_counted, flat_src, 0)
             packed = torch.zeros(n_groups, dtype=torch.int64, device=key.device).scatter_add_(0, groups.group, weight)
             clipped = torch.minimum(packed >> 32, packed & 0xFFFFFFFF)
         else:
-            pred_count = _count_per_group(groups.group, flat_counted & (flat_src == 0), n_groups)
-            # the longest run of one reference inside an n-gram's occurrences is its clipping count
-            run_first, run_count = _runs(groups.starts, flat_src, flat_counted)
-            run_src = flat_src[run_first]
-            run_count = torch.where(run_src > 0, run_count, 0)
-            run_group = groups.group[run_first]
-            ref_max = torch.zeros_like(pred_count).scatter_reduce_(0, run_group, run_count, reduce="amax")
-            clipped = torch.minimum(pred_count, ref_max)
+            # occurrences per (n-gram, source) in one scatter: the candidate's count and each reference's
+            slot = torch.add(flat_src, groups.group, alpha=n_refs + 1)
+            counts = torch.zeros(n_groups * (n_refs + 1), dtype=torch.int32, device=key.device)
+            counts = counts.scatter_add_(0, slot, flat_counted.int()).view(n_groups, n_refs + 1)
+            pred_count, ref_count = counts[:, 0], counts[:, 1:]
+            clipped = torch.minimum(pred_count, ref_count.amax(1)).long()
             if ref_matches is not None:
-                overlap = torch.minimum(run_count, pred_count[run_group])
-                slot = (run_first // width) * n_refs + (run_src - 1).clamp(min=0)
-                per_ref = torch.zeros(n_sent * n_refs, dtype=torch.int64, device=key.device)
-                ref_matches[:, :, n - 1] = per_ref.scatter_add_(0, slot, overlap).view(n_sent, n_refs)
+                overlap = torch.minimum(ref_count, pred_count.unsqueeze(1)).long()
+                ref_matches[:, :, n - 1] = _row_sums(overlap, groups)
         matches[:, n - 1] = _row_sums(clipped, groups)
         # an n-gram both sides hold is one that clipped to at least one match
         return _Order(groups.group, (clipped > 0)[groups.group])
 
-    return reduce
+    return reduce, packed_sources
 
 
 def count_ngrams(batch: TokenBatch, n_gram: int, *, per_reference: bool = False) -> NGramCounts:
@@ -261,7 +267,10 @@ def count_ngrams(batch: TokenBatch, n_gram: int, *, per_reference: bool = False)
     matches = torch.zeros(n_sent, n_gram, dtype=torch.int64, device=device)
     ref_matches = torch.zeros(n_sent, n_refs, n_gram, dtype=torch.int64, device=device) if per_reference else None
     first_key, source = _row_layout(batch)
-    _sorted_pass(first_key, source, n_gram, _clip_against_refs(matches, ref_matches, n_refs))
+    reduce, packed_sources = _clip_against_refs(matches, ref_matches, n_refs)
+    if packed_sources:
+        source = _PACKED_SOURCES.to(device)[source]
+    _sorted_pass(first_key, source, n_gram, reduce)
     stats = BLEUStats(matches, totals, totals.clamp(min=1), batch.pred_len.clone(), ref_len)
     return NGramCounts(stats, ref_matches)
 
