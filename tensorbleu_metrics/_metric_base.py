@@ -15,6 +15,7 @@ from torch import Tensor
 from torch.nn import Module
 from torchmetrics import Metric
 from torchmetrics.utilities.distributed import gather_all_tensors
+from torchmetrics.utilities.plot import _AX_TYPE, _PLOT_OUT_TYPE
 
 __all__ = ["TORCHMETRICS_INTERNALS", "check_torchmetrics_internals"]
 
@@ -123,6 +124,28 @@ class _TokenIDMetric(Metric):
     def _restore_shapes(self, value: Any) -> Any:
         """Turn a ``compute`` result squeezed by torchmetrics back into its documented shape (identity here)."""
         return value
+
+    def plot(self, val: Tensor | Sequence[Tensor] | None = None, ax: _AX_TYPE | None = None) -> _PLOT_OUT_TYPE:
+        """Plot a single or multiple values from the metric.
+
+        Args:
+            val: A result of ``forward``/``compute`` or a list of them (of a ``(corpus, sentences)`` result the
+                corpus score is plotted). If ``None``, ``compute()`` is called and its result plotted.
+            ax: A matplotlib axis to draw on; a new figure is made when ``None``.
+
+        Returns:
+            Figure and Axes object
+
+        Raises:
+            ModuleNotFoundError: If ``matplotlib`` is not installed.
+        """
+        if val is None:
+            val = self.compute()
+        if isinstance(val, tuple) and len(val) == 2 and isinstance(val[0], Tensor):
+            val = val[0]
+        elif isinstance(val, Sequence):
+            val = [v[0] if isinstance(v, tuple) else v for v in val]
+        return self._plot(val, ax)
 
     # ------------------------------------------------------------------ torchmetrics internals
     def _wrap_update(self, update: Callable) -> Callable:

@@ -232,11 +232,4 @@ class TokenIDBLEU(_TokenIDMetric):
             >>> fig_, ax_ = metric.plot(values)
 
         """
-        if self.return_sentence_level_score:
-            if val is None:
-                val = self.compute()[0]
-            elif isinstance(val, tuple) and len(val) == 2 and isinstance(val[0], Tensor):
-                val = val[0]
-            elif isinstance(val, Sequence):
-                val = [v[0] if isinstance(v, tuple) else v for v in val]
-        return self._plot(val, ax)
+        return super().plot(val, ax)
