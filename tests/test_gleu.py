@@ -121,6 +121,22 @@ def test_empty_hypotheses_and_references(device):
     assert corpus_gleu([[], [1]], [[[]], [[]]], min_len=2).item() == 0.0 == nltk_corpus([[], [1]], [[[]], [[]]], 2, 4)
 
 
+@pytest.mark.parametrize(("min_len", "max_len"), [(1, 4), (2, 6), (1, 1)])
+def test_one_reference_each(device, min_len, max_len):
+    # a (B, L') target: one reference per hypothesis (the kernel's single-reference reduction)
+    preds, refs = CORPUS
+    single = [r[:1] for r in refs]
+    target = torch.full((len(preds), max(len(r[0]) for r in refs)), PAD, dtype=torch.int64)
+    for i, r in enumerate(single):
+        target[i, : len(r[0])] = torch.tensor(r[0])
+    got = sentence_gleu(preds, target.to(device), min_len=min_len, max_len=max_len, pad_id=PAD, dtype=F64)
+    _close(got, nltk_sentences(preds, single, min_len, max_len))
+    _close(
+        gleu_stats(preds, single, min_len=min_len, max_len=max_len).matches,
+        gleu_stats(preds, [[r[0], r[0]] for r in single], min_len=min_len, max_len=max_len).matches.to(F64).tolist(),
+    )
+
+
 def test_pad_and_eos(device):
     preds = torch.tensor([[3, 4, 2, 5, 5], [7, 3, 4, 0, 0]], device=device)
     target = torch.tensor([[[3, 0, 4, 2, 9]], [[7, 3, 2, 4, 4]]], device=device)
