@@ -447,9 +447,10 @@ def plot(out: str, rows: list[dict]) -> None:
         if not ax.lines:
             plt.close(fig)
             continue
-        # a line through this project's first point, slope 1: what linear in the number of samples looks like
+        # a line through this project's largest point, slope 1: what linear in the number of samples looks like
+        # (small points sit on the measurement's floor: fixed costs, page-sized memory steps)
         first = ax.lines[0]
-        x0, y0 = first.get_xdata()[0], first.get_ydata()[0]
+        x0, y0 = first.get_xdata()[-1], first.get_ydata()[-1]
         xs = sorted({r["batch_size"] for r in srows})
         ax.plot(xs, [y0 * x / x0 for x in xs], ls=":", color="grey", label="linear")
         ax.set(xscale="log", yscale="log", xlabel="samples (32 tokens each)", ylabel=f"{what} ({unit})")
