@@ -261,3 +261,16 @@ def normalise_inputs(preds: Any, target: Any, pad_id: int | None, eos_id: int | 
     refs_aligned, ref_len = _left_align(ref_tokens, _keep_mask(ref_tokens, ref_valid, pad_id, eos_id))
     ref_len = torch.where(present, ref_len, 0)
     return TokenBatch(preds_aligned, pred_len, refs_aligned, ref_len, present)
+
+
+def normalise_preds(preds: Any, pad_id: int | None, eos_id: int | None) -> tuple[Tensor, Tensor]:
+    """Validate ``preds`` alone (metrics comparing samples among themselves) and left-align them.
+
+    Returns the ``(B, L)`` int64 tokens, valid in ``[0, length)``, and the ``(B,)`` lengths.
+    """
+    check_special_ids(pad_id, eos_id)
+    tokens, valid = _normalise_preds(preds, _find_device(preds))
+    if tokens.shape[0] == 0:
+        raise ValueError("`preds` is an empty batch: at least one sentence is needed.")
+    _check_ids(tokens, "preds", pad_id, eos_id)
+    return _left_align(tokens, _keep_mask(tokens, valid, pad_id, eos_id))
