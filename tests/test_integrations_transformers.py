@@ -14,7 +14,14 @@ import numpy as np
 import pytest
 import torch
 
-from tensorbleu_metrics.functional import corpus_bleu, sentence_bleu
+from tensorbleu_metrics.functional import (
+    corpus_bleu,
+    corpus_gleu,
+    distinct_ngrams,
+    self_bleu,
+    sentence_bleu,
+    sentence_gleu,
+)
 from tensorbleu_metrics.integrations.transformers import ComputeMetrics, make_compute_metrics
 
 for _key in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
@@ -136,6 +143,31 @@ def test_options_and_labels_with_minus_100_on_real_predictions(seq2seq_eval):
     # and with extra -100 columns, and the labels as a separate argument
     wider = np.pad(preds, ((0, 0), (0, 3)), constant_values=-100)
     assert cm(wider, labels) == pytest.approx(cm(pred), abs=1e-7)
+
+
+def test_gleu_and_diversity_on_real_predictions(seq2seq_eval):
+    from nltk.translate.gleu_score import corpus_gleu as nltk_corpus_gleu
+
+    _, pred = seq2seq_eval
+    cm = make_compute_metrics(
+        pad_id=PAD,
+        eos_id=EOS,
+        metrics=("bleu", "gleu", "self_bleu", "distinct"),
+        sentence_scores=True,
+        options={"distinct": {"n_gram": 1}},
+    )
+    got = cm(pred)
+    p, t = clean(pred.predictions), [[r] for r in clean(pred.label_ids)]
+    assert set(got) == {"bleu", "bleu_sentence_mean", "gleu", "gleu_sentence_mean", "self_bleu", "distinct_1"}
+    assert got["gleu"] == pytest.approx(float(corpus_gleu(p, t)), abs=1e-6)
+    assert got["gleu"] == pytest.approx(nltk_corpus_gleu(t, p), abs=1e-6)
+    assert got["gleu_sentence_mean"] == pytest.approx(float(sentence_gleu(p, t).mean()), abs=1e-6)
+    assert got["self_bleu"] == pytest.approx(float(self_bleu(p).mean()), abs=1e-6)
+    assert got["distinct_1"] == pytest.approx(len({x for s in p for x in s}) / sum(map(len, p)), abs=1e-6)
+    assert got["distinct_1"] == pytest.approx(float(distinct_ngrams(p, n_gram=1)), abs=1e-6)
+    assert make_compute_metrics(pad_id=PAD, eos_id=EOS, metrics="distinct")(pred) == pytest.approx(
+        {"distinct_2": float(distinct_ngrams(p, n_gram=2))}, abs=1e-6
+    )
 
 
 def test_tokens_after_eos_are_ignored_and_eos_is_not_a_token():

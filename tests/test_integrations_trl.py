@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import random
 import subprocess
 import sys
 import textwrap
@@ -19,8 +20,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tensorbleu_metrics.functional import sentence_bleu
-from tensorbleu_metrics.integrations.trl import TokenIDReward, bleu_reward
+from tensorbleu_metrics.functional import self_bleu, sentence_bleu, sentence_gleu
+from tensorbleu_metrics.integrations.trl import TokenIDReward, bleu_reward, diversity_reward, gleu_reward
 
 ROOT = Path(__file__).resolve().parents[1]
 EOS = 2
@@ -222,6 +223,63 @@ def test_bad_options_fail_when_built(kwargs, error, match):
         TokenIDReward("nope", reference_column="reference", eos_token_id=EOS)
 
 
+def _strip(seqs, eos=EOS):
+    return [s[: s.index(eos)] if eos in s else s for s in seqs]
+
+
+def test_gleu_reward_equals_nltk_and_the_functional_api():
+    from nltk.translate.gleu_score import sentence_gleu as nltk_gleu
+
+    completion_ids = [[5, 6, 7, 8, 9, 2], [5, 6, 9, 10, 11, 12], [7, 7, 7, 2], [2]]
+    refs = [[[5, 6, 7, 8, 10]], [[5, 6, 9, 10, 12], [6, 9, 10, 11]], [[7, 7, 8]], [[4, 5]]]
+    reward = gleu_reward("refs", eos_token_id=EOS, max_len=3, dtype=torch.float64)
+    assert reward.__name__ == "gleu"
+    out = reward(prompts=None, completions=None, completion_ids=completion_ids, **trl_kwargs(4, refs=refs))
+    hyps = _strip(completion_ids)
+    assert out == sentence_gleu(hyps, refs, max_len=3, dtype=torch.float64).tolist()
+    for got, hyp, rs in zip(out, hyps, refs, strict=True):
+        assert got == pytest.approx(nltk_gleu(rs, hyp, max_len=3), abs=1e-12)
+    # the trailing EOS changes nothing
+    assert reward(prompts=None, completions=None, completion_ids=hyps, **trl_kwargs(4, refs=refs)) == out
+
+
+def nltk_self_bleu(samples, groups):
+    """Texygen's Self-BLEU, one sample at a time: NLTK sentence_bleu against the other samples of its group."""
+    from nltk.translate.bleu_score import SmoothingFunction
+    from nltk.translate.bleu_score import sentence_bleu as nltk_bleu
+
+    out = []
+    for i, (sample, g) in enumerate(zip(samples, groups, strict=True)):
+        others = [s for j, (s, h) in enumerate(zip(samples, groups, strict=True)) if h == g and j != i]
+        out.append(nltk_bleu(others, sample, smoothing_function=SmoothingFunction().method1) if others else 0.0)
+    return out
+
+
+def test_diversity_groups_completions_by_prompt_not_by_position():
+    rng = random.Random(0)
+    prompts = ["a", "b", "c"] * 3 + ["d"]  # interleaved groups, and a prompt with a single completion
+    rng.shuffle(prompts)
+    completion_ids = [
+        [rng.randrange(3, 8) for _ in range(rng.randint(3, 7))] + [EOS] * rng.randint(0, 1) for _ in prompts
+    ]
+    reward = diversity_reward(eos_token_id=EOS, dtype=torch.float64)
+    assert reward.__name__ == "diversity" and reward.reference_column is None
+    out = reward(prompts=prompts, completions=None, completion_ids=completion_ids, **trl_kwargs(10, reference=[1] * 10))
+    samples = _strip(completion_ids)
+    want = [1 - x for x in nltk_self_bleu(samples, prompts)]
+    assert out == pytest.approx(want, abs=1e-12)
+    group_ids = torch.tensor([sorted(set(prompts)).index(p) for p in prompts])
+    assert out == pytest.approx((1 - self_bleu(samples, groups=group_ids, dtype=torch.float64)).tolist(), abs=1e-15)
+    assert out[prompts.index("d")] == 1.0  # alone in its group
+    # conversational prompts (lists of messages) group the same way
+    chats = [[{"role": "user", "content": p}] for p in prompts]
+    assert reward(prompts=chats, completions=None, completion_ids=completion_ids) == out
+    with pytest.raises(ValueError, match="prompts"):
+        reward(prompts=None, completions=None, completion_ids=completion_ids)
+    with pytest.raises(ValueError, match="smoothing"):
+        diversity_reward(eos_token_id=EOS, smoothing="nope")
+
+
 def test_no_eos_when_asked():
     reward = bleu_reward(eos_token_id=())  # explicitly none: every ID counts
     out = reward(prompts=None, completions=None, completion_ids=[[5, 6, 2]], reference=[[5, 6, 2]])
@@ -293,6 +351,8 @@ def grpo_run(tiny_tokenizer, tmp_path_factory):
             calls.append({**kwargs, "out": out})
             return out
 
+    others = [gleu_reward("reference_ids", tokenizer=tok), diversity_reward(tokenizer=tok)]
+
     args = trl.GRPOConfig(
         output_dir=str(tmp_path_factory.mktemp("grpo")),
         max_steps=2,
@@ -310,7 +370,7 @@ def grpo_run(tiny_tokenizer, tmp_path_factory):
     trainer = trl.GRPOTrainer(
         model=build_policy(len(tok), 32, 1, 2, seed=0),
         processing_class=tok,
-        reward_funcs=[Recorder()],
+        reward_funcs=[Recorder(), *others],
         args=args,
         train_dataset=Dataset.from_list(rows),
     )
@@ -336,3 +396,10 @@ def test_grpo_trainer_runs_with_the_reward(grpo_run, tiny_tokenizer):
         assert call["prompts"][:4] == [call["prompts"][0]] * 4
         assert out == pytest.approx(expected_bleu_tok(ids, [[r] for r in call["reference_ids"]], tiny_tokenizer))
         assert log["rewards/bleu/mean"] == pytest.approx(sum(out) / len(out), abs=1e-5)
+        # the other rewards ran on the same completions in the same step
+        cut = _strip(ids, eos)
+        gleu = sentence_gleu(cut, [[r] for r in call["reference_ids"]])
+        assert log["rewards/gleu/mean"] == pytest.approx(float(gleu.mean()), abs=1e-5)
+        groups = torch.tensor([call["prompts"].index(p) for p in call["prompts"]])
+        diversity = 1 - self_bleu(cut, groups=groups)
+        assert log["rewards/diversity/mean"] == pytest.approx(float(diversity.mean()), abs=1e-5)

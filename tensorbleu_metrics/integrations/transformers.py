@@ -11,7 +11,14 @@ from typing import Any
 
 from torch import Tensor
 
-from tensorbleu_metrics.functional import corpus_bleu, sentence_bleu
+from tensorbleu_metrics.functional import (
+    corpus_bleu,
+    corpus_gleu,
+    distinct_ngrams,
+    self_bleu,
+    sentence_bleu,
+    sentence_gleu,
+)
 from tensorbleu_metrics.integrations._convert import EOS, PAD, clean_array, id_tuple
 
 __all__ = ["ComputeMetrics", "make_compute_metrics"]
@@ -35,9 +42,23 @@ def _corpus_and_sentence(name: str, corpus: Callable[..., Tensor], sentence: Cal
     return scores
 
 
+def _self_bleu(preds: Tensor, target: Tensor, options: Mapping[str, Any], sentence_scores: bool = False):
+    """Self-BLEU of the whole evaluation set (each prediction against all the others); lower is more diverse."""
+    return {"self_bleu": self_bleu(preds, pad_id=PAD, eos_id=EOS, **options).mean()}
+
+
+def _distinct(preds: Tensor, target: Tensor, options: Mapping[str, Any], sentence_scores: bool = False):
+    """distinct-n of the whole evaluation set (default n = 2)."""
+    n = options.get("n_gram", 2)
+    return {f"distinct_{n}": distinct_ngrams(preds, pad_id=PAD, eos_id=EOS, **{"n_gram": n, **options})}
+
+
 # One entry per metric: cleaned (N, L) predictions and (N, L') labels -> named scalar tensors.
 _METRICS: dict[str, Scores] = {
     "bleu": _corpus_and_sentence("bleu", corpus_bleu, sentence_bleu),
+    "gleu": _corpus_and_sentence("gleu", corpus_gleu, sentence_gleu),
+    "self_bleu": _self_bleu,
+    "distinct": _distinct,
 }
 
 _RESERVED = ("preds", "target", "pad_id", "eos_id")
@@ -161,7 +182,9 @@ def make_compute_metrics(
         pad_id: the tokenizer's ``pad_token_id`` (also T5's decoder start token, dropped with it).
         eos_id: the ID (or IDs) ending a sequence; ``None`` when nothing follows the EOS but padding (EOS then
             only counts as a token if it is not in ``ignore_ids``).
-        metrics: which scores: ``"bleu"``.
+        metrics: which scores: ``"bleu"``, ``"gleu"`` (corpus scores, and sentence means on request), and the
+            diversity of the predictions themselves, ``"self_bleu"`` (mean Self-BLEU of each prediction against
+            all others) and ``"distinct"`` (distinct-n, key ``"distinct_<n>"``, ``n_gram`` 2 by default).
         ignore_ids: more IDs dropped wherever they stand, e.g. BART's ``bos_token_id`` and its decoder start
             (``eos_token_id``; then leave ``eos_id=None``).
         sentence_scores: also return the mean sentence score of each metric (``"<name>_sentence_mean"``).

@@ -16,11 +16,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from tensorbleu_metrics.functional import sentence_bleu
+from tensorbleu_metrics.functional import self_bleu, sentence_bleu, sentence_gleu
 from tensorbleu_metrics.functional._scoring import SACREBLEU_METHODS
 from tensorbleu_metrics.integrations._convert import EOS, PAD, id_tuple, padded_rows
 
-__all__ = ["TokenIDReward", "bleu_reward"]
+__all__ = ["TokenIDReward", "bleu_reward", "diversity_reward", "gleu_reward"]
 
 # Options the reward sets itself: the caller's ID conventions are mapped to PAD/EOS before the functional call.
 _RESERVED = ("preds", "target", "pad_id", "eos_id", "groups")
@@ -49,6 +49,13 @@ _REWARDS: dict[str, _RewardSpec] = {
     "bleu": _RewardSpec(
         lambda preds, refs, groups, o: sentence_bleu(preds, refs, pad_id=PAD, eos_id=EOS, **o),
         with_defaults=_sentence_bleu_defaults,
+    ),
+    "gleu": _RewardSpec(lambda preds, refs, groups, o: sentence_gleu(preds, refs, pad_id=PAD, eos_id=EOS, **o)),
+    # 1 - Self-BLEU: each completion against the other completions of its prompt; no reference needed.
+    "diversity": _RewardSpec(
+        lambda preds, refs, groups, o: 1 - self_bleu(preds, groups=groups, pad_id=PAD, eos_id=EOS, **o),
+        uses_reference=False,
+        uses_groups=True,
     ),
 }
 
@@ -180,7 +187,7 @@ class TokenIDReward:
         names = [f"completion_ids[{i}]" for i in range(batch)]
         preds = padded_rows(completion_ids, names, self.eos_token_ids, self.device)
         refs = None if self.reference_column is None else self._references(kwargs, batch)
-        groups = _prompt_groups(prompts, batch) if _REWARDS[self.metric].uses_groups else None
+        groups = _prompt_groups(prompts, batch).to(self.device) if _REWARDS[self.metric].uses_groups else None
         return self._score(preds, refs, groups).tolist()
 
     def _references(self, columns: Mapping[str, Any], batch: int) -> Tensor:
@@ -308,4 +315,80 @@ def bleu_reward(
         name=name,
         reference_prefix=reference_prefix,
         options=bleu_options,
+    )
+
+
+def gleu_reward(
+    reference_column: str = "reference",
+    *,
+    tokenizer: Any = None,
+    eos_token_id: int | Sequence[int] | None = None,
+    device: str | torch.device | None = None,
+    name: str = "gleu",
+    reference_prefix: str = "",
+    **gleu_options: Any,
+) -> TokenIDReward:
+    """Sentence GLEU (NLTK's ``sentence_gleu``) of each completion's token IDs against a dataset column.
+
+    GLEU needs no smoothing and penalises completions that are too long as well as too short: a common per-sentence
+    RL reward. Takes the arguments of :func:`bleu_reward`; ``**gleu_options`` go to
+    :func:`tensorbleu_metrics.functional.sentence_gleu` (``min_len``, ``max_len``, ``dtype``).
+
+    Example:
+        >>> reward = gleu_reward("answer", eos_token_id=2)
+        >>> reward(prompts=["p", "p"], completions=None, completion_ids=[[5, 6, 7, 2], [5, 6]], answer=[[5, 6, 7]] * 2)
+        [1.0, 0.5]
+    """
+    return TokenIDReward(
+        "gleu",
+        reference_column=reference_column,
+        tokenizer=tokenizer,
+        eos_token_id=eos_token_id,
+        device=device,
+        name=name,
+        reference_prefix=reference_prefix,
+        options=gleu_options,
+    )
+
+
+def diversity_reward(
+    *,
+    tokenizer: Any = None,
+    eos_token_id: int | Sequence[int] | None = None,
+    device: str | torch.device | None = None,
+    name: str = "diversity",
+    **self_bleu_options: Any,
+) -> TokenIDReward:
+    """1 - Self-BLEU of each completion against the *other* completions of the same prompt: a diversity bonus.
+
+    Completions are grouped by equal ``prompts`` (not by position, so any batch order works); all groups are scored
+    in one :func:`tensorbleu_metrics.functional.self_bleu` call. A completion that is a copy of another in its group
+    gets 0, one sharing no n-gram with the others about 1; a completion alone in its group (one generation per prompt,
+    or a group split across processes) gets 1. Weigh it against the main reward with ``GRPOConfig.reward_weights``.
+
+    Args:
+        tokenizer: only for its ``eos_token_id``.
+        eos_token_id: the ID (or IDs) ending a completion, stripped as in :func:`bleu_reward`.
+        device: where the scores are computed.
+        name: the reward's ``__name__`` (logged as ``rewards/<name>/mean``).
+        **self_bleu_options: options of :func:`tensorbleu_metrics.functional.self_bleu` (default
+            ``smoothing="method1"``, the usual Self-BLEU).
+
+    Example:
+        >>> reward = diversity_reward(eos_token_id=2)
+        >>> reward(
+        ...     prompts=["p", "q", "p", "q"],
+        ...     completions=None,
+        ...     completion_ids=[[5, 6, 7, 8, 2], [5, 6, 7, 8], [5, 6, 7, 8, 2], [9, 10, 11, 12]],
+        ... )
+        [0.0, 1.0, 0.0, 1.0]
+    """
+    return TokenIDReward(
+        "diversity",
+        reference_column=None,
+        tokenizer=tokenizer,
+        eos_token_id=eos_token_id,
+        device=device,
+        name=name,
+        options=self_bleu_options,
     )
