@@ -17,7 +17,7 @@ from torch import Tensor
 
 _INT64_MAX = 2**63 - 1
 _INT64_MIN = -(2**63)
-_INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+_INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.uint16, torch.uint32, torch.uint64)
 
 
 class TokenBatch(NamedTuple):
@@ -45,6 +45,9 @@ def _check_int_tensor(x: Tensor, name: str) -> None:
         raise TypeError(f"`{name}` must be a dense (strided) tensor, got layout {x.layout}.")
     if x.dtype not in _INT_DTYPES:
         raise TypeError(f"`{name}` must hold integer token IDs, got {_describe(x)}.")
+    # uint64 values above the int64 range would wrap to negative IDs (a sync, for this rare dtype only)
+    if x.dtype == torch.uint64 and bool((x.to(torch.int64) < 0).any()):
+        raise ValueError(f"`{name}` holds a token ID outside the int64 range.")
 
 
 def _from_numpy(value: Any, name: str) -> Any:
