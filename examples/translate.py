@@ -1,6 +1,6 @@
 """Train a small Transformer translator on the bundled synthetic task; validation BLEU via TokenIDBLEU.
 
-    python examples/translate.py                                  # CPU, about 1-2 minutes on 2 cores
+    python examples/translate.py                                  # CPU, about a minute on 2 cores
     python examples/translate.py --devices 2 --strategy ddp       # two CPU processes (gloo)
     python examples/translate.py --accelerator gpu                # on a GPU
 

@@ -233,3 +233,6 @@ def test_unsupported_weights():
         sentence_bleu([[1, 2]], [[[1, 2]]], weights={"a": 1})
     with pytest.raises(ValueError, match="weights"):
         sentence_bleu([[1, 2]], [[[1, 2]]], weights=np.zeros((1, 1, 2)))
+    for empty in (torch.zeros(0), torch.zeros(0, 4), torch.zeros(2, 0), np.zeros((0, 2)), [], [()]):
+        with pytest.raises(ValueError, match="weights"):
+            sentence_bleu([[1, 2]], [[[1, 2]]], weights=empty)

@@ -136,6 +136,8 @@ def _weight_rows(weights: Any) -> tuple[list[Tensor], bool]:
         _check_weight_tensor(weights, "weights")
         if weights.dim() not in (1, 2):
             raise ValueError(f"`weights` must be 1-D or 2-D, got a tensor of shape {tuple(weights.shape)}.")
+        if weights.numel() == 0:
+            raise ValueError(f"`weights` must not be empty, got a tensor of shape {tuple(weights.shape)}.")
         matrix = weights.detach().to("cpu", torch.float64)
         return list(matrix.reshape(-1, matrix.shape[-1]).unbind(0)), matrix.dim() == 2
     if not (_is_row(weights) or isinstance(weights, np.ndarray)):
