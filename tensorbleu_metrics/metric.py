@@ -56,12 +56,16 @@ class TokenIDBLEU(_TokenIDMetric):
     the states are not saved in ``state_dict()`` unless ``metric.persistent(True)`` is called.
 
     Args:
-        n_gram: Maximum n-gram order ``N`` (>= 1).
+        n_gram: Maximum n-gram order ``N`` (>= 1); ``None``: the longest weight tuple's length, 4 without
+            weights.
         weights: Weights of the ``N`` log precisions (uniform ``1/N`` when ``None``), or a list of ``K``
-            weight tuples to get ``K`` scores at once.
+            weight tuples to get ``K`` scores at once (tuples of different lengths as in NLTK: each tuple's
+            length is its BLEU order). Tensors and NumPy arrays work too.
         smoothing: One of :data:`tensorbleu_metrics.functional.SMOOTHING_METHODS`: SacreBLEU's ``"none"``,
             ``"floor"``, ``"add-k"``, ``"exp"`` or NLTK's ``"method0"`` … ``"method7"``.
-        smooth_value: The value used by ``"floor"`` (default 0.1) and ``"add-k"`` (default 1).
+        smooth_value: The smoothing's parameter: SacreBLEU's ``"floor"`` (default 0.1) and ``"add-k"`` (default 1)
+            values, NLTK's epsilon (``"method1"``, 0.1), k (``"method4"``/``"method7"``, 5) or alpha
+            (``"method6"``, 5); see :func:`tensorbleu_metrics.functional.sentence_bleu` for the valid ranges.
         effective_order: SacreBLEU's effective order (SacreBLEU methods only).
         auto_reweigh: NLTK's ``auto_reweigh`` (NLTK methods only).
         pad_id: Token ID ignored wherever it appears (may be negative, e.g. ``-100``).
@@ -110,7 +114,7 @@ class TokenIDBLEU(_TokenIDMetric):
 
     def __init__(
         self,
-        n_gram: int = 4,
+        n_gram: int | None = None,
         weights: Sequence[float] | Sequence[Sequence[float]] | None = None,
         smoothing: str = "none",
         smooth_value: float | None = None,
@@ -122,7 +126,8 @@ class TokenIDBLEU(_TokenIDMetric):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        functional.check_bleu_options(n_gram, weights, smoothing, smooth_value, effective_order, auto_reweigh)
+        # the BLEU order: n_gram, or the longest weight tuple's length (4 without weights)
+        n_gram = functional.check_bleu_options(n_gram, weights, smoothing, smooth_value, effective_order, auto_reweigh)
         check_special_ids(pad_id, eos_id)
         if not isinstance(return_sentence_level_score, bool):
             raise TypeError(f"`return_sentence_level_score` must be a bool, got {return_sentence_level_score!r}.")

@@ -54,7 +54,7 @@ def self_bleu(
     preds: Any,
     *,
     groups: Any = None,
-    n_gram: int = 4,
+    n_gram: int | None = None,
     weights: Any = None,
     smoothing: str = "method1",
     smooth_value: float | None = None,
@@ -79,7 +79,7 @@ def self_bleu(
         preds: the samples: an integer tensor ``(B, L)`` or a sequence of ``B`` token sequences of any lengths.
         groups: a ``(B,)`` integer tensor (or sequence of ints) of group ids, in any order, e.g. the prompt index
             of each completion in GRPO; ``None`` puts all samples in one group.
-        n_gram: the BLEU order.
+        n_gram: the BLEU order; ``None`` (default): the longest weight tuple's length, 4 without weights.
         weights: one weight per order (default uniform), or a list of ``K`` weight tuples for ``K`` scores.
         smoothing: as :func:`tensorbleu_metrics.functional.sentence_bleu`; default ``"method1"`` (NLTK's epsilon
             0.1, the common Self-BLEU choice).
@@ -106,13 +106,11 @@ def self_bleu(
         tensor([0.7071, 0.7071, 1.0000, 1.0000], dtype=torch.float64)
     """
     _check_dtype(dtype)
-    weight_matrix, several = checked_weights(n_gram, weights, smoothing, smooth_value, effective_order, auto_reweigh)
+    checked = checked_weights(n_gram, weights, smoothing, smooth_value, effective_order, auto_reweigh)
     tokens, lengths = normalise_preds(preds, pad_id, eos_id)
     grouped = group_tokens(tokens, lengths, _checked_groups(groups, tokens.shape[0], tokens.device))
-    stats = count_leave_one_out(grouped, counted_orders(n_gram, smoothing))
-    return score_checked(
-        stats, n_gram, weight_matrix, several, smoothing, smooth_value, effective_order, auto_reweigh, dtype
-    )
+    stats = count_leave_one_out(grouped, counted_orders(checked.order, smoothing))
+    return score_checked(stats, checked, smoothing, smooth_value, effective_order, auto_reweigh, dtype)
 
 
 def distinct_ngrams(
