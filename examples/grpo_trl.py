@@ -27,6 +27,48 @@ for _key in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "H
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("WANDB_MODE", "disabled")
 
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    task = p.add_argument_group("task")
+    task.add_argument("--n-words", type=int, default=16, help="vocabulary size of the task (words w0..wN-1)")
+    task.add_argument("--min-len", type=int, default=4, help="shortest word sequence")
+    task.add_argument("--max-len", type=int, default=6, help="longest word sequence")
+    task.add_argument("--train-size", type=int, default=4000, help="training prompts (warm-up and GRPO)")
+    task.add_argument("--eval-size", type=int, default=256, help="held-out prompts for BLEU")
+    model = p.add_argument_group("model")
+    model.add_argument("--hidden", type=int, default=64, help="hidden size of the Llama policy")
+    model.add_argument("--layers", type=int, default=2, help="decoder layers")
+    model.add_argument("--heads", type=int, default=4, help="attention heads")
+    warm = p.add_argument_group("supervised warm-up")
+    warm.add_argument("--warmup-steps", type=int, default=50, help="teacher-forced steps before GRPO (0: none)")
+    warm.add_argument("--warmup-batch-size", type=int, default=64, help="warm-up batch size")
+    warm.add_argument("--warmup-lr", type=float, default=3e-3, help="warm-up learning rate (AdamW)")
+    grpo = p.add_argument_group("GRPO (trl.GRPOConfig)")
+    grpo.add_argument("--steps", type=int, default=150, help="GRPO optimizer steps")
+    grpo.add_argument("--batch-size", type=int, default=64, help="completions per step (per_device_train_batch_size)")
+    grpo.add_argument("--num-generations", type=int, default=8, help="completions per prompt (the GRPO group)")
+    grpo.add_argument("--lr", type=float, default=1e-4, help="GRPO learning rate")
+    grpo.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
+    grpo.add_argument("--beta", type=float, default=0.0, help="KL coefficient (0: no reference model)")
+    grpo.add_argument("--smoothing", default="exp", help="sentence_bleu smoothing of the reward")
+    run = p.add_argument_group("run")
+    run.add_argument("--eval-every", type=int, default=25, help="held-out BLEU every N GRPO steps")
+    run.add_argument("--print-every", type=int, default=25, help="print the reward every N GRPO steps")
+    run.add_argument("--device", default="cpu", help="cpu or cuda (policy, generation and reward)")
+    run.add_argument("--threads", type=int, default=1, help="torch threads (more only contend on a small CPU)")
+    run.add_argument("--seed", type=int, default=0, help="seed of the task, the model and the sampling")
+    run.add_argument("--out-dir", type=Path, default=Path(__file__).resolve().parent / "runs", help="output folder")
+    run.add_argument("--no-plot", action="store_true", help="skip the PNG plot (needs matplotlib)")
+    return p
+
+
+# --help answers before TRL, Transformers and torch are imported (seconds on a small machine).
+if __name__ == "__main__" and {"-h", "--help"} & set(sys.argv[1:]):
+    build_parser().parse_args()
+
 import torch  # noqa: E402  (after the environment above)
 
 try:
@@ -206,43 +248,6 @@ class Monitor(TrainerCallback):
         if logs and "reward" in logs and (step % self.print_every == 0 or step == 1):
             held = f"   held-out BLEU {self.evals[-1]['bleu']:.3f}" if self.evals else ""
             print(f"  GRPO step {step:4d}   reward {logs['reward']:.3f} ± {logs.get('reward_std', 0):.3f}{held}")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
-    task = p.add_argument_group("task")
-    task.add_argument("--n-words", type=int, default=16, help="vocabulary size of the task (words w0..wN-1)")
-    task.add_argument("--min-len", type=int, default=4, help="shortest word sequence")
-    task.add_argument("--max-len", type=int, default=6, help="longest word sequence")
-    task.add_argument("--train-size", type=int, default=4000, help="training prompts (warm-up and GRPO)")
-    task.add_argument("--eval-size", type=int, default=256, help="held-out prompts for BLEU")
-    model = p.add_argument_group("model")
-    model.add_argument("--hidden", type=int, default=64, help="hidden size of the Llama policy")
-    model.add_argument("--layers", type=int, default=2, help="decoder layers")
-    model.add_argument("--heads", type=int, default=4, help="attention heads")
-    warm = p.add_argument_group("supervised warm-up")
-    warm.add_argument("--warmup-steps", type=int, default=50, help="teacher-forced steps before GRPO (0: none)")
-    warm.add_argument("--warmup-batch-size", type=int, default=64, help="warm-up batch size")
-    warm.add_argument("--warmup-lr", type=float, default=3e-3, help="warm-up learning rate (AdamW)")
-    grpo = p.add_argument_group("GRPO (trl.GRPOConfig)")
-    grpo.add_argument("--steps", type=int, default=150, help="GRPO optimizer steps")
-    grpo.add_argument("--batch-size", type=int, default=64, help="completions per step (per_device_train_batch_size)")
-    grpo.add_argument("--num-generations", type=int, default=8, help="completions per prompt (the GRPO group)")
-    grpo.add_argument("--lr", type=float, default=1e-4, help="GRPO learning rate")
-    grpo.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
-    grpo.add_argument("--beta", type=float, default=0.0, help="KL coefficient (0: no reference model)")
-    grpo.add_argument("--smoothing", default="exp", help="sentence_bleu smoothing of the reward")
-    run = p.add_argument_group("run")
-    run.add_argument("--eval-every", type=int, default=25, help="held-out BLEU every N GRPO steps")
-    run.add_argument("--print-every", type=int, default=25, help="print the reward every N GRPO steps")
-    run.add_argument("--device", default="cpu", help="cpu or cuda (policy, generation and reward)")
-    run.add_argument("--threads", type=int, default=1, help="torch threads (more only contend on a small CPU)")
-    run.add_argument("--seed", type=int, default=0, help="seed of the task, the model and the sampling")
-    run.add_argument("--out-dir", type=Path, default=Path(__file__).resolve().parent / "runs", help="output folder")
-    run.add_argument("--no-plot", action="store_true", help="skip the PNG plot (needs matplotlib)")
-    return p
 
 
 def _mean(xs: Sequence[float]) -> float:

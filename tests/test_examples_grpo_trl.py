@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -24,6 +25,18 @@ def test_help_documents_every_option(capsys):
         if action.option_strings and action.dest != "help":
             assert action.help, action.option_strings
             assert action.option_strings[0] in text
+
+
+def test_help_as_a_script_needs_no_heavy_import():
+    script = Path(grpo_trl.__file__)
+    code = (
+        "import runpy, sys; sys.argv = [sys.argv[0], '--help']\n"
+        f"try: runpy.run_path({str(script)!r}, run_name='__main__')\n"
+        "except SystemExit: pass\n"
+        "assert not {'torch', 'trl', 'transformers'} & set(sys.modules), 'imported before --help'\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert "--num-generations" in out.stdout and "--warmup-steps" in out.stdout
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")  # deprecations inside TRL/Transformers
