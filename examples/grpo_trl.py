@@ -54,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     grpo.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
     grpo.add_argument("--beta", type=float, default=0.0, help="KL coefficient (0: no reference model)")
     grpo.add_argument("--smoothing", default="exp", help="sentence_bleu smoothing of the reward")
+    grpo.add_argument(
+        "--diversity-weight",
+        type=float,
+        default=0.0,
+        help="weight of a second reward, 1 - Self-BLEU within each prompt's group (0: BLEU alone)",
+    )
     run = p.add_argument_group("run")
     run.add_argument("--eval-every", type=int, default=25, help="held-out BLEU every N GRPO steps")
     run.add_argument("--print-every", type=int, default=25, help="print the reward every N GRPO steps")
@@ -90,7 +96,7 @@ except ImportError as err:  # pragma: no cover - shown to users without the extr
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 
 from tensorbleu_metrics.functional import corpus_bleu, sentence_bleu  # noqa: E402
-from tensorbleu_metrics.integrations.trl import bleu_reward  # noqa: E402
+from tensorbleu_metrics.integrations.trl import bleu_reward, diversity_reward  # noqa: E402
 
 PAD, UNK, EOS, SEP = "[PAD]", "[UNK]", "[EOS]", "="
 PAD_ID, EOS_ID = 0, 2
@@ -245,9 +251,11 @@ class Monitor(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         step = state.global_step
-        if logs and "reward" in logs and (step % self.print_every == 0 or step == 1):
+        if logs and "rewards/bleu/mean" in logs and (step % self.print_every == 0 or step == 1):
+            bleu = f"BLEU reward {logs['rewards/bleu/mean']:.3f} ± {logs.get('rewards/bleu/std', 0):.3f}"
+            div = f"   diversity {logs['rewards/diversity/mean']:.3f}" if "rewards/diversity/mean" in logs else ""
             held = f"   held-out BLEU {self.evals[-1]['bleu']:.3f}" if self.evals else ""
-            print(f"  GRPO step {step:4d}   reward {logs['reward']:.3f} ± {logs.get('reward_std', 0):.3f}{held}")
+            print(f"  GRPO step {step:4d}   {bleu}{div}{held}")
 
 
 def _mean(xs: Sequence[float]) -> float:
@@ -310,6 +318,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     # The three lines a user adds to a TRL script: the reward reads the dataset's "reference" column.
     reward = TimedReward(bleu_reward("reference", tokenizer=tokenizer, device=args.device, smoothing=args.smoothing))
+    rewards, weights = [reward], [1.0]
+    if args.diversity_weight:
+        rewards.append(TimedReward(diversity_reward(tokenizer=tokenizer, device=args.device)))
+        weights.append(args.diversity_weight)
     config = trl.GRPOConfig(
         output_dir=str(out_dir / "trainer"),
         max_steps=args.steps,
@@ -320,6 +332,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         lr_scheduler_type="constant",
         temperature=args.temperature,
         beta=args.beta,
+        reward_weights=weights,
         logging_steps=1,
         save_strategy="no",
         report_to="none",
@@ -333,7 +346,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     trainer = trl.GRPOTrainer(
         model=model,
         processing_class=tokenizer,
-        reward_funcs=[reward],
+        reward_funcs=rewards,
         args=config,
         train_dataset=Dataset.from_list(train_rows),
         callbacks=[monitor],
@@ -346,14 +359,19 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     grpo_s = time.perf_counter() - t0
 
     history = [
-        {"step": h["step"], "reward": h["reward"], "reward_std": h.get("reward_std", 0.0)}
+        {
+            "step": h["step"],
+            "reward": h["rewards/bleu/mean"],  # the BLEU reward alone, whatever else is added to it
+            "reward_std": h.get("rewards/bleu/std", 0.0),
+            "diversity": h.get("rewards/diversity/mean"),
+        }
         for h in trainer.state.log_history
-        if "reward" in h
+        if "rewards/bleu/mean" in h
     ]
     after = monitor.evals[-1]
     k = min(10, len(history))
     step_ms = 1000 * _mean(monitor.step_seconds)
-    reward_ms = 1000 * _mean(reward.seconds)
+    reward_ms = 1000 * sum(_mean(r.seconds) for r in rewards)  # all reward functions of a step
     summary = {
         "reward_first": _mean([h["reward"] for h in history[:k]]),
         "reward_last": _mean([h["reward"] for h in history[-k:]]),
@@ -376,15 +394,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     print(f"\ngrpo_trl.py summary (trl {trl.__version__}, device {args.device}, {args.threads} thread(s))")
     print("| quantity | before GRPO | after GRPO |")
     print("|---|---:|---:|")
-    print(
-        f"| mean reward of the first / last {k} steps | {summary['reward_first']:.3f} | {summary['reward_last']:.3f} |"
-    )
+    first, last = summary["reward_first"], summary["reward_last"]
+    print(f"| BLEU reward of the samples, mean of the first / last {k} steps | {first:.3f} | {last:.3f} |")
     print(f"| held-out corpus BLEU (greedy) | {before['bleu']:.3f} | {after['bleu']:.3f} |")
     print(f"| held-out mean sentence BLEU | {before['sentence_bleu']:.3f} | {after['sentence_bleu']:.3f} |")
     print(f"| held-out exact reversals | {before['exact']:.1%} | {after['exact']:.1%} |")
     print(
         f"GRPO: {len(monitor.step_seconds)} steps of {args.batch_size} completions, {step_ms:.0f} ms per step; "
-        f"reward {reward_ms:.2f} ms per call ({summary['reward_share']:.1%} of the step)"
+        f"reward functions {reward_ms:.2f} ms ({summary['reward_share']:.1%} of the step)"
     )
     print(f"time: warm-up {warmup_s:.1f} s, GRPO {grpo_s:.1f} s, total {summary['total_s']:.1f} s")
     if png:
@@ -396,6 +413,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "plot": png,
         "trainer": trainer,
         "reward": reward,
+        "rewards": rewards,
         "tokenizer": tokenizer,
         "eval_rows": eval_rows,
     }

@@ -45,12 +45,15 @@ def test_tiny_run(tmp_path, capsys):
         "--train-size", "64", "--eval-size", "16", "--hidden", "32", "--layers", "1", "--heads", "2",
         "--warmup-steps", "5", "--warmup-batch-size", "16", "--steps", "3", "--batch-size", "8",
         "--num-generations", "4", "--eval-every", "2", "--print-every", "1", "--out-dir", str(tmp_path),
+        "--diversity-weight", "0.1",
     ]  # fmt: skip
     res = grpo_trl.main(argv)
     summary, history, evals = res["summary"], res["history"], res["evals"]
     assert [h["step"] for h in history] == [1, 2, 3]
     assert [e["step"] for e in evals] == [0, 2, 3]
-    assert all(0.0 <= h["reward"] <= 1.0 for h in history)
+    assert all(0.0 <= h["reward"] <= 1.0 and 0.0 <= h["diversity"] <= 1.0 for h in history)
+    assert [r.__name__ for r in res["rewards"]] == ["bleu", "diversity"]
+    assert all(len(r.seconds) == 3 for r in res["rewards"])
     assert all(0.0 <= e[k] <= 1.0 for e in evals for k in ("bleu", "sentence_bleu", "exact"))
     assert len(res["reward"].seconds) == 3 and res["reward"].__name__ == "bleu"
     assert 0 < summary["reward_share"] < 1 and summary["step_ms"] > 0
