@@ -145,6 +145,7 @@ def _sort_rows(first_key: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     name equal keys: they are not converted back.
     """
     n_rows, width = first_key.shape
+    first_key = first_key.clamp(min=-1)  # negative IDs let through unvalidated are no tokens, not other rows' keys
     rows = torch.arange(n_rows, device=first_key.device).unsqueeze(1)
     # on the GPU a segmented sort of the rows needs no host synchronisation to find the keys' span
     span = int(first_key.max()) + 2 if first_key.device.type == "cpu" else 2**62
