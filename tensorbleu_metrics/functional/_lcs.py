@@ -1,0 +1,302 @@
+"""Longest common subsequences of token-ID batches, bit-parallel: every sentence pair advances one token at a time.
+
+LCS lengths (ROUGE-L) and the summary-level union-LCS hits (ROUGE-Lsum), without any ``(B, L, L')`` table.
+
+Method (Allison–Dix / Hyyrö): each reference is a bit vector ``V`` of ``ceil(L'/64)`` int64 words (bit ``p`` of
+word ``p // 64`` stands for reference position ``p``). For every candidate token with match mask ``M`` (the
+reference positions holding that token), ``V <- (V + (V & M)) | (V & ~M)``; afterwards the zero bits of ``V``
+below position ``i`` count the LCS of the candidate prefix and the reference prefix of length ``i``. One step
+updates every sentence and every reference at once; the carries of the addition cross words with tensor ops.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+_WORD = 64
+_SIGN = -(2**63)  # xor with it maps unsigned order onto signed order
+_ALL_ONES = -1
+_BACKTRACK_CHECK_EVERY = 64  # walker steps between two checks whether every walker has finished
+
+
+def _popcount(x: Tensor) -> Tensor:
+    """Number of set bits of each int64 (SWAR: torch has no popcount)."""
+    x = x - ((x >> 1) & 0x5555555555555555)
+    x = (x & 0x3333333333333333) + ((x >> 2) & 0x3333333333333333)
+    x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0F
+    # the byte sum lands in the top byte and is at most 64, so the arithmetic shift is exact
+    return (x * 0x0101010101010101) >> 56
+
+
+def _add_words(x: Tensor, y: Tensor) -> Tensor:
+    """``x + y`` of multi-word unsigned integers (little-endian int64 words on the last dim), top carry dropped."""
+    total = x + y
+    n_words = total.shape[-1]
+    if n_words == 1:
+        return total
+    overflow = (total ^ _SIGN) < (x ^ _SIGN)
+    # a word whose sum is not all ones passes on exactly its own overflow; an all-ones word (which cannot
+    # overflow itself) passes on its incoming carry: each word's carry comes from the last word before it
+    # that is not all ones
+    word = torch.arange(n_words, device=x.device)
+    source = torch.where(total != _ALL_ONES, word, -1).cummax(-1).values
+    carry = torch.gather(overflow, -1, source.clamp(min=0)) & (source >= 0)
+    total[..., 1:] += carry[..., :-1]
+    return total
+
+
+def pack_bits(flags: Tensor, n_words: int) -> Tensor:
+    """Bool ``(..., P)`` flags as ``(..., n_words)`` int64 words, position ``p`` at bit ``p % 64`` of word ``p // 64``."""
+    width = flags.shape[-1]
+    padded = torch.zeros((*flags.shape[:-1], n_words * _WORD), dtype=torch.int64, device=flags.device)
+    padded[..., :width] = flags
+    bits = torch.ones((), dtype=torch.int64, device=flags.device) << torch.arange(_WORD, device=flags.device)
+    # distinct bits: their sum is their bitwise or (bit 63 wraps to the sign, as intended)
+    return (padded.view(*flags.shape[:-1], n_words, _WORD) * bits).sum(-1)
+
+
+class MatchIds(NamedTuple):
+    """Per-row compact ids of the candidate's token values, shared with the equal reference tokens."""
+
+    pred: Tensor  # (B, L) id in [0, K), or K where a position is not a token
+    refs: Tensor  # (B, R, L') id of the equal candidate token, or K where there is none
+    n_ids: int  # K: the most distinct candidate tokens of any row
+
+
+def match_ids(preds: Tensor, pred_keep: Tensor, refs: Tensor, ref_keep: Tensor) -> MatchIds:
+    """Name each row's candidate token values ``0..K-1`` with one stable sort of ``[candidate | references]``.
+
+    Only positions marked ``keep`` are tokens; reference tokens absent from the candidate can never match and get
+    the id ``K``, as do the positions that are not tokens.
+    """
+    n_sent, pred_width = preds.shape
+    tokens = torch.cat([torch.where(pred_keep, preds, -1), torch.where(ref_keep, refs, -1).view(n_sent, -1)], 1)
+    if tokens.shape[1] == 0:
+        return MatchIds(preds.clone(), refs.clone(), 0)
+    key, column = torch.sort(tokens, dim=1, stable=True)
+    starts = torch.ones_like(key, dtype=torch.bool)
+    starts[:, 1:] = key[:, 1:] != key[:, :-1]
+    # a stable sort puts the candidate's occurrences of a value before the references': a value has an id when
+    # the first element of its group comes from the candidate
+    named = starts & (column < pred_width) & (key >= 0)
+    rank = torch.cumsum(named, 1) - 1
+    position = torch.arange(key.shape[1], device=key.device)
+    group_start = torch.where(starts, position, 0).cummax(1).values
+    n_ids = int(named.sum(1).max())
+    sorted_id = torch.where(torch.gather(named, 1, group_start), rank, n_ids)
+    ids = torch.empty_like(sorted_id).scatter_(1, column, sorted_id)
+    return MatchIds(ids[:, :pred_width], ids[:, pred_width:].view(refs.shape), n_ids)
+
+
+def _match_masks(ref_ids: Tensor, n_ids: int, n_words: int) -> Tensor:
+    """``(B * (K + 1), R, W)`` words: row ``b * (K + 1) + k`` marks where sentence ``b``'s references hold id ``k``.
+
+    Row ``K`` of each sentence stays empty: a candidate position that is not a token matches nothing.
+    """
+    n_sent, n_refs, width = ref_ids.shape
+    device = ref_ids.device
+    position = torch.arange(width, device=device)
+    bit = torch.ones((), dtype=torch.int64, device=device) << (position % _WORD)
+    sent = torch.arange(n_sent, device=device).view(-1, 1, 1)
+    ref = torch.arange(n_refs, device=device).view(1, -1, 1)
+    index = ((sent * (n_ids + 1) + ref_ids) * n_refs + ref) * n_words + position // _WORD
+    value = torch.where(ref_ids < n_ids, bit, 0)  # adding distinct bits is or-ing them; 0 keeps row K empty
+    masks = torch.zeros(n_sent * (n_ids + 1) * n_refs * n_words, dtype=torch.int64, device=device)
+    masks.index_add_(0, index.reshape(-1), value.reshape(-1))
+    return masks.view(n_sent * (n_ids + 1), n_refs, n_words)
+
+
+def _advance(
+    ids: MatchIds, n_words: int, steps: int, lanes: Tensor | None = None, reset: Tensor | None = None, keep: bool = False
+) -> Tensor:
+    """Run the bit-parallel recurrence over the first ``steps`` candidate positions.
+
+    Args:
+        ids: the match ids of the batch.
+        n_words: words per reference bit vector.
+        steps: candidate positions to run (positions that are not tokens change nothing).
+        lanes: optional ``(B, R, W)`` words marking the top bit of each independent lane (a reference sentence):
+            carries never cross a lane's top bit, so every lane holds its own LCS column.
+        reset: optional ``(B, L)`` bool: after these candidate positions every bit vector restarts (a new
+            candidate sentence).
+        keep: return every intermediate vector, not only the last.
+
+    Returns:
+        ``(B, R, W)`` final vectors, or with ``keep`` ``(B, R, steps + 1, W)`` vectors after 0..steps positions.
+    """
+    n_sent, n_refs = ids.refs.shape[:2]
+    device = ids.refs.device
+    masks = _match_masks(ids.refs, ids.n_ids, n_words)
+    rows = torch.arange(n_sent, device=device).unsqueeze(1) * (ids.n_ids + 1) + ids.pred
+    vec = torch.full((n_sent, n_refs, n_words), _ALL_ONES, dtype=torch.int64, device=device)
+    history = None
+    if keep:
+        history = torch.empty((n_sent, n_refs, steps + 1, n_words), dtype=torch.int64, device=device)
+        history[:, :, 0] = vec
+    inner = None if lanes is None else ~lanes
+    restart = None if reset is None else torch.where(reset, _ALL_ONES, 0).view(n_sent, 1, 1, -1)
+    for j in range(steps):
+        match = masks.index_select(0, rows[:, j])
+        hit = vec & match
+        rest = vec ^ hit  # vec & ~match, since hit lies inside vec
+        if inner is None:
+            total = _add_words(vec, hit)
+        else:
+            total = _add_words(vec & inner, hit & inner) ^ (rest & lanes)
+        vec = total | rest
+        if restart is not None:
+            vec = vec | restart[..., j]
+        if history is not None:
+            history[:, :, j + 1] = vec
+    return vec if history is None else history
+
+
+def lcs_length(preds: Tensor, pred_len: Tensor, refs: Tensor, ref_len: Tensor) -> Tensor:
+    """LCS length of every candidate with each of its references.
+
+    Args:
+        preds: ``(B, L)`` left-aligned tokens, valid below ``pred_len`` ``(B,)``.
+        pred_len: candidate lengths.
+        refs: ``(B, R, L')`` left-aligned tokens, valid below ``ref_len`` ``(B, R)``.
+        ref_len: reference lengths (0 for absent references).
+
+    Returns:
+        ``(B, R)`` int64 LCS lengths. Cost: ``max(pred_len)`` steps over ``B * R * ceil(L'/64)`` words, and a
+        ``B * (K + 1) * R * ceil(L'/64)`` word table of match masks (``K`` the most distinct candidate tokens).
+
+    Example:
+        >>> import torch
+        >>> lcs_length(torch.tensor([[1, 2, 3, 4]]), torch.tensor([4]), torch.tensor([[[2, 4, 3, 9]]]), torch.tensor([[3]]))
+        tensor([[2]])
+    """
+    width = refs.shape[-1]
+    n_words = max(1, -(-width // _WORD))
+    position = torch.arange(width, device=refs.device)
+    ref_keep = position < ref_len.unsqueeze(-1)
+    pred_keep = torch.arange(preds.shape[1], device=preds.device) < pred_len.unsqueeze(-1)
+    ids = match_ids(preds, pred_keep, refs, ref_keep)
+    steps = int(pred_len.max()) if pred_len.numel() else 0
+    vec = _advance(ids, n_words, steps)
+    return _popcount(~vec & pack_bits(ref_keep, n_words)).sum(-1)
+
+
+def _sentences(tokens: Tensor, keep: Tensor, sep_id: int) -> tuple[Tensor, Tensor]:
+    """Non-empty sentences of ``tokens`` (split at ``sep_id``): a start flag per position and each start's length."""
+    width = tokens.shape[-1]
+    prev_sep = torch.ones_like(keep)
+    prev_sep[..., 1:] = tokens[..., :-1] == sep_id
+    start = keep & prev_sep
+    # every position that is not a token opens a new segment; a sentence's length is its segment's token count
+    segment = torch.cumsum(~keep, -1)
+    counts = torch.zeros((*keep.shape[:-1], width + 1), dtype=torch.int64, device=tokens.device)
+    counts.scatter_add_(-1, segment, keep.long())
+    return start, torch.gather(counts, -1, segment) * start
+
+
+def _zeros_below(history: Tensor, zeros_before: Tensor, snap: Tensor, pos: Tensor) -> Tensor:
+    """Zero bits below bit ``pos`` of the vectors at flat snapshot indices ``snap``."""
+    n_words = history.shape[-1]
+    word = pos >> 6
+    low = (torch.ones_like(pos) << (pos & (_WORD - 1))) - 1
+    partial = history[snap, word.clamp(max=n_words - 1)]
+    return zeros_before[snap, word] + _popcount(~partial & low)
+
+
+def union_lcs_hits(
+    preds: Tensor, pred_len: Tensor, refs: Tensor, ref_len: Tensor, sep_id: int
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Summary-level union-LCS hits of rouge-score's ``_summary_level_lcs``, sentences split at ``sep_id``.
+
+    For each reference sentence, the union over candidate sentences of the reference positions on the LCS that
+    rouge-score's ``_backtrack_norec`` reads out (a match goes diagonally; otherwise left only when that keeps a
+    strictly longer LCS, else up); hits per token value are ``min(union positions, candidate count)``.
+
+    Vectorised: one forward pass of the recurrence runs every (reference sentence, candidate sentence) pair at
+    once (reference sentences are independent lanes of the bit vector; the vector restarts after each
+    candidate separator) and keeps every intermediate vector. The read-out is a loop over path steps, at most
+    ``max(len(ref sentence) + len(candidate sentence))``, advancing one walker per sentence pair of the whole
+    batch each step. Memory: ``B * R * (L + 1) * ceil(L'/64)`` words of kept vectors plus an int32 prefix count.
+
+    Returns:
+        ``(B, R)`` hits, ``(B,)`` candidate token counts and ``(B, R)`` reference token counts (separators
+        excluded).
+    """
+    n_sent, n_refs, width = refs.shape
+    device = refs.device
+    n_words = max(1, -(-width // _WORD))
+    ref_pos = torch.arange(width, device=device)
+    pred_pos = torch.arange(preds.shape[1], device=device)
+    ref_inside = ref_pos < ref_len.unsqueeze(-1)
+    pred_inside = pred_pos < pred_len.unsqueeze(-1)
+    ref_keep = ref_inside & (refs != sep_id)
+    pred_keep = pred_inside & (preds != sep_id)
+    ids = match_ids(preds, pred_keep, refs, ref_keep)
+    # a lane ends where the next position is a separator or the reference ends
+    next_sep = torch.zeros_like(ref_keep)
+    next_sep[..., :-1] = refs[..., 1:] == sep_id
+    lane_top = ref_inside & (next_sep | (ref_pos == ref_len.unsqueeze(-1) - 1))
+    steps = int(pred_len.max())
+    history = _advance(
+        ids, n_words, steps, lanes=pack_bits(lane_top, n_words), reset=pred_inside & ~pred_keep, keep=True
+    )
+    history = history.view(-1, n_words)
+    zeros_before = torch.zeros((history.shape[0], n_words + 1), dtype=torch.int32, device=device)
+    zeros_before[:, 1:] = torch.cumsum(_popcount(~history), -1)
+
+    ref_start, ref_size = _sentences(refs, ref_keep, sep_id)
+    pred_start, pred_size = _sentences(preds, pred_keep, sep_id)
+    # every (reference sentence, candidate sentence) pair of the same row gets one walker
+    r_sent, r_ref, r_pos = ref_start.nonzero(as_tuple=True)
+    p_sent, p_pos = pred_start.nonzero(as_tuple=True)
+    per_row = pred_start.sum(1)
+    first = torch.cumsum(per_row, 0) - per_row
+    walker_ref = torch.repeat_interleave(torch.arange(r_sent.numel(), device=device), per_row[r_sent])
+    within = torch.arange(walker_ref.numel(), device=device)
+    within = within - (torch.cumsum(per_row[r_sent], 0) - per_row[r_sent])[walker_ref]
+    walker_pred = first[r_sent[walker_ref]] + within
+    sent = r_sent[walker_ref]
+    ref_row = sent * n_refs + r_ref[walker_ref]
+    ref_begin = r_pos[walker_ref]
+    pred_begin = p_pos[walker_pred]
+    a = ref_size[r_sent, r_ref, r_pos][walker_ref]
+    c = pred_size[p_sent, p_pos][walker_pred]
+    snap_base = ref_row * (steps + 1) + pred_begin
+    flat_ref_ids = ids.refs.reshape(-1)
+    flat_pred_ids = ids.pred.reshape(-1)
+    ref_base = ref_row * width + ref_begin
+    pred_base = sent * preds.shape[1] + pred_begin
+    on_path = torch.zeros(n_sent * n_refs * width, dtype=torch.int64, device=device)
+    max_steps = int((a + c).max()) if a.numel() else 0
+    for step in range(max_steps):
+        active = (a > 0) & (c > 0)
+        if step % _BACKTRACK_CHECK_EVERY == _BACKTRACK_CHECK_EVERY - 1 and not bool(active.any()):
+            break
+        # finished walkers keep reading valid positions and change nothing
+        a_at, c_at = a.clamp(min=1), c.clamp(min=1)
+        ref_at = ref_base + a_at - 1
+        same = flat_ref_ids[ref_at] == flat_pred_ids[pred_base + c_at - 1]
+        # rouge-score's table: t[a][c-1] from the vector after c - 1 candidate tokens, t[a-1][c] after c
+        left_snap = snap_base + c_at - 1
+        up_snap = left_snap + 1
+        lane = ref_begin
+        left = _zeros_below(history, zeros_before, left_snap, lane + a_at) - _zeros_below(
+            history, zeros_before, left_snap, lane
+        )
+        up = _zeros_below(history, zeros_before, up_snap, lane + a_at - 1) - _zeros_below(
+            history, zeros_before, up_snap, lane
+        )
+        go_left = ~same & (left > up)
+        on_path.index_add_(0, ref_at, (active & same).long())
+        a = a - (active & ~go_left).long()
+        c = c - (active & (same | go_left)).long()
+    union = (on_path > 0).view(n_sent, n_refs, width)
+    n_ids = ids.n_ids
+    union_count = torch.zeros(n_sent, n_refs, n_ids + 1, dtype=torch.int64, device=device)
+    union_count.scatter_add_(-1, ids.refs, union.long())
+    pred_count = torch.zeros(n_sent, n_ids + 1, dtype=torch.int64, device=device)
+    pred_count.scatter_add_(-1, ids.pred, pred_keep.long())
+    hits = torch.minimum(union_count[..., :n_ids], pred_count[:, None, :n_ids]).sum(-1)
+    return hits, pred_keep.sum(-1), ref_keep.sum(-1)
