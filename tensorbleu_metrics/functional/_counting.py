@@ -1,11 +1,12 @@
 """Clipped n-gram counting: normalised token batches in, per-sentence sufficient statistics out.
 
-Each sentence's candidate and references share one row; n-grams are named by compact integer ids built order by
-order with stable sorts, and only n-grams present in both a candidate and its references are carried upwards.
+One sorted pass serves every metric: n-grams are named by compact integer ids built order by order with stable
+sorts, and each order's occurrences, grouped by n-gram, go to a reduction that counts what its metric needs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -81,11 +82,43 @@ def _row_layout(batch: TokenBatch) -> tuple[Tensor, Tensor, Tensor]:
 
 
 class _Order(NamedTuple):
-    """One order's n-gram occurrences after sorting, each row grouped by n-gram."""
+    """What a reduction hands back to the sorted pass for one order."""
 
-    matches: Tensor  # (B,) clipped matches
-    group: Tensor  # (B, A) id of each occurrence's n-gram within its row, equal ids adjacent
-    shared: Tensor  # (B, A) whether that n-gram occurs in both the candidate and a reference
+    group: Tensor  # (rows, A) id of each occurrence's n-gram within its row, equal ids adjacent
+    carry: Tensor  # (rows, A) whether the n-gram can still matter one order up
+
+
+# A reduction gets one order's sorted occurrences (order n, key, src, counted; each (rows, A), equal keys
+# adjacent, sources ascending within a key) and records that order's statistics itself.
+_Reduction = Callable[[int, Tensor, Tensor, Tensor], _Order]
+
+
+class _Groups(NamedTuple):
+    """Sorted occurrences split into n-grams and into runs of one source within an n-gram (flattened)."""
+
+    starts: Tensor  # (rows * A,) bool: the first occurrence of an n-gram in its row
+    group: Tensor  # (rows * A,) n-gram id, ascending over the whole batch
+    row_group: Tensor  # (rows, A) n-gram id within the row
+    first: Tensor  # (rows,) id of each row's first n-gram
+
+
+def _group(key: Tensor) -> _Groups:
+    starts = torch.ones_like(key, dtype=torch.bool)
+    starts[:, 1:] = key[:, 1:] != key[:, :-1]
+    starts = starts.view(-1)
+    group = torch.cumsum(starts, 0) - 1  # one id per (row, n-gram), ascending over the batch
+    row_group = group.view(key.shape)
+    first = row_group[:, 0]
+    return _Groups(starts, group, row_group - first.unsqueeze(1), first)
+
+
+def _runs(starts: Tensor, src: Tensor, counted: Tensor) -> tuple[Tensor, Tensor]:
+    """First index and length of every run of one source within an n-gram; uncounted runs get length 0."""
+    new_run = starts.clone()
+    new_run[1:] |= src[1:] != src[:-1]
+    run_first = new_run.nonzero().squeeze(1)
+    run_count = torch.diff(run_first, append=run_first.new_tensor([new_run.numel()]))
+    return run_first, torch.where(counted[run_first], run_count, 0)
 
 
 def _count_per_group(group: Tensor, flags: Tensor, n_groups: int) -> Tensor:
@@ -94,71 +127,30 @@ def _count_per_group(group: Tensor, flags: Tensor, n_groups: int) -> Tensor:
     return counts.index_add_(0, group, flags.long())
 
 
-def _clip_sorted(key: Tensor, src: Tensor, counted: Tensor, n_refs: int) -> _Order:
-    """Clipped matches of one order from rows sorted stably by n-gram ``key``.
+def _sorted_pass(first_key: Tensor, source: Tensor, room: Tensor, n_gram: int, reduce: _Reduction) -> None:
+    """Orders 1..``n_gram`` of every row, each handed to ``reduce`` grouped by n-gram.
 
-    Within an n-gram, occurrences are in column order, hence by ``src``: candidate (0), then reference 1, 2...
-    Only occurrences marked ``counted`` are counted.
+    ``first_key`` (rows, W) names each position's token (negative: not a token); ``source`` (W,) says which
+    sequence of the row a column belongs to (ascending along the row); ``room`` (rows, W) how many tokens of its
+    sequence start at each position. Only occurrences whose n-gram ``reduce`` marks as ``carry`` go one order up.
     """
-    n_sent, width = key.shape
-    starts = torch.ones_like(key, dtype=torch.bool)
-    starts[:, 1:] = key[:, 1:] != key[:, :-1]
-    starts = starts.view(-1)
-    group = torch.cumsum(starts, 0) - 1  # one id per (sentence, n-gram), ascending over the batch
-    n_groups = starts.numel()  # an upper bound: avoids a host synchronisation
-    counted = counted.view(-1)
-    flat_src = src.view(-1)
-    in_pred = counted & (flat_src == 0)
-    pred_count = _count_per_group(group, in_pred, n_groups)
-    if n_refs == 1:
-        ref_max = _count_per_group(group, counted ^ in_pred, n_groups)
-    else:
-        # runs of one source inside an n-gram's occurrences: the longest reference run is its clipping count
-        new_run = starts.clone()
-        new_run[1:] |= flat_src[1:] != flat_src[:-1]
-        run_first = new_run.nonzero().squeeze(1)
-        run_count = torch.diff(run_first, append=run_first.new_tensor([new_run.numel()]))
-        run_count = torch.where(counted[run_first] & (flat_src[run_first] > 0), run_count, 0)
-        ref_max = torch.zeros_like(pred_count).scatter_reduce_(0, group[run_first], run_count, reduce="amax")
-    clipped = torch.cumsum(torch.minimum(pred_count, ref_max), 0)
-    row_group = group.view(n_sent, width)
-    first, last = row_group[:, 0], row_group[:, -1]
-    matches = clipped[last] - torch.where(first > 0, clipped[first - 1], 0)
-    shared = ((pred_count > 0) & (ref_max > 0))[row_group]
-    return _Order(matches, row_group - first.unsqueeze(1), shared)
-
-
-def count_stats(batch: TokenBatch, n_gram: int) -> BLEUStats:
-    """Per-sentence :class:`BLEUStats` for orders 1..``n_gram`` of a normalised batch."""
-    n_sent = batch.preds.shape[0]
-    device = batch.preds.device
-    orders = torch.arange(1, n_gram + 1, device=device)
-    totals = (batch.pred_len.unsqueeze(1) - orders + 1).clamp(min=0)
-    ref_len = _closest_ref_len(batch.pred_len, batch.ref_len, batch.ref_present)
-    matches = torch.zeros(n_sent, n_gram, dtype=torch.int64, device=device)
-    stats = BLEUStats(matches, totals, totals.clamp(min=1), batch.pred_len.clone(), ref_len)
-
-    tokens, source, room = _row_layout(batch)
-    width = tokens.shape[1]
+    width = first_key.shape[1]
     if width == 0:
-        return stats
-    n_refs = batch.refs.shape[1]
-    # order 1: sort each row by token; positions outside every sequence get -1 and sort first (IDs are >= 0)
-    key, column = torch.sort(torch.where(room > 0, tokens, -1), dim=1, stable=True)
+        return
+    key, column = torch.sort(first_key, dim=1, stable=True)
     counted = key >= 0
     src = source[column]
-    order = _clip_sorted(key, src, counted, n_refs)
-    matches[:, 0] = order.matches
+    order = reduce(1, key, src, counted)
     # compact per-row token ids; an n-gram's key is (id of its (n-1)-gram, id of its last token)
-    token_id = torch.empty_like(tokens).scatter_(1, column, order.group)
+    token_id = torch.empty_like(first_key).scatter_(1, column, order.group)
     room = torch.gather(room, 1, column)
     # per-row ids are below the row width W, so every key is below W * (W + 1): no overflow for any real W
     beyond = width * (width + 1)
     for n in range(2, n_gram + 1):
-        counted = counted & order.shared & (room >= n)
+        counted = counted & order.carry & (room >= n)
         last_token = torch.gather(token_id, 1, (column + (n - 1)).clamp(max=width - 1))
         # rows are already sorted by the (n-1)-gram id, so this sort mostly reorders within groups; n-grams
-        # that cannot match sort past the end of their row, and the rows are cut to the longest matching prefix
+        # that are not carried sort past the end of their row, and the rows are cut to the longest carried prefix
         key = torch.where(counted, order.group * (width + 1) + last_token, beyond)
         key, perm = torch.sort(key, dim=1, stable=True)
         kept = int(counted.sum(1).max())
@@ -167,6 +159,211 @@ def count_stats(batch: TokenBatch, n_gram: int) -> BLEUStats:
         key, perm = key[:, :kept], perm[:, :kept]
         column, src, room = (torch.gather(t, 1, perm) for t in (column, src, room))
         counted = key < beyond
-        order = _clip_sorted(key, src, counted, n_refs)
-        matches[:, n - 1] = order.matches
-    return stats
+        order = reduce(n, key, src, counted)
+
+
+# ---- candidate against its references (BLEU, GLEU, ROUGE-N) ----
+
+
+class NGramCounts(NamedTuple):
+    """What one pass over ``[candidate | references]`` rows counts.
+
+    Attributes:
+        stats: the :class:`BLEUStats` (clipped against the maximum count over the references).
+        ref_matches: ``(B, R, N)`` int64 overlaps with each reference alone, ``sum(min(candidate count,
+            reference count))`` over the n-grams of each order, or ``None`` when not asked for.
+    """
+
+    stats: BLEUStats
+    ref_matches: Tensor | None
+
+
+def _clip_against_refs(matches: Tensor, ref_matches: Tensor | None, n_refs: int) -> _Reduction:
+    """The reduction of BLEU's clipping (and per-reference overlaps), writing order n into column n - 1."""
+
+    def reduce(n: int, key: Tensor, src: Tensor, counted: Tensor) -> _Order:
+        # within an n-gram, occurrences are in column order, hence by source: candidate (0), then references
+        n_sent, width = key.shape
+        groups = _group(key)
+        n_groups = groups.starts.numel()  # an upper bound: avoids a host synchronisation
+        flat_counted = counted.view(-1)
+        flat_src = src.reshape(-1)
+        in_pred = flat_counted & (flat_src == 0)
+        pred_count = _count_per_group(groups.group, in_pred, n_groups)
+        if n_refs == 1 and ref_matches is None:
+            ref_max = _count_per_group(groups.group, flat_counted ^ in_pred, n_groups)
+        else:
+            # the longest run of one reference inside an n-gram's occurrences is its clipping count
+            run_first, run_count = _runs(groups.starts, flat_src, flat_counted)
+            run_src = flat_src[run_first]
+            run_count = torch.where(run_src > 0, run_count, 0)
+            run_group = groups.group[run_first]
+            ref_max = torch.zeros_like(pred_count).scatter_reduce_(0, run_group, run_count, reduce="amax")
+            if ref_matches is not None:
+                overlap = torch.minimum(run_count, pred_count[run_group])
+                slot = (run_first // width) * n_refs + (run_src - 1).clamp(min=0)
+                per_ref = torch.zeros(n_sent * n_refs, dtype=torch.int64, device=key.device)
+                ref_matches[:, :, n - 1] = per_ref.index_add_(0, slot, overlap).view(n_sent, n_refs)
+        clipped = torch.cumsum(torch.minimum(pred_count, ref_max), 0)
+        last = groups.row_group[:, -1] + groups.first
+        first = groups.first
+        matches[:, n - 1] = clipped[last] - torch.where(first > 0, clipped[first - 1], 0)
+        carry = ((pred_count > 0) & (ref_max > 0))[groups.group].view(n_sent, width)
+        return _Order(groups.row_group, carry)
+
+    return reduce
+
+
+def count_ngrams(batch: TokenBatch, n_gram: int, *, per_reference: bool = False) -> NGramCounts:
+    """Per-sentence :class:`BLEUStats` for orders 1..``n_gram`` and, if asked, overlaps with each reference."""
+    n_sent, n_refs = batch.refs.shape[:2]
+    device = batch.preds.device
+    orders = torch.arange(1, n_gram + 1, device=device)
+    totals = (batch.pred_len.unsqueeze(1) - orders + 1).clamp(min=0)
+    ref_len = _closest_ref_len(batch.pred_len, batch.ref_len, batch.ref_present)
+    matches = torch.zeros(n_sent, n_gram, dtype=torch.int64, device=device)
+    ref_matches = torch.zeros(n_sent, n_refs, n_gram, dtype=torch.int64, device=device) if per_reference else None
+    tokens, source, room = _row_layout(batch)
+    # positions outside every sequence get -1 and sort first (IDs are >= 0)
+    first_key = torch.where(room > 0, tokens, -1)
+    _sorted_pass(first_key, source, room, n_gram, _clip_against_refs(matches, ref_matches, n_refs))
+    stats = BLEUStats(matches, totals, totals.clamp(min=1), batch.pred_len.clone(), ref_len)
+    return NGramCounts(stats, ref_matches)
+
+
+def count_stats(batch: TokenBatch, n_gram: int) -> BLEUStats:
+    """Per-sentence :class:`BLEUStats` for orders 1..``n_gram`` of a normalised batch."""
+    return count_ngrams(batch, n_gram).stats
+
+
+# ---- samples against the other samples of their group (Self-BLEU, distinct-n) ----
+
+
+class GroupedTokens(NamedTuple):
+    """Samples laid end to end in one row, with their groups, for counts across the samples of a group."""
+
+    tokens: Tensor  # (T,) every token of every sample, sample after sample
+    sample: Tensor  # (T,) which sample each token belongs to
+    room: Tensor  # (T,) how many tokens of its sample start at each position
+    lengths: Tensor  # (B,) sample lengths
+    group: Tensor  # (B,) group index of each sample, 0..G-1 in order of first appearance
+    n_groups: int
+
+
+def group_tokens(preds: Tensor, pred_len: Tensor, groups: Tensor | None) -> GroupedTokens:
+    """Lay left-aligned ``(B, L)`` samples end to end and number their groups by first appearance."""
+    n_samples, width = preds.shape
+    device = preds.device
+    keep = torch.arange(width, device=device) < pred_len.unsqueeze(1)
+    tokens = preds[keep]
+    sample = torch.arange(n_samples, device=device).unsqueeze(1).expand(n_samples, width)[keep]
+    offset = torch.arange(width, device=device).expand(n_samples, width)[keep]
+    room = pred_len[sample] - offset
+    if groups is None:
+        group = torch.zeros(n_samples, dtype=torch.int64, device=device)
+        return GroupedTokens(tokens, sample, room, pred_len, group, 1)
+    values, inverse = torch.unique(groups, return_inverse=True)
+    n_groups = values.numel()
+    # renumber by first appearance: the smallest sample index of each sorted group value
+    first_seen = torch.full((n_groups,), n_samples, dtype=torch.int64, device=device)
+    first_seen.scatter_reduce_(0, inverse, torch.arange(n_samples, device=device), reduce="amin")
+    rank = torch.empty_like(first_seen)
+    rank[torch.argsort(first_seen)] = torch.arange(n_groups, device=device)
+    return GroupedTokens(tokens, sample, room, pred_len, rank[inverse], n_groups)
+
+
+def _grouped_first_key(grouped: GroupedTokens) -> Tensor:
+    """(1, T) keys naming each token together with its sample's group, below T * (number of groups)."""
+    values, token = torch.unique(grouped.tokens, return_inverse=True)
+    return (grouped.group[grouped.sample] * max(values.numel(), 1) + token).unsqueeze(0)
+
+
+def _closest_other_len(lengths: Tensor, group: Tensor) -> Tensor:
+    """Length of the sample closest in length among the others of its group (the shorter one on ties; 0 if none)."""
+    n_samples = lengths.numel()
+    span = int(lengths.max()) + 1 if n_samples else 1
+    order = torch.argsort(group * span + lengths)
+    sorted_len, sorted_group = lengths[order], group[order]
+    big = torch.iinfo(torch.int64).max // 4
+    # in (group, length) order the closest other lengths are the neighbours; equal lengths are adjacent
+    prev_len = torch.cat([sorted_len.new_zeros(1), sorted_len[:-1]])
+    next_len = torch.cat([sorted_len[1:], sorted_len.new_zeros(1)])
+    has_prev = torch.cat([sorted_group.new_zeros(1, dtype=torch.bool), sorted_group[1:] == sorted_group[:-1]])
+    has_next = torch.cat([sorted_group[1:] == sorted_group[:-1], sorted_group.new_zeros(1, dtype=torch.bool)])
+    prev_dist = torch.where(has_prev, sorted_len - prev_len, big)
+    next_dist = torch.where(has_next, next_len - sorted_len, big)
+    closest = torch.where(next_dist < prev_dist, next_len, prev_len)
+    closest = torch.where(has_prev | has_next, closest, 0)
+    out = torch.empty_like(closest)
+    out[order] = closest
+    return out
+
+
+def _clip_leave_one_out(matches: Tensor) -> _Reduction:
+    """The reduction of Self-BLEU: each sample clipped against the largest count among the other samples."""
+
+    def reduce(n: int, key: Tensor, src: Tensor, counted: Tensor) -> _Order:
+        groups = _group(key)
+        n_groups = groups.starts.numel()
+        run_first, run_count = _runs(groups.starts, src.reshape(-1), counted.view(-1))
+        run_group = groups.group[run_first]
+        present = (run_count > 0).long()
+        top = torch.zeros(n_groups, dtype=torch.int64, device=key.device)
+        top.scatter_reduce_(0, run_group, run_count, reduce="amax")
+        at_top = run_count == top[run_group]
+        n_top = _count_per_group(run_group, at_top & (run_count > 0), n_groups)
+        second = torch.zeros_like(top).scatter_reduce_(0, run_group, torch.where(at_top, 0, run_count), reduce="amax")
+        # the largest count among the others is the group maximum unless this sample alone holds it
+        others = torch.where(at_top & (n_top[run_group] == 1), second[run_group], top[run_group])
+        clipped = torch.minimum(run_count, others)
+        matches[:, n - 1].index_add_(0, src.reshape(-1)[run_first], clipped)
+        holders = _count_per_group(run_group, present, n_groups)
+        return _Order(groups.row_group, (holders >= 2)[groups.group].view(key.shape))
+
+    return reduce
+
+
+def count_leave_one_out(grouped: GroupedTokens, n_gram: int) -> BLEUStats:
+    """Per-sample :class:`BLEUStats` with every other sample of the same group as the references."""
+    lengths = grouped.lengths
+    device = lengths.device
+    orders = torch.arange(1, n_gram + 1, device=device)
+    totals = (lengths.unsqueeze(1) - orders + 1).clamp(min=0)
+    matches = torch.zeros(lengths.numel(), n_gram, dtype=torch.int64, device=device)
+    if grouped.tokens.numel():
+        _sorted_pass(
+            _grouped_first_key(grouped), grouped.sample, grouped.room.unsqueeze(0), n_gram, _clip_leave_one_out(matches)
+        )
+    ref_len = _closest_other_len(lengths, grouped.group)
+    return BLEUStats(matches, totals, totals.clamp(min=1), lengths.clone(), ref_len)
+
+
+def _count_distinct(distinct: Tensor, sample_group: Tensor) -> _Reduction:
+    """The reduction of distinct-n: how many different n-grams each group has, every n-gram carried."""
+
+    def reduce(n: int, key: Tensor, src: Tensor, counted: Tensor) -> _Order:
+        groups = _group(key)
+        new = groups.starts & counted.view(-1)
+        distinct[:, n - 1].index_add_(0, sample_group[src.reshape(-1)], new.long())
+        return _Order(groups.row_group, torch.ones_like(counted))
+
+    return reduce
+
+
+def count_distinct(grouped: GroupedTokens, n_gram: int) -> tuple[Tensor, Tensor]:
+    """``(G, N)`` numbers of different n-grams and of all n-grams of each group, orders 1..``n_gram``."""
+    device = grouped.lengths.device
+    orders = torch.arange(1, n_gram + 1, device=device)
+    per_sample = (grouped.lengths.unsqueeze(1) - orders + 1).clamp(min=0)
+    totals = torch.zeros(grouped.n_groups, n_gram, dtype=torch.int64, device=device)
+    totals.index_add_(0, grouped.group, per_sample)
+    distinct = torch.zeros_like(totals)
+    if grouped.tokens.numel():
+        _sorted_pass(
+            _grouped_first_key(grouped),
+            grouped.sample,
+            grouped.room.unsqueeze(0),
+            n_gram,
+            _count_distinct(distinct, grouped.group),
+        )
+    return distinct, totals
