@@ -1,4 +1,4 @@
-"""Token-ID BLEU as pure functions on tensors: statistics, smoothing, sentence and corpus scores."""
+"""Token-ID metrics as pure functions on tensors: BLEU (statistics, smoothing, sentence and corpus scores), ROUGE."""
 
 from tensorbleu_metrics.functional._counting import BLEUStats
 from tensorbleu_metrics.functional._scoring import (
@@ -8,8 +8,10 @@ from tensorbleu_metrics.functional._scoring import (
     counted_orders,
 )
 from tensorbleu_metrics.functional.bleu import bleu_stats, corpus_bleu, sentence_bleu
+from tensorbleu_metrics.functional.rouge import ROUGE_KEYS, rouge_score
 
 __all__ = [
+    "ROUGE_KEYS",
     "SMOOTHING_METHODS",
     "BLEUStats",
     "bleu_from_stats",
@@ -17,5 +19,6 @@ __all__ = [
     "check_bleu_options",
     "corpus_bleu",
     "counted_orders",
+    "rouge_score",
     "sentence_bleu",
 ]
