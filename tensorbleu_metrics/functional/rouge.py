@@ -141,7 +141,7 @@ def rouge_score(
         >>> target = torch.tensor([[1, 3, 2, 4, 0], [5, 6, 9, 0, 0]])
         >>> scores = rouge_score(preds, target, rouge_keys=("rouge2", "rougeL"), pad_id=0)
         >>> scores["rouge2_fmeasure"], scores["rougeL_precision"], scores["rougeL_recall"]
-        (tensor([0.0000, 0.4000]), tensor([0.7500, 0.6000]), tensor([0.7500, 1.0000]))
+        (tensor([0.0000, 0.3333]), tensor([0.7500, 0.6000]), tensor([0.7500, 1.0000]))
         >>> newline = 99  # ROUGE-Lsum: sentences end at `sep_id`
         >>> rouge_score([[1, 2, 99, 3, 4]], [[[3, 4, 99, 1, 2]]], rouge_keys="rougeLsum", sep_id=newline)
         {'rougeLsum_fmeasure': tensor([1.]), 'rougeLsum_precision': tensor([1.]), 'rougeLsum_recall': tensor([1.])}
