@@ -49,7 +49,7 @@ def _add_words(x: Tensor, y: Tensor) -> Tensor:
 
 
 def pack_bits(flags: Tensor, n_words: int) -> Tensor:
-    """Bool ``(..., P)`` flags as ``(..., n_words)`` int64 words, position ``p`` at bit ``p % 64`` of word ``p // 64``."""
+    """Bool ``(..., P)`` flags as ``(..., n_words)`` words; position ``p`` is bit ``p % 64`` of word ``p // 64``."""
     width = flags.shape[-1]
     padded = torch.zeros((*flags.shape[:-1], n_words * _WORD), dtype=torch.int64, device=flags.device)
     padded[..., :width] = flags
@@ -124,7 +124,12 @@ def _match_masks(ref_ids: Tensor, n_ids: int, n_words: int) -> Tensor:
 
 
 def _advance(
-    ids: MatchIds, n_words: int, steps: int, lanes: Tensor | None = None, reset: Tensor | None = None, keep: bool = False
+    ids: MatchIds,
+    n_words: int,
+    steps: int,
+    lanes: Tensor | None = None,
+    reset: Tensor | None = None,
+    keep: bool = False,
 ) -> Tensor:
     """Run the bit-parallel recurrence over the first ``steps`` candidate positions.
 
@@ -156,10 +161,8 @@ def _advance(
         match = masks.index_select(0, rows[:, j])
         hit = vec & match
         rest = vec ^ hit  # vec & ~match, since hit lies inside vec
-        if inner is None:
-            total = _add_words(vec, hit)
-        else:
-            total = _add_words(vec & inner, hit & inner) ^ (rest & lanes)
+        # with lanes, carries stop at lane tops: add below them, then set each top to its carry-free sum bit
+        total = _add_words(vec, hit) if inner is None else _add_words(vec & inner, hit & inner) ^ (rest & lanes)
         vec = total | rest
         if restart is not None:
             vec = vec | restart[..., j]
@@ -183,7 +186,8 @@ def lcs_length(preds: Tensor, pred_len: Tensor, refs: Tensor, ref_len: Tensor) -
 
     Example:
         >>> import torch
-        >>> lcs_length(torch.tensor([[1, 2, 3, 4]]), torch.tensor([4]), torch.tensor([[[2, 4, 3, 9]]]), torch.tensor([[3]]))
+        >>> preds, refs = torch.tensor([[1, 2, 3, 4]]), torch.tensor([[[2, 4, 3, 9]]])
+        >>> lcs_length(preds, torch.tensor([4]), refs, torch.tensor([[3]]))  # LCS of 1 2 3 4 and 2 4 3
         tensor([[2]])
     """
     width = refs.shape[-1]
