@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 _WORD = 64
@@ -31,19 +32,20 @@ def _popcount(x: Tensor) -> Tensor:
     return (x * 0x0101010101010101) >> 56
 
 
-def _add_words(x: Tensor, y: Tensor) -> Tensor:
-    """``x + y`` of multi-word unsigned integers (little-endian int64 words on the last dim), top carry dropped."""
+def _add_words(x: Tensor, y: Tensor, word: Tensor) -> Tensor:
+    """``x + y`` of multi-word unsigned integers (little-endian int64 words on the last dim), top carry dropped.
+
+    ``word`` is ``arange(W) + 1`` (passed in: this runs once per candidate token).
+    """
     total = x + y
-    n_words = total.shape[-1]
-    if n_words == 1:
+    if word.numel() == 1:
         return total
     overflow = (total ^ _SIGN) < (x ^ _SIGN)
     # a word whose sum is not all ones passes on exactly its own overflow; an all-ones word (which cannot
     # overflow itself) passes on its incoming carry: each word's carry comes from the last word before it
-    # that is not all ones
-    word = torch.arange(n_words, device=x.device)
-    source = torch.where(total != _ALL_ONES, word, -1).cummax(-1).values
-    carry = torch.gather(overflow, -1, source.clamp(min=0)) & (source >= 0)
+    # that is not all ones (index 0 here: none, no carry)
+    source = torch.where(total != _ALL_ONES, word, 0).cummax(-1).values
+    carry = torch.gather(F.pad(overflow, (1, 0)), -1, source)
     total[..., 1:] += carry[..., :-1]
     return total
 
@@ -149,7 +151,9 @@ def _advance(
     n_sent, n_refs = ids.refs.shape[:2]
     device = ids.refs.device
     masks = _match_masks(ids.refs, ids.n_ids, n_words)
-    rows = torch.arange(n_sent, device=device).unsqueeze(1) * (ids.n_ids + 1) + ids.pred
+    # one contiguous row of mask indices per step
+    rows = (torch.arange(n_sent, device=device).unsqueeze(1) * (ids.n_ids + 1) + ids.pred).t().contiguous()
+    word = torch.arange(1, n_words + 1, device=device)
     vec = torch.full((n_sent, n_refs, n_words), _ALL_ONES, dtype=torch.int64, device=device)
     history = None
     if keep:
@@ -158,11 +162,13 @@ def _advance(
     inner = None if lanes is None else ~lanes
     restart = None if reset is None else torch.where(reset, _ALL_ONES, 0).view(n_sent, 1, 1, -1)
     for j in range(steps):
-        match = masks.index_select(0, rows[:, j])
+        match = masks.index_select(0, rows[j])
         hit = vec & match
         rest = vec ^ hit  # vec & ~match, since hit lies inside vec
         # with lanes, carries stop at lane tops: add below them, then set each top to its carry-free sum bit
-        total = _add_words(vec, hit) if inner is None else _add_words(vec & inner, hit & inner) ^ (rest & lanes)
+        total = (
+            _add_words(vec, hit, word) if inner is None else _add_words(vec & inner, hit & inner, word) ^ (rest & lanes)
+        )
         vec = total | rest
         if restart is not None:
             vec = vec | restart[..., j]
