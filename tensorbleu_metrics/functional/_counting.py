@@ -57,35 +57,35 @@ def _closest_ref_len(pred_len: Tensor, ref_len: Tensor, present: Tensor) -> Tens
     return key.min(dim=1).values % span
 
 
-def _row_layout(batch: TokenBatch) -> tuple[Tensor, Tensor, Tensor]:
+def _row_layout(batch: TokenBatch) -> tuple[Tensor, Tensor]:
     """Each sentence's candidate and references side by side in one row: ``[candidate | ref 0 | ref 1 | ...]``.
 
-    Returns the (B, W) tokens, the (W,) source of each column (0 = candidate, r + 1 = reference r) and, per
-    position, how many tokens of its sequence start there (0 or less past a sequence's end).
+    Returns the (B, W) keys, each sequence followed by one column of -1 (no token, as padding is), so that an
+    n-gram never runs from one sequence into the next; and the (W,) source of each column (0 = candidate,
+    r + 1 = reference r).
     """
     n_sent, n_refs, ref_width = batch.refs.shape
     pred_width = batch.preds.shape[1]
     device = batch.preds.device
-    tokens = torch.cat([batch.preds, batch.refs.reshape(n_sent, n_refs * ref_width)], dim=1)
+    first_key = torch.full((n_sent, pred_width + 1 + n_refs * (ref_width + 1)), -1, dtype=torch.int64, device=device)
+    columns = torch.arange(max(pred_width, ref_width), device=device)
+    first_key[:, :pred_width] = torch.where(columns[:pred_width] < batch.pred_len.unsqueeze(1), batch.preds, -1)
+    refs = first_key[:, pred_width + 1 :].view(n_sent, n_refs, ref_width + 1)
+    refs[:, :, :ref_width] = torch.where(columns[:ref_width] < batch.ref_len.unsqueeze(2), batch.refs, -1)
     source = torch.cat(
         [
-            torch.zeros(pred_width, dtype=torch.int64, device=device),
-            torch.arange(1, n_refs + 1, device=device).repeat_interleave(ref_width),
+            torch.zeros(pred_width + 1, dtype=torch.int64, device=device),
+            torch.arange(1, n_refs + 1, device=device).repeat_interleave(ref_width + 1),
         ]
     )
-    offset = torch.cat([torch.arange(pred_width, device=device), torch.arange(ref_width, device=device).repeat(n_refs)])
-    seq_len = torch.cat(
-        [batch.pred_len.unsqueeze(1).expand(n_sent, pred_width), batch.ref_len.repeat_interleave(ref_width, dim=1)],
-        dim=1,
-    )
-    return tokens, source, seq_len - offset
+    return first_key, source
 
 
 class _Order(NamedTuple):
     """What a reduction hands back to the sorted pass for one order."""
 
-    group: Tensor  # (rows, A) id of each occurrence's n-gram within its row, equal ids adjacent
-    carry: Tensor  # (rows, A) whether the n-gram can still matter one order up
+    group: Tensor  # (rows * A,) id of each occurrence's n-gram, ascending over the flattened rows
+    carry: Tensor  # (rows * A,) whether the n-gram can still matter one order up
 
 
 # A reduction gets one order's sorted occurrences (order n, key, src, counted; each (rows, A), equal keys
@@ -94,22 +94,30 @@ _Reduction = Callable[[int, Tensor, Tensor, Tensor], _Order]
 
 
 class _Groups(NamedTuple):
-    """Sorted occurrences split into n-grams and into runs of one source within an n-gram (flattened)."""
+    """Sorted occurrences split into n-grams (flattened over the rows)."""
 
     starts: Tensor  # (rows * A,) bool: the first occurrence of an n-gram in its row
     group: Tensor  # (rows * A,) n-gram id, ascending over the whole batch
-    row_group: Tensor  # (rows, A) n-gram id within the row
     first: Tensor  # (rows,) id of each row's first n-gram
+    last: Tensor  # (rows,) id of each row's last n-gram
 
 
 def _group(key: Tensor) -> _Groups:
-    starts = torch.ones_like(key, dtype=torch.bool)
-    starts[:, 1:] = key[:, 1:] != key[:, :-1]
+    n_rows, width = key.shape
+    starts = torch.empty_like(key, dtype=torch.bool)
+    starts[:, 0] = True
+    torch.ne(key[:, 1:], key[:, :-1], out=starts[:, 1:])
     starts = starts.view(-1)
-    group = torch.cumsum(starts, 0) - 1  # one id per (row, n-gram), ascending over the batch
-    row_group = group.view(key.shape)
-    first = row_group[:, 0]
-    return _Groups(starts, group, row_group - first.unsqueeze(1), first)
+    group = torch.cumsum(starts, 0)
+    group -= 1  # one id per (row, n-gram), ascending over the batch
+    row_group = group.view(n_rows, width)
+    return _Groups(starts, group, row_group[:, 0], row_group[:, -1])
+
+
+def _row_sums(per_group: Tensor, groups: _Groups) -> Tensor:
+    """Sum of a per-group quantity over the n-grams of each row."""
+    total = torch.cumsum(per_group, 0)
+    return total[groups.last] - torch.where(groups.first > 0, total[groups.first - 1], 0)
 
 
 def _runs(starts: Tensor, src: Tensor, counted: Tensor) -> tuple[Tensor, Tensor]:
@@ -124,42 +132,67 @@ def _runs(starts: Tensor, src: Tensor, counted: Tensor) -> tuple[Tensor, Tensor]
 def _count_per_group(group: Tensor, flags: Tensor, n_groups: int) -> Tensor:
     """How many flagged elements each group id has."""
     counts = torch.zeros(n_groups, dtype=torch.int64, device=group.device)
-    return counts.index_add_(0, group, flags.long())
+    # scatter_add_, not index_add_: on the CPU the latter is several times slower for int64
+    return counts.scatter_add_(0, group, flags.long())
 
 
-def _sorted_pass(first_key: Tensor, source: Tensor, room: Tensor, n_gram: int, reduce: _Reduction) -> None:
+def _sort_rows(first_key: Tensor) -> tuple[Tensor, Tensor]:
+    """Stable sort of each row of keys >= -1, as one flat sort where the keys allow it.
+
+    A flat sort of ``row * span + key`` is a radix sort on the CPU, several times faster than sorting each row
+    (and faster again in int32); reshaped, it is every row sorted, ties in column order.
+    """
+    n_rows, width = first_key.shape
+    span = int(first_key.max()) + 2
+    if n_rows * span >= 2**62:
+        return torch.sort(first_key, dim=1, stable=True)
+    flat_dtype = torch.int32 if n_rows * span < 2**31 else torch.int64
+    rows = torch.arange(n_rows, device=first_key.device).unsqueeze(1)
+    flat, perm = torch.sort((first_key + (rows * span + 1)).to(flat_dtype).view(-1), stable=True)
+    key = flat.view(n_rows, width).to(torch.int64) - (rows * span + 1)
+    return key, perm.view(n_rows, width) - rows * width
+
+
+def _sorted_pass(first_key: Tensor, source: Tensor, n_gram: int, reduce: _Reduction) -> None:
     """Orders 1..``n_gram`` of every row, each handed to ``reduce`` grouped by n-gram.
 
-    ``first_key`` (rows, W) names each position's token (negative: not a token); ``source`` (W,) says which
-    sequence of the row a column belongs to (ascending along the row); ``room`` (rows, W) how many tokens of its
-    sequence start at each position. Only occurrences whose n-gram ``reduce`` marks as ``carry`` go one order up.
+    ``first_key`` (rows, W) names each position's token; -1 marks a position without one, and a sequence must
+    be followed by such a position before the next starts. ``source`` (W,) says which sequence of the row a
+    column belongs to (ascending along the row). Only occurrences whose n-gram ``reduce`` marks as ``carry``
+    go one order up.
     """
-    width = first_key.shape[1]
+    n_rows, width = first_key.shape
     if width == 0:
         return
-    key, column = torch.sort(first_key, dim=1, stable=True)
+    key, column = _sort_rows(first_key)
     counted = key >= 0
     src = source[column]
     order = reduce(1, key, src, counted)
-    # compact per-row token ids; an n-gram's key is (id of its (n-1)-gram, id of its last token)
-    token_id = torch.empty_like(first_key).scatter_(1, column, order.group)
-    room = torch.gather(room, 1, column)
-    # per-row ids are below the row width W, so every key is below W * (W + 1): no overflow for any real W
-    beyond = width * (width + 1)
+    # every token named by its order-1 id (ids are global, so below rows * W); -1 where there is none, and past
+    # the row's end, so that an n-gram is countable exactly when its last position holds a token
+    n_ids = n_rows * width
+    token_id = torch.full((n_rows, width + n_gram - 1), -1, dtype=torch.int64, device=first_key.device)
+    token_id[:, :width].scatter_(1, column, torch.where(counted.view(-1), order.group, -1).view(n_rows, width))
+    # an n-gram's key is (id of its (n-1)-gram, id of its last token): below (rows * W)^2, no overflow for real sizes
+    beyond = torch.iinfo(torch.int64).max
+    carry = order.carry.view(n_rows, -1)
+    group = order.group.view(n_rows, -1)
     for n in range(2, n_gram + 1):
-        counted = counted & order.carry & (room >= n)
-        last_token = torch.gather(token_id, 1, (column + (n - 1)).clamp(max=width - 1))
+        last_token = torch.gather(token_id[:, n - 1 : n - 1 + width], 1, column)
+        counted = counted & carry & (last_token >= 0)
         # rows are already sorted by the (n-1)-gram id, so this sort mostly reorders within groups; n-grams
         # that are not carried sort past the end of their row, and the rows are cut to the longest carried prefix
-        key = torch.where(counted, order.group * (width + 1) + last_token, beyond)
-        key, perm = torch.sort(key, dim=1, stable=True)
+        key = torch.where(counted, torch.add(last_token, group, alpha=n_ids), beyond)
         kept = int(counted.sum(1).max())
         if kept == 0:
             break
+        key, perm = torch.sort(key, dim=1, stable=True)
         key, perm = key[:, :kept], perm[:, :kept]
-        column, src, room = (torch.gather(t, 1, perm) for t in (column, src, room))
-        counted = key < beyond
+        column, src = torch.gather(column, 1, perm), torch.gather(src, 1, perm)
+        counted = key != beyond
         order = reduce(n, key, src, counted)
+        carry = order.carry.view(n_rows, kept)
+        group = order.group.view(n_rows, kept)
 
 
 # ---- candidate against its references (BLEU, GLEU, ROUGE-N) ----
@@ -187,29 +220,29 @@ def _clip_against_refs(matches: Tensor, ref_matches: Tensor | None, n_refs: int)
         groups = _group(key)
         n_groups = groups.starts.numel()  # an upper bound: avoids a host synchronisation
         flat_counted = counted.view(-1)
-        flat_src = src.reshape(-1)
-        in_pred = flat_counted & (flat_src == 0)
-        pred_count = _count_per_group(groups.group, in_pred, n_groups)
+        flat_src = src.view(-1)
         if n_refs == 1 and ref_matches is None:
-            ref_max = _count_per_group(groups.group, flat_counted ^ in_pred, n_groups)
+            # candidate and reference counts of every n-gram in one scatter: the candidate's in the high half
+            weight = torch.where(flat_counted, torch.where(flat_src == 0, 1 << 32, 1), 0)
+            packed = torch.zeros(n_groups, dtype=torch.int64, device=key.device).scatter_add_(0, groups.group, weight)
+            clipped = torch.minimum(packed >> 32, packed & 0xFFFFFFFF)
         else:
+            pred_count = _count_per_group(groups.group, flat_counted & (flat_src == 0), n_groups)
             # the longest run of one reference inside an n-gram's occurrences is its clipping count
             run_first, run_count = _runs(groups.starts, flat_src, flat_counted)
             run_src = flat_src[run_first]
             run_count = torch.where(run_src > 0, run_count, 0)
             run_group = groups.group[run_first]
             ref_max = torch.zeros_like(pred_count).scatter_reduce_(0, run_group, run_count, reduce="amax")
+            clipped = torch.minimum(pred_count, ref_max)
             if ref_matches is not None:
                 overlap = torch.minimum(run_count, pred_count[run_group])
                 slot = (run_first // width) * n_refs + (run_src - 1).clamp(min=0)
                 per_ref = torch.zeros(n_sent * n_refs, dtype=torch.int64, device=key.device)
-                ref_matches[:, :, n - 1] = per_ref.index_add_(0, slot, overlap).view(n_sent, n_refs)
-        clipped = torch.cumsum(torch.minimum(pred_count, ref_max), 0)
-        last = groups.row_group[:, -1] + groups.first
-        first = groups.first
-        matches[:, n - 1] = clipped[last] - torch.where(first > 0, clipped[first - 1], 0)
-        carry = ((pred_count > 0) & (ref_max > 0))[groups.group].view(n_sent, width)
-        return _Order(groups.row_group, carry)
+                ref_matches[:, :, n - 1] = per_ref.scatter_add_(0, slot, overlap).view(n_sent, n_refs)
+        matches[:, n - 1] = _row_sums(clipped, groups)
+        # an n-gram both sides hold is one that clipped to at least one match
+        return _Order(groups.group, (clipped > 0)[groups.group])
 
     return reduce
 
@@ -223,10 +256,8 @@ def count_ngrams(batch: TokenBatch, n_gram: int, *, per_reference: bool = False)
     ref_len = _closest_ref_len(batch.pred_len, batch.ref_len, batch.ref_present)
     matches = torch.zeros(n_sent, n_gram, dtype=torch.int64, device=device)
     ref_matches = torch.zeros(n_sent, n_refs, n_gram, dtype=torch.int64, device=device) if per_reference else None
-    tokens, source, room = _row_layout(batch)
-    # positions outside every sequence get -1 and sort first (IDs are >= 0)
-    first_key = torch.where(room > 0, tokens, -1)
-    _sorted_pass(first_key, source, room, n_gram, _clip_against_refs(matches, ref_matches, n_refs))
+    first_key, source = _row_layout(batch)
+    _sorted_pass(first_key, source, n_gram, _clip_against_refs(matches, ref_matches, n_refs))
     stats = BLEUStats(matches, totals, totals.clamp(min=1), batch.pred_len.clone(), ref_len)
     return NGramCounts(stats, ref_matches)
 
@@ -242,9 +273,8 @@ def count_stats(batch: TokenBatch, n_gram: int) -> BLEUStats:
 class GroupedTokens(NamedTuple):
     """Samples laid end to end in one row, with their groups, for counts across the samples of a group."""
 
-    tokens: Tensor  # (T,) every token of every sample, sample after sample
-    sample: Tensor  # (T,) which sample each token belongs to
-    room: Tensor  # (T,) how many tokens of its sample start at each position
+    first_key: Tensor  # (1, T + B) each token named with its group, sample after sample, each followed by -1
+    sample: Tensor  # (T + B,) which sample each position belongs to
     lengths: Tensor  # (B,) sample lengths
     group: Tensor  # (B,) group index of each sample, 0..G-1 in order of first appearance
     n_groups: int
@@ -254,28 +284,30 @@ def group_tokens(preds: Tensor, pred_len: Tensor, groups: Tensor | None) -> Grou
     """Lay left-aligned ``(B, L)`` samples end to end and number their groups by first appearance."""
     n_samples, width = preds.shape
     device = preds.device
-    keep = torch.arange(width, device=device) < pred_len.unsqueeze(1)
-    tokens = preds[keep]
-    sample = torch.arange(n_samples, device=device).unsqueeze(1).expand(n_samples, width)[keep]
-    offset = torch.arange(width, device=device).expand(n_samples, width)[keep]
-    room = pred_len[sample] - offset
     if groups is None:
         group = torch.zeros(n_samples, dtype=torch.int64, device=device)
-        return GroupedTokens(tokens, sample, room, pred_len, group, 1)
-    values, inverse = torch.unique(groups, return_inverse=True)
-    n_groups = values.numel()
-    # renumber by first appearance: the smallest sample index of each sorted group value
-    first_seen = torch.full((n_groups,), n_samples, dtype=torch.int64, device=device)
-    first_seen.scatter_reduce_(0, inverse, torch.arange(n_samples, device=device), reduce="amin")
-    rank = torch.empty_like(first_seen)
-    rank[torch.argsort(first_seen)] = torch.arange(n_groups, device=device)
-    return GroupedTokens(tokens, sample, room, pred_len, rank[inverse], n_groups)
-
-
-def _grouped_first_key(grouped: GroupedTokens) -> Tensor:
-    """(1, T) keys naming each token together with its sample's group, below T * (number of groups)."""
-    values, token = torch.unique(grouped.tokens, return_inverse=True)
-    return (grouped.group[grouped.sample] * max(values.numel(), 1) + token).unsqueeze(0)
+        n_groups = 1
+    else:
+        values, inverse = torch.unique(groups, return_inverse=True)
+        n_groups = values.numel()
+        # renumber by first appearance: the smallest sample index of each sorted group value
+        first_seen = torch.full((n_groups,), n_samples, dtype=torch.int64, device=device)
+        first_seen.scatter_reduce_(0, inverse, torch.arange(n_samples, device=device), reduce="amin")
+        rank = torch.empty_like(first_seen)
+        rank[torch.argsort(first_seen)] = torch.arange(n_groups, device=device)
+        group = rank[inverse]
+    # each sample's tokens and one more position (-1, no token) that keeps n-grams from running into the next
+    keep = torch.arange(width + 1, device=device) <= pred_len.unsqueeze(1)
+    is_token = torch.arange(width + 1, device=device) < pred_len.unsqueeze(1)
+    padded = torch.nn.functional.pad(preds, (0, 1))
+    sample = torch.arange(n_samples, device=device).unsqueeze(1).expand(n_samples, width + 1)[keep]
+    tokens = padded[keep]
+    token_mask = is_token[keep]
+    # tokens named by their rank among the distinct tokens, then with their group: keys below B * T
+    values, token = torch.unique(tokens[token_mask], return_inverse=True)
+    first_key = torch.full_like(tokens, -1)
+    first_key[token_mask] = group[sample[token_mask]] * max(values.numel(), 1) + token
+    return GroupedTokens(first_key.unsqueeze(0), sample, pred_len, group, n_groups)
 
 
 def _closest_other_len(lengths: Tensor, group: Tensor) -> Tensor:
@@ -305,9 +337,9 @@ def _clip_leave_one_out(matches: Tensor) -> _Reduction:
     def reduce(n: int, key: Tensor, src: Tensor, counted: Tensor) -> _Order:
         groups = _group(key)
         n_groups = groups.starts.numel()
-        run_first, run_count = _runs(groups.starts, src.reshape(-1), counted.view(-1))
+        flat_src = src.view(-1)
+        run_first, run_count = _runs(groups.starts, flat_src, counted.view(-1))
         run_group = groups.group[run_first]
-        present = (run_count > 0).long()
         top = torch.zeros(n_groups, dtype=torch.int64, device=key.device)
         top.scatter_reduce_(0, run_group, run_count, reduce="amax")
         at_top = run_count == top[run_group]
@@ -315,10 +347,9 @@ def _clip_leave_one_out(matches: Tensor) -> _Reduction:
         second = torch.zeros_like(top).scatter_reduce_(0, run_group, torch.where(at_top, 0, run_count), reduce="amax")
         # the largest count among the others is the group maximum unless this sample alone holds it
         others = torch.where(at_top & (n_top[run_group] == 1), second[run_group], top[run_group])
-        clipped = torch.minimum(run_count, others)
-        matches[:, n - 1].index_add_(0, src.reshape(-1)[run_first], clipped)
-        holders = _count_per_group(run_group, present, n_groups)
-        return _Order(groups.row_group, (holders >= 2)[groups.group].view(key.shape))
+        matches[:, n - 1].scatter_add_(0, flat_src[run_first], torch.minimum(run_count, others))
+        holders = _count_per_group(run_group, run_count > 0, n_groups)
+        return _Order(groups.group, (holders >= 2)[groups.group])
 
     return reduce
 
@@ -330,10 +361,7 @@ def count_leave_one_out(grouped: GroupedTokens, n_gram: int) -> BLEUStats:
     orders = torch.arange(1, n_gram + 1, device=device)
     totals = (lengths.unsqueeze(1) - orders + 1).clamp(min=0)
     matches = torch.zeros(lengths.numel(), n_gram, dtype=torch.int64, device=device)
-    if grouped.tokens.numel():
-        _sorted_pass(
-            _grouped_first_key(grouped), grouped.sample, grouped.room.unsqueeze(0), n_gram, _clip_leave_one_out(matches)
-        )
+    _sorted_pass(grouped.first_key, grouped.sample, n_gram, _clip_leave_one_out(matches))
     ref_len = _closest_other_len(lengths, grouped.group)
     return BLEUStats(matches, totals, totals.clamp(min=1), lengths.clone(), ref_len)
 
@@ -344,8 +372,8 @@ def _count_distinct(distinct: Tensor, sample_group: Tensor) -> _Reduction:
     def reduce(n: int, key: Tensor, src: Tensor, counted: Tensor) -> _Order:
         groups = _group(key)
         new = groups.starts & counted.view(-1)
-        distinct[:, n - 1].index_add_(0, sample_group[src.reshape(-1)], new.long())
-        return _Order(groups.row_group, torch.ones_like(counted))
+        distinct[:, n - 1].scatter_add_(0, sample_group[src.view(-1)], new.long())
+        return _Order(groups.group, counted.view(-1))
 
     return reduce
 
@@ -356,14 +384,7 @@ def count_distinct(grouped: GroupedTokens, n_gram: int) -> tuple[Tensor, Tensor]
     orders = torch.arange(1, n_gram + 1, device=device)
     per_sample = (grouped.lengths.unsqueeze(1) - orders + 1).clamp(min=0)
     totals = torch.zeros(grouped.n_groups, n_gram, dtype=torch.int64, device=device)
-    totals.index_add_(0, grouped.group, per_sample)
+    totals.scatter_add_(0, grouped.group.unsqueeze(1).expand_as(per_sample), per_sample)
     distinct = torch.zeros_like(totals)
-    if grouped.tokens.numel():
-        _sorted_pass(
-            _grouped_first_key(grouped),
-            grouped.sample,
-            grouped.room.unsqueeze(0),
-            n_gram,
-            _count_distinct(distinct, grouped.group),
-        )
+    _sorted_pass(grouped.first_key, grouped.sample, n_gram, _count_distinct(distinct, grouped.group))
     return distinct, totals
