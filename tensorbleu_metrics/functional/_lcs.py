@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from tensorbleu_metrics.functional._counting import _sort_rows
+
 _WORD = 64
 _SIGN = -(2**63)  # xor with it maps unsigned order onto signed order
 _ALL_ONES = -1
@@ -69,41 +71,27 @@ class MatchIds(NamedTuple):
 
 
 def match_ids(preds: Tensor, pred_keep: Tensor, refs: Tensor, ref_keep: Tensor) -> MatchIds:
-    """Name each row's candidate token values ``0..K-1`` with one sort of the whole batch.
+    """Name each row's candidate token values ``0..K-1`` with the counting kernel's sort of ``[candidate | refs]``.
 
     Only positions marked ``keep`` are tokens; reference tokens absent from the candidate can never match and get
     the id ``K``, as do the positions that are not tokens.
     """
     n_sent, pred_width = preds.shape
-    device = preds.device
-    keep = torch.cat([pred_keep, ref_keep.reshape(n_sent, -1)], 1)
-    width = keep.shape[1]
-    if width == 0:
+    tokens = torch.cat([torch.where(pred_keep, preds, -1), torch.where(ref_keep, refs, -1).reshape(n_sent, -1)], 1)
+    if tokens.shape[1] == 0:
         return MatchIds(preds.clone(), refs.clone(), 0)
-    raw = torch.where(keep, torch.cat([preds, refs.reshape(n_sent, -1)], 1), 0)
-    top = int(raw.max()) + 2  # values 1..top-1 are tokens, 0 is "not a token"
-    if n_sent * top >= 2**61:  # IDs too large to pack beside the row number: rank them first
-        raw = torch.unique(raw, return_inverse=True)[1]
-        top = int(raw.max()) + 2
-    from_ref = (torch.arange(width, device=device) >= pred_width).long()
-    row = torch.arange(n_sent, device=device).unsqueeze(1)
-    # one 1-D sort of (row, value, side) keys: on CPU several times faster than sorting each row; the side bit
-    # puts a value's candidate occurrences before its references'
-    value = row * top + torch.where(keep, raw + 1, 0)
-    key, order = torch.sort((value * 2 + from_ref).view(-1))
-    value = key >> 1
+    key, column = _sort_rows(tokens)
     starts = torch.ones_like(key, dtype=torch.bool)
-    starts[1:] = value[1:] != value[:-1]
-    named = starts & ((key & 1) == 0) & (value % top != 0)
-    sorted_row = value // top
-    per_row = torch.zeros(n_sent, dtype=torch.int64, device=device).index_add_(0, sorted_row, named.long())
-    rank = torch.cumsum(named, 0) - 1
-    # an occurrence has an id when the last named value at or before it is its own value
-    named_value = value[named]
-    has_id = (rank >= 0) & (named_value[rank.clamp(min=0)] == value) if named_value.numel() else rank >= 0
-    n_ids = int(per_row.max())
-    local = rank - (torch.cumsum(per_row, 0) - per_row)[sorted_row]
-    ids = torch.empty_like(key).scatter_(0, order, torch.where(has_id, local, n_ids)).view(n_sent, width)
+    starts[:, 1:] = key[:, 1:] != key[:, :-1]
+    # the sort is stable, so a value's candidate occurrences come before its references': a value has an id
+    # when the first element of its group comes from the candidate
+    named = starts & (column < pred_width) & (key >= 0)
+    rank = torch.cumsum(named, 1) - 1
+    position = torch.arange(key.shape[1], device=key.device)
+    group_start = torch.where(starts, position, 0).cummax(1).values
+    n_ids = int(named.sum(1).max())
+    sorted_id = torch.where(torch.gather(named, 1, group_start), rank, n_ids)
+    ids = torch.empty_like(sorted_id).scatter_(1, column, sorted_id)
     return MatchIds(ids[:, :pred_width], ids[:, pred_width:].reshape(refs.shape), n_ids)
 
 
