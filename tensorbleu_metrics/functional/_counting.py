@@ -104,7 +104,7 @@ class _Groups(NamedTuple):
 
 def _group(key: Tensor) -> _Groups:
     n_rows, width = key.shape
-    starts = torch.empty_like(key, dtype=torch.bool)
+    starts = torch.empty(key.shape, dtype=torch.bool, device=key.device)
     starts[:, 0] = True
     torch.ne(key[:, 1:], key[:, :-1], out=starts[:, 1:])
     starts = starts.view(-1)
@@ -117,7 +117,9 @@ def _group(key: Tensor) -> _Groups:
 def _row_sums(per_group: Tensor, groups: _Groups) -> Tensor:
     """Sum of a per-group quantity over the n-grams of each row."""
     total = torch.cumsum(per_group, 0)
-    return total[groups.last] - torch.where(groups.first > 0, total[groups.first - 1], 0)
+    before = total[(groups.first - 1).clamp(min=0)]
+    before[groups.first == 0] = 0
+    return total[groups.last] - before
 
 
 def _runs(starts: Tensor, src: Tensor, counted: Tensor) -> tuple[Tensor, Tensor]:
@@ -136,59 +138,63 @@ def _count_per_group(group: Tensor, flags: Tensor, n_groups: int) -> Tensor:
     return counts.scatter_add_(0, group, flags.long())
 
 
-def _sort_rows(first_key: Tensor) -> tuple[Tensor, Tensor]:
-    """Stable sort of each row of keys >= -1, as one flat sort where the keys allow it.
+def _sort_rows(first_key: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Stable sort of each row of keys >= -1: (equal-key names, flat positions, whether each holds a token).
 
     A flat sort of ``row * span + key`` is a radix sort on the CPU, several times faster than sorting each row
-    (and faster again in int32); reshaped, it is every row sorted, ties in column order.
+    (and faster again in int32); reshaped, it is every row sorted, ties in column order. The sorted values only
+    name equal keys: they are not converted back.
     """
     n_rows, width = first_key.shape
+    rows = torch.arange(n_rows, device=first_key.device).unsqueeze(1)
     span = int(first_key.max()) + 2
     if n_rows * span >= 2**62:
-        return torch.sort(first_key, dim=1, stable=True)
+        key, column = torch.sort(first_key, dim=1, stable=True)
+        return key, column + rows * width, key >= 0
     flat_dtype = torch.int32 if n_rows * span < 2**31 else torch.int64
-    rows = torch.arange(n_rows, device=first_key.device).unsqueeze(1)
     flat, perm = torch.sort((first_key + (rows * span + 1)).to(flat_dtype).view(-1), stable=True)
-    key = flat.view(n_rows, width).to(torch.int64) - (rows * span + 1)
-    return key, perm.view(n_rows, width) - rows * width
+    # the positions without a token (-1) sort first in every row
+    n_empty = (first_key < 0).sum(1, keepdim=True)
+    counted = torch.arange(width, device=first_key.device) >= n_empty
+    return flat.view(n_rows, width), perm.view(n_rows, width), counted
 
 
 def _sorted_pass(first_key: Tensor, source: Tensor, n_gram: int, reduce: _Reduction) -> None:
     """Orders 1..``n_gram`` of every row, each handed to ``reduce`` grouped by n-gram.
 
     ``first_key`` (rows, W) names each position's token; -1 marks a position without one, and a sequence must
-    be followed by such a position before the next starts. ``source`` (W,) says which sequence of the row a
-    column belongs to (ascending along the row). Only occurrences whose n-gram ``reduce`` marks as ``carry``
-    go one order up.
+    be followed by such a position before the next starts (the last one too). ``source`` (W,) says which
+    sequence of the row a column belongs to (ascending along the row). Only occurrences whose n-gram ``reduce``
+    marks as ``carry`` go one order up.
     """
     n_rows, width = first_key.shape
     if width == 0:
         return
-    key, column = _sort_rows(first_key)
-    counted = key >= 0
-    src = source[column]
+    key, pos, counted = _sort_rows(first_key)
+    rows = torch.arange(n_rows, device=first_key.device).unsqueeze(1)
+    src = source[pos - rows * width]
     order = reduce(1, key, src, counted)
-    # every token named by its order-1 id (ids are global, so below rows * W); -1 where there is none, and past
-    # the row's end, so that an n-gram is countable exactly when its last position holds a token
+    # every token named by its order-1 id (ids are global, so below rows * W), flat; -1 where there is none and
+    # past the end, so that an n-gram is countable exactly when its last position holds a token
     n_ids = n_rows * width
-    token_id = torch.full((n_rows, width + n_gram - 1), -1, dtype=torch.int64, device=first_key.device)
-    token_id[:, :width].scatter_(1, column, torch.where(counted.view(-1), order.group, -1).view(n_rows, width))
+    token_id = torch.full((n_ids + n_gram - 1,), -1, dtype=torch.int64, device=first_key.device)
+    token_id[pos.view(-1)] = torch.where(counted.view(-1), order.group, -1)
     # an n-gram's key is (id of its (n-1)-gram, id of its last token): below (rows * W)^2, no overflow for real sizes
     beyond = torch.iinfo(torch.int64).max
     carry = order.carry.view(n_rows, -1)
     group = order.group.view(n_rows, -1)
     for n in range(2, n_gram + 1):
-        last_token = torch.gather(token_id[:, n - 1 : n - 1 + width], 1, column)
+        last_token = torch.take(token_id[n - 1 :], pos)
         counted = counted & carry & (last_token >= 0)
         # rows are already sorted by the (n-1)-gram id, so this sort mostly reorders within groups; n-grams
         # that are not carried sort past the end of their row, and the rows are cut to the longest carried prefix
-        key = torch.where(counted, torch.add(last_token, group, alpha=n_ids), beyond)
         kept = int(counted.sum(1).max())
         if kept == 0:
             break
+        key = torch.where(counted, torch.add(last_token, group, alpha=n_ids), beyond)
         key, perm = torch.sort(key, dim=1, stable=True)
         key, perm = key[:, :kept], perm[:, :kept]
-        column, src = torch.gather(column, 1, perm), torch.gather(src, 1, perm)
+        pos, src = torch.gather(pos, 1, perm), torch.gather(src, 1, perm)
         counted = key != beyond
         order = reduce(n, key, src, counted)
         carry = order.carry.view(n_rows, kept)
@@ -211,40 +217,44 @@ class NGramCounts(NamedTuple):
     ref_matches: Tensor | None
 
 
-def _clip_against_refs(matches: Tensor, ref_matches: Tensor | None, n_refs: int) -> _Reduction:
-    """The reduction of BLEU's clipping (and per-reference overlaps), writing order n into column n - 1."""
+_PACKED_SOURCES = torch.tensor([1 << 32, 1])
+
+
+def _clip_against_refs(matches: Tensor, ref_matches: Tensor | None, n_refs: int) -> tuple[_Reduction, bool]:
+    """The reduction of BLEU's clipping (and per-reference overlaps), writing order n into column n - 1.
+
+    Also says whether it wants the sources as packed weights (``_PACKED_SOURCES[source]``): with one reference
+    and no per-reference overlaps, candidate and reference counts fit in one int64 per n-gram.
+    """
+    packed_sources = n_refs == 1 and ref_matches is None
 
     def reduce(n: int, key: Tensor, src: Tensor, counted: Tensor) -> _Order:
         # within an n-gram, occurrences are in column order, hence by source: candidate (0), then references
-        n_sent, width = key.shape
         groups = _group(key)
         n_groups = groups.starts.numel()  # an upper bound: avoids a host synchronisation
         flat_counted = counted.view(-1)
         flat_src = src.view(-1)
-        if n_refs == 1 and ref_matches is None:
-            # candidate and reference counts of every n-gram in one scatter: the candidate's in the high half
-            weight = torch.where(flat_counted, torch.where(flat_src == 0, 1 << 32, 1), 0)
+        if packed_sources:
+            # candidate and reference counts of every n-gram in one scatter: the sources are the weights, the
+            # candidate's count in the high half
+            weight = torch.where(flat_counted, flat_src, 0)
             packed = torch.zeros(n_groups, dtype=torch.int64, device=key.device).scatter_add_(0, groups.group, weight)
             clipped = torch.minimum(packed >> 32, packed & 0xFFFFFFFF)
         else:
-            pred_count = _count_per_group(groups.group, flat_counted & (flat_src == 0), n_groups)
-            # the longest run of one reference inside an n-gram's occurrences is its clipping count
-            run_first, run_count = _runs(groups.starts, flat_src, flat_counted)
-            run_src = flat_src[run_first]
-            run_count = torch.where(run_src > 0, run_count, 0)
-            run_group = groups.group[run_first]
-            ref_max = torch.zeros_like(pred_count).scatter_reduce_(0, run_group, run_count, reduce="amax")
-            clipped = torch.minimum(pred_count, ref_max)
+            # occurrences per (n-gram, source) in one scatter: the candidate's count and each reference's
+            slot = torch.add(flat_src, groups.group, alpha=n_refs + 1)
+            counts = torch.zeros(n_groups * (n_refs + 1), dtype=torch.int32, device=key.device)
+            counts = counts.scatter_add_(0, slot, flat_counted.int()).view(n_groups, n_refs + 1)
+            pred_count, ref_count = counts[:, 0], counts[:, 1:]
+            clipped = torch.minimum(pred_count, ref_count.amax(1)).long()
             if ref_matches is not None:
-                overlap = torch.minimum(run_count, pred_count[run_group])
-                slot = (run_first // width) * n_refs + (run_src - 1).clamp(min=0)
-                per_ref = torch.zeros(n_sent * n_refs, dtype=torch.int64, device=key.device)
-                ref_matches[:, :, n - 1] = per_ref.scatter_add_(0, slot, overlap).view(n_sent, n_refs)
+                overlap = torch.minimum(ref_count, pred_count.unsqueeze(1)).long()
+                ref_matches[:, :, n - 1] = _row_sums(overlap, groups)
         matches[:, n - 1] = _row_sums(clipped, groups)
         # an n-gram both sides hold is one that clipped to at least one match
         return _Order(groups.group, (clipped > 0)[groups.group])
 
-    return reduce
+    return reduce, packed_sources
 
 
 def count_ngrams(batch: TokenBatch, n_gram: int, *, per_reference: bool = False) -> NGramCounts:
@@ -257,7 +267,10 @@ def count_ngrams(batch: TokenBatch, n_gram: int, *, per_reference: bool = False)
     matches = torch.zeros(n_sent, n_gram, dtype=torch.int64, device=device)
     ref_matches = torch.zeros(n_sent, n_refs, n_gram, dtype=torch.int64, device=device) if per_reference else None
     first_key, source = _row_layout(batch)
-    _sorted_pass(first_key, source, n_gram, _clip_against_refs(matches, ref_matches, n_refs))
+    reduce, packed_sources = _clip_against_refs(matches, ref_matches, n_refs)
+    if packed_sources:
+        source = _PACKED_SOURCES.to(device)[source]
+    _sorted_pass(first_key, source, n_gram, reduce)
     stats = BLEUStats(matches, totals, totals.clamp(min=1), batch.pred_len.clone(), ref_len)
     return NGramCounts(stats, ref_matches)
 
