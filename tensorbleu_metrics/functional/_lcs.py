@@ -80,18 +80,20 @@ def match_ids(preds: Tensor, pred_keep: Tensor, refs: Tensor, ref_keep: Tensor) 
     tokens = torch.cat([torch.where(pred_keep, preds, -1), torch.where(ref_keep, refs, -1).reshape(n_sent, -1)], 1)
     if tokens.shape[1] == 0:
         return MatchIds(preds.clone(), refs.clone(), 0)
-    key, column = _sort_rows(tokens)
+    width = tokens.shape[1]
+    key, pos, is_token = _sort_rows(tokens)
+    column = pos - torch.arange(n_sent, device=pos.device).unsqueeze(1) * width
     starts = torch.ones_like(key, dtype=torch.bool)
     starts[:, 1:] = key[:, 1:] != key[:, :-1]
     # the sort is stable, so a value's candidate occurrences come before its references': a value has an id
     # when the first element of its group comes from the candidate
-    named = starts & (column < pred_width) & (key >= 0)
+    named = starts & (column < pred_width) & is_token
     rank = torch.cumsum(named, 1) - 1
-    position = torch.arange(key.shape[1], device=key.device)
+    position = torch.arange(width, device=key.device)
     group_start = torch.where(starts, position, 0).cummax(1).values
     n_ids = int(named.sum(1).max())
     sorted_id = torch.where(torch.gather(named, 1, group_start), rank, n_ids)
-    ids = torch.empty_like(sorted_id).scatter_(1, column, sorted_id)
+    ids = torch.empty_like(sorted_id).view(-1).scatter_(0, pos.view(-1), sorted_id.view(-1)).view(n_sent, width)
     return MatchIds(ids[:, :pred_width], ids[:, pred_width:].reshape(refs.shape), n_ids)
 
 
