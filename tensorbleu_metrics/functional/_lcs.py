@@ -22,7 +22,7 @@ from tensorbleu_metrics.functional._counting import _sort_rows
 _WORD = 64
 _SIGN = -(2**63)  # xor with it maps unsigned order onto signed order
 _ALL_ONES = -1
-_BACKTRACK_CHECK_EVERY = 64  # walker steps between two checks whether every walker has finished
+_BACKTRACK_COMPACT_EVERY = 8  # walker steps between two removals of the walkers that have finished
 
 
 def _popcount(x: Tensor) -> Tensor:
@@ -210,13 +210,20 @@ def _sentences(tokens: Tensor, keep: Tensor, sep_id: int) -> tuple[Tensor, Tenso
     return start, torch.gather(counts, -1, segment) * start
 
 
-def _zeros_below(history: Tensor, zeros_before: Tensor, snap: Tensor, pos: Tensor) -> Tensor:
-    """Zero bits below bit ``pos`` of the vectors at flat snapshot indices ``snap``."""
-    n_words = history.shape[-1]
-    word = pos >> 6
-    low = (torch.ones_like(pos) << (pos & (_WORD - 1))) - 1
-    partial = history[snap, word.clamp(max=n_words - 1)]
-    return zeros_before[snap, word] + _popcount(~partial & low)
+class _History(NamedTuple):
+    """The kept bit vectors, flat: ``words`` ``(S * W,)`` and ``zeros`` ``(S * (W + 1),)``, the zero bits
+    before each word (and in all ``W`` words) of every vector."""
+
+    words: Tensor
+    zeros: Tensor
+    n_words: int
+
+    def zeros_below(self, snap: Tensor, pos: Tensor) -> Tensor:
+        """Zero bits below bit ``pos`` of the kept vectors ``snap``."""
+        word = pos >> 6
+        low = (torch.ones_like(pos) << (pos & (_WORD - 1))) - 1  # 0 when pos is a multiple of 64
+        partial = self.words.index_select(0, snap * self.n_words + word.clamp(max=self.n_words - 1))
+        return self.zeros.index_select(0, snap * (self.n_words + 1) + word) + _popcount(~partial & low)
 
 
 def union_lcs_hits(
@@ -259,6 +266,7 @@ def union_lcs_hits(
     history = history.view(-1, n_words)
     zeros_before = torch.zeros((history.shape[0], n_words + 1), dtype=torch.int32, device=device)
     zeros_before[:, 1:] = torch.cumsum(_popcount(~history), -1)
+    history = _History(history.view(-1), zeros_before.view(-1), n_words)
 
     ref_start, ref_size = _sentences(refs, ref_keep, sep_id)
     pred_start, pred_size = _sentences(preds, pred_keep, sep_id)
@@ -277,35 +285,41 @@ def union_lcs_hits(
     pred_begin = p_pos[walker_pred]
     a = ref_size[r_sent, r_ref, r_pos][walker_ref]
     c = pred_size[p_sent, p_pos][walker_pred]
-    snap_base = ref_row * (steps + 1) + pred_begin
+    # walker state: the path's cell (a, c) in its pair's table, and fixed offsets (minus one, so that the
+    # reference position of row a is ref_at + a, the candidate position of column c is pred_at + c, and the
+    # vector after c candidate tokens is snap + c + 1)
+    walkers = torch.stack(
+        [
+            a,
+            c,
+            ref_row * width + ref_begin - 1,
+            sent * preds.shape[1] + pred_begin - 1,
+            ref_row * (steps + 1) + pred_begin - 1,
+            ref_begin,
+        ]
+    )
     flat_ref_ids = ids.refs.reshape(-1)
     flat_pred_ids = ids.pred.reshape(-1)
-    ref_base = ref_row * width + ref_begin
-    pred_base = sent * preds.shape[1] + pred_begin
     on_path = torch.zeros(n_sent * n_refs * width, dtype=torch.int64, device=device)
-    max_steps = int((a + c).max()) if a.numel() else 0
-    for step in range(max_steps):
-        active = (a > 0) & (c > 0)
-        if step % _BACKTRACK_CHECK_EVERY == _BACKTRACK_CHECK_EVERY - 1 and not bool(active.any()):
-            break
-        # finished walkers keep reading valid positions and change nothing
-        a_at, c_at = a.clamp(min=1), c.clamp(min=1)
-        ref_at = ref_base + a_at - 1
-        same = flat_ref_ids[ref_at] == flat_pred_ids[pred_base + c_at - 1]
-        # rouge-score's table: t[a][c-1] from the vector after c - 1 candidate tokens, t[a-1][c] after c
-        left_snap = snap_base + c_at - 1
-        up_snap = left_snap + 1
-        lane = ref_begin
-        left = _zeros_below(history, zeros_before, left_snap, lane + a_at) - _zeros_below(
-            history, zeros_before, left_snap, lane
-        )
-        up = _zeros_below(history, zeros_before, up_snap, lane + a_at - 1) - _zeros_below(
-            history, zeros_before, up_snap, lane
-        )
-        go_left = ~same & (left > up)
-        on_path.index_add_(0, ref_at, (active & same).long())
-        a = a - (active & ~go_left).long()
-        c = c - (active & (same | go_left)).long()
+    while walkers.shape[1]:
+        a, c, ref_at, pred_at, snap, lane = walkers
+        for _ in range(_BACKTRACK_COMPACT_EVERY):
+            active = (a > 0) & (c > 0)
+            # finished walkers keep reading valid positions and change nothing
+            a_at, c_at = a.clamp(min=1), c.clamp(min=1)
+            here = ref_at + a_at
+            same = flat_ref_ids.index_select(0, here) == flat_pred_ids.index_select(0, pred_at + c_at)
+            # rouge-score's t[a][c-1] (the vector after c - 1 candidate tokens) against t[a-1][c] (after c)
+            left_snap = snap + c_at
+            up_snap = left_snap + 1
+            left = history.zeros_below(left_snap, lane + a_at) - history.zeros_below(left_snap, lane)
+            up = history.zeros_below(up_snap, lane + a_at - 1) - history.zeros_below(up_snap, lane)
+            go_left = ~same & (left > up)
+            on_path.index_add_(0, here, (active & same).long())
+            a = a - (active & ~go_left).long()
+            c = c - (active & (same | go_left)).long()
+        walkers[0], walkers[1] = a, c
+        walkers = walkers[:, ((a > 0) & (c > 0)).nonzero().squeeze(1)]
     union = (on_path > 0).view(n_sent, n_refs, width)
     n_ids = ids.n_ids
     union_count = torch.zeros(n_sent, n_refs, n_ids + 1, dtype=torch.int64, device=device)
