@@ -27,10 +27,12 @@ import numpy as np
 import torch
 
 from benchmarks.data import PAD_ID, Batch, make_batch
-from benchmarks.impls import to_strings
+from benchmarks.impls import to_lists, to_strings
 from benchmarks.measure import OK, OVER_TIME, Task, _run_calls, current_rss, peak_rss, reset_peak_rss
 
 KEYS = ("rouge1", "rouge2", "rougeL")
+SEP_ID = 1  # ROUGE-Lsum rows: this ID ends a sentence
+SENTENCE_LENGTH = 20  # ROUGE-Lsum rows: every 20th position of each sequence becomes SEP_ID
 DEFAULT_GRID = ((512, 256), (64, 1024), (512, 1024))
 # the rouge-score loop takes 10-25 s per call at these points on a 2-core machine; beyond them, minutes
 DEFAULT_PEER_GRID = ((512, 256), (64, 1024))
@@ -51,6 +53,42 @@ def _ours_bleu(batch: Batch) -> Callable[[], Any]:
 
     preds, target = batch.preds, batch.target_for_ours()
     return lambda: sentence_bleu(preds, target, pad_id=PAD_ID)
+
+
+def _with_sentences(batch: Batch) -> Batch:
+    """The batch with every ``SENTENCE_LENGTH``-th position of each sequence replaced by ``SEP_ID``."""
+
+    def every(x: torch.Tensor) -> torch.Tensor:
+        return (torch.arange(x.shape[-1], device=x.device) % SENTENCE_LENGTH) == SENTENCE_LENGTH - 1
+
+    preds = torch.where(every(batch.preds), SEP_ID, batch.preds)
+    target = torch.where(every(batch.target) & (batch.target != PAD_ID), SEP_ID, batch.target)
+    return Batch(preds, target, batch.pred_lens, batch.ref_lens, batch.vocab)
+
+
+def _ours_lsum(batch: Batch) -> Callable[[], Any]:
+    from tensorbleu_metrics.functional import rouge_score
+
+    split = _with_sentences(batch)
+    preds, target = split.preds, split.target_for_ours()
+    return lambda: rouge_score(preds, target, rouge_keys="rougeLsum", sep_id=SEP_ID, pad_id=PAD_ID)
+
+
+def _rouge_score_lsum(batch: Batch) -> Callable[[], Any]:
+    from rouge_score.rouge_scorer import RougeScorer
+
+    scorer = RougeScorer(["rougeLsum"])
+    split = _with_sentences(batch)
+
+    def text(ids: list[int]) -> str:
+        return " ".join("\n" if t == SEP_ID else str(t) for t in ids)
+
+    def run() -> dict[str, list[float]]:
+        preds, refs = to_lists(split)
+        scores = [scorer.score_multi([text(x) for x in r], text(p)) for p, r in zip(preds, refs, strict=True)]
+        return {"rougeLsum": [s["rougeLsum"].fmeasure for s in scores]}
+
+    return run
 
 
 def _rouge_score_loop(batch: Batch) -> Callable[[], Any]:
@@ -78,28 +116,52 @@ def _torchmetrics(batch: Batch) -> Callable[[], Any]:
 
 # name -> (build, description, devices, compared with ours)
 IMPLS: dict[str, tuple[Callable[[Batch], Callable[[], Any]], str, tuple[str, ...], bool]] = {
-    "ours-rouge": (_ours(KEYS), "rouge_score(rouge1, rouge2, rougeL)", ("cpu", "cuda"), True),
+    "ours-rouge": (_ours(KEYS), "rouge_score(rouge1, rouge2, rougeL)", ("cpu", "cuda"), False),
     "ours-rougeL": (_ours(("rougeL",)), "rouge_score(rougeL)", ("cpu", "cuda"), False),
     "ours-rougeN": (_ours(("rouge1", "rouge2")), "rouge_score(rouge1, rouge2)", ("cpu", "cuda"), False),
+    "ours-rougeLsum": (
+        _ours_lsum,
+        f"rouge_score(rougeLsum), ID {SEP_ID} every {SENTENCE_LENGTH} tokens",
+        ("cpu", "cuda"),
+        False,
+    ),
     "ours-bleu": (_ours_bleu, "sentence_bleu (for comparison)", ("cpu", "cuda"), False),
     "rouge-score": (_rouge_score_loop, "rouge-score 0.1.2 RougeScorer.score_multi loop", ("cpu",), True),
+    "rouge-score-Lsum": (_rouge_score_lsum, "rouge-score rougeLsum loop, newline every 20 tokens", ("cpu",), True),
     "torchmetrics": (_torchmetrics, "torchmetrics rouge_score (corpus mean)", ("cpu",), False),
 }
-DEFAULT_IMPLS = ("ours-rouge", "ours-rougeL", "ours-rougeN", "ours-bleu", "rouge-score")
-
-
-def _fmeasures(out: Any) -> dict[str, np.ndarray]:
-    return {k: np.asarray(torch.as_tensor(out[k if k in out else f"{k}_fmeasure"]).cpu(), np.float64) for k in KEYS}
+DEFAULT_IMPLS = (
+    "ours-rouge",
+    "ours-rougeL",
+    "ours-rougeN",
+    "ours-bleu",
+    "rouge-score",
+    "ours-rougeLsum",
+    "rouge-score-Lsum",
+)
 
 
 def _agreement(batch: Batch, out: Any) -> float:
-    """Largest |peer F - ours (float64)| over the keys and sentences."""
+    """Largest |F - this project's float64 F| over the keys and sentences of a result."""
     from tensorbleu_metrics.functional import rouge_score
 
-    ours = rouge_score(batch.preds.cpu(), batch.target_for_ours().cpu(), rouge_keys=KEYS, pad_id=PAD_ID)
-    ours64 = {k: v.double().numpy() for k, v in ours.items()}
-    theirs = _fmeasures(out)
-    return float(max(np.abs(theirs[k] - ours64[f"{k}_fmeasure"]).max() for k in KEYS))
+    keys = [k.removesuffix("_fmeasure") for k in out if not k.endswith(("_precision", "_recall"))]
+    split = "rougeLsum" in keys
+    source = _with_sentences(batch) if split else batch
+    ours = rouge_score(
+        source.preds.cpu(),
+        source.target_for_ours().cpu(),
+        rouge_keys=keys,
+        sep_id=SEP_ID if split else None,
+        pad_id=PAD_ID,
+        dtype=torch.float64,
+    )
+    diffs = []
+    for k in keys:
+        value = out[k] if k in out else out[f"{k}_fmeasure"]
+        theirs = value.double().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value, np.float64)
+        diffs.append(np.abs(theirs - ours[f"{k}_fmeasure"].numpy()).max())
+    return float(max(diffs))
 
 
 def _measure(task: Task, device: str) -> dict[str, Any]:
@@ -164,7 +226,13 @@ def _write(out_dir: str, meta: dict[str, Any], rows: list[dict[str, Any]]) -> No
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "rouge.json"), "w") as fh:
         json.dump({"meta": meta, "rows": rows}, fh, indent=1)
-    peer = {(r["batch"], r["length"]): r["median_ms"] for r in rows if r["impl"] == "rouge-score" and r["median_ms"]}
+    # the ratio of each of this project's rows to the peer computing the same keys
+    pairs = {"rouge-score": "ours-rouge", "rouge-score-Lsum": "ours-rougeLsum"}
+    peer = {
+        (r["batch"], r["length"], pairs[r["impl"]]): r["median_ms"]
+        for r in rows
+        if r["impl"] in pairs and r["median_ms"]
+    }
     lines = [
         "# ROUGE benchmark",
         "",
@@ -176,8 +244,8 @@ def _write(out_dir: str, meta: dict[str, Any], rows: list[dict[str, Any]]) -> No
     ]
     for r in rows:
         ms = r["median_ms"]
-        ratio = peer.get((r["batch"], r["length"]))
-        speed = f"{ratio / ms:.0f}×" if ratio and ms and r["impl"] == "ours-rouge" else ""
+        peer_ms = peer.get((r["batch"], r["length"], r["impl"]))
+        speed = f"{peer_ms / ms:.0f}×" if peer_ms and ms else ""
         mem = r.get("peak_bytes")
         per_token = f"{mem / r['tokens']:.0f}" if mem is not None and r.get("tokens") else ""
         diff = "" if r.get("max_abs_diff") is None else f"{r['max_abs_diff']:.1e}"
