@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import importlib
 import multiprocessing as mp
 import os
 import resource
@@ -60,6 +61,18 @@ class Task:
     mem_budget_bytes: int | None
     point_time_s: float
     agreement: bool = True
+    # the module holding IMPLS (and optionally its own ``agreement``): BLEU's by default, another metric family's
+    registry: str = "benchmarks.impls"
+
+
+def _impls(task: Task) -> dict[str, Any]:
+    """The implementations of the task's registry."""
+    return importlib.import_module(task.registry).IMPLS
+
+
+def _agreement(task: Task) -> Any:
+    """The registry's agreement check, or BLEU's (:func:`agreement`)."""
+    return getattr(importlib.import_module(task.registry), "agreement", agreement)
 
 
 # ------------------------------------------------------------ memory helpers
@@ -205,9 +218,9 @@ def _cpu_worker(conn: Any, task: Task) -> None:
         import torch
 
         from benchmarks.data import make_batch
-        from benchmarks.impls import IMPLS
 
-        impl = IMPLS[task.impl]
+        impls = _impls(task)
+        impl = impls[task.impl]
         # one call on a 2-sentence batch first: one-time costs (lazy imports, thread pools, caches) then
         # happen before the baseline, so that the peak measures what the call itself needs
         with contextlib.suppress(Exception):
@@ -252,7 +265,7 @@ def _cpu_worker(conn: Any, task: Task) -> None:
         if status == OK and task.agreement:
             del fn
             gc.collect()
-            result.update(agreement(task.impl, batch, IMPLS[task.impl].to_scores(out), "cpu"))
+            result.update(_agreement(task)(task.impl, batch, impls[task.impl].to_scores(out), "cpu"))
         conn.send(result)
     except BaseException as exc:
         with contextlib.suppress(Exception):
@@ -269,9 +282,7 @@ class CpuRunner:
         self.ctx.set_forkserver_preload(preload)
 
     def measure(self, task: Task) -> dict[str, Any]:
-        from benchmarks.impls import IMPLS
-
-        budget_s = task.time_budget_s * IMPLS[task.impl].budget_scale
+        budget_s = task.time_budget_s * _impls(task)[task.impl].budget_scale
         parent, child = self.ctx.Pipe(duplex=False)
         proc = self.ctx.Process(target=_cpu_worker, args=(child, task), daemon=True)
         proc.start()
@@ -337,9 +348,8 @@ def measure_cuda(task: Task) -> dict[str, Any]:
     import torch
 
     from benchmarks.data import make_batch
-    from benchmarks.impls import IMPLS
 
-    impl = IMPLS[task.impl]
+    impl = _impls(task)[task.impl]
     budget_s = task.time_budget_s * impl.budget_scale
     batch = make_batch(task.batch_size, task.length, task.num_refs, task.vocab, task.seed).to("cuda")
     result: dict[str, Any] = {"input_tokens": batch.input_tokens}
@@ -360,7 +370,7 @@ def measure_cuda(task: Task) -> dict[str, Any]:
             result["status"] = OVER_MEMORY
         if result["status"] == OK and task.agreement:
             point = (task.batch_size, task.length, task.num_refs, task.vocab, task.seed)
-            result.update(agreement(task.impl, batch, impl.to_scores(out), "cuda", point))
+            result.update(_agreement(task)(task.impl, batch, impl.to_scores(out), "cuda", point))
     except torch.cuda.OutOfMemoryError as exc:
         result.update(status=OVER_MEMORY, times_s=[], peak_bytes=None, error=str(exc).splitlines()[0])
     except Exception as exc:
@@ -376,9 +386,8 @@ def measure_cuda(task: Task) -> dict[str, Any]:
 def measure_inprocess_cpu(task: Task) -> dict[str, Any]:
     """CPU measurement without a worker process (``--isolation none``): no peak memory, no hard time limit."""
     from benchmarks.data import make_batch
-    from benchmarks.impls import IMPLS
 
-    impl = IMPLS[task.impl]
+    impl = _impls(task)[task.impl]
     batch = make_batch(task.batch_size, task.length, task.num_refs, task.vocab, task.seed)
     try:
         fn = impl.build(batch)
@@ -388,7 +397,7 @@ def measure_inprocess_cpu(task: Task) -> dict[str, Any]:
             result["lower_bound_s"] = times[0]
             result["times_s"] = []
         if status == OK and task.agreement:
-            result.update(agreement(task.impl, batch, impl.to_scores(out), "cpu"))
+            result.update(_agreement(task)(task.impl, batch, impl.to_scores(out), "cpu"))
     except Exception as exc:
         result = {"status": ERROR, "times_s": [], "error": f"{type(exc).__name__}: {exc}"}
     result["input_tokens"] = batch.input_tokens

@@ -22,20 +22,27 @@ single-sample REINFORCE signal is too noisy and BLEU tends to go down rather tha
 
 from __future__ import annotations
 
-import argparse
-import statistics
 import sys
+from pathlib import Path
+
+if not __package__:  # run as a script (python examples/rl_finetune.py): make the repo root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from examples.cli import check_args, rl_parser
+
+if __name__ == "__main__":  # answer --help and option mistakes before the slow imports below
+    check_args(rl_parser(__doc__).parse_args(), "rl_finetune.py")
+
+import argparse
+import inspect
+import statistics
 import time
 from argparse import Namespace
-from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 from torch import Tensor
 
-if not __package__:  # run as a script (python examples/rl_finetune.py): make the repo root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from examples import translate
 from examples.seq2seq import (
     EOS_ID,
@@ -53,6 +60,11 @@ from examples.seq2seq import (
 from tensorbleu_metrics.functional import sentence_bleu
 
 PHASES = ("generate", "reward", "log-prob fwd", "backward+step")
+PERFECT_NOTE = (
+    "fewer perfect sentences while BLEU rises is expected here: the reward is each sample's sentence BLEU,\n"
+    "so SCST favours more correct n-grams across many sentences over keeping every sentence exact, and corpus\n"
+    "BLEU pools the n-gram matches of all sentences (a sentence one word off still counts almost fully)"
+)
 
 
 class SCSTModule(Seq2SeqModule):
@@ -71,6 +83,7 @@ class SCSTModule(Seq2SeqModule):
         super().__init__(*args, **kwargs)
         self.automatic_optimization = False  # manual: so the backward pass can be timed on its own
         self.timings: list[dict[str, float]] = []  # ms per phase, one dict per training step
+        self.rewards: list[tuple[int, float, float]] = []  # (step, mean sample BLEU, mean greedy BLEU)
 
     def configure_optimizers(self):
         return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, betas=(0.9, 0.98), weight_decay=0.0)
@@ -124,9 +137,9 @@ class SCSTModule(Seq2SeqModule):
         self.log("train/reward_greedy", rewards[0].mean(), prog_bar=True)
         self.log("train/loss", loss)
         for p, v in ms.items():
-            self.log(f"time_ms/{p}", v)
-        self.log("reward_ms", ms["reward"], prog_bar=True)
+            self.log(f"time_ms/{p}", v, prog_bar=p == "reward")
         step = len(self.timings)  # steps done in this run
+        self.rewards.append((self.global_step, float(rewards[1:].mean()), float(rewards[0].mean())))
         if self.hparams.print_every and (step == 1 or step % self.hparams.print_every == 0):
             total = sum(ms.values())
             self.print(
@@ -139,43 +152,34 @@ class SCSTModule(Seq2SeqModule):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
-    translate.add_common_args(p)
-    g = p.add_argument_group("initial model")
-    g.add_argument(
-        "--checkpoint",
-        type=Path,
-        default=None,
-        help="translate.py checkpoint to start from (default: <out-dir>/translate/model.ckpt "
-        "if present, else a brief pre-training)",
-    )
-    g.add_argument(
-        "--pretrain-steps",
-        type=int,
-        default=500,
-        help="teacher-forced steps when no checkpoint is found (translate.py's default)",
-    )
-    translate.add_model_args(p)  # used only for the pre-training
-    t = p.add_argument_group("RL")
-    t.add_argument("--max-steps", type=int, default=200)
-    t.add_argument("--val-every", type=int, default=50)
-    t.add_argument("--lr", type=float, default=1e-4)
-    t.add_argument("--temperature", type=float, default=1.0)
-    t.add_argument("--samples", type=int, default=1, help="samples per source sentence")
-    t.add_argument("--reward-smoothing", default="exp", help="sentence_bleu smoothing for the reward")
-    t.add_argument("--print-every", type=int, default=25, help="print the timing breakdown every N steps")
-    return p
+    return rl_parser(__doc__)
+
+
+def load_module(ckpt: Path) -> Seq2SeqModule:
+    """The translate.py model from its checkpoint (ours: plain tensors and numbers, so ``weights_only=True``)."""
+    kwargs: dict[str, Any] = {"map_location": "cpu"}
+    # Lightning >= 2.6 takes weights_only (and warns when it is left out); older releases pass unknown keyword
+    # arguments on as hyper-parameters, so it is given only where it is a parameter
+    if "weights_only" in inspect.signature(Seq2SeqModule.load_from_checkpoint).parameters:
+        kwargs["weights_only"] = True
+    return Seq2SeqModule.load_from_checkpoint(ckpt, **kwargs)
+
+
+def smoothed(values: list[float], window: int = 10) -> list[float]:
+    """Running mean over the last ``window`` values (the per-step reward is noisy)."""
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v - (values[i - window] if i >= window else 0.0)
+        out.append(total / min(i + 1, window))
+    return out
 
 
 def initial_model(args: Namespace) -> tuple[Seq2SeqModule, Path, bool]:
     """(module, checkpoint path, pre-trained here?)."""
     ckpt = args.checkpoint if args.checkpoint is not None else Path(args.out_dir) / "translate" / "model.ckpt"
     if Path(ckpt).is_file():
-        return Seq2SeqModule.load_from_checkpoint(ckpt, map_location="cpu"), Path(ckpt), False
-    if args.checkpoint is not None:
-        raise FileNotFoundError(f"--checkpoint {ckpt} does not exist")
+        return load_module(Path(ckpt)), Path(ckpt), False
+    check_args(args, "rl_finetune.py")  # a missing --checkpoint ends here
     translate.rprint(f"[rl_finetune] no checkpoint at {ckpt}: pre-training {args.pretrain_steps} steps first")
     pre_args = Namespace(
         **{
@@ -190,12 +194,13 @@ def initial_model(args: Namespace) -> tuple[Seq2SeqModule, Path, bool]:
     ckpt = Path(args.out_dir) / "rl_finetune" / "pretrained.ckpt"
     res = translate.train_supervised(pre_args, name="rl_pretrain", checkpoint=ckpt)
     res["trainer"].strategy.barrier()
-    return Seq2SeqModule.load_from_checkpoint(ckpt, map_location="cpu"), ckpt, True
+    return load_module(ckpt), ckpt, True
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     t_start = time.perf_counter()
     args = build_parser().parse_args(argv)
+    check_args(args, "rl_finetune.py")
     translate.quiet_lightning()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -244,7 +249,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         trainer.validate(module, datamodule=dm, verbose=False)
     rl_s = time.perf_counter() - t0
     out_ckpt = out_dir / "rl_finetune" / "model.ckpt"
-    trainer.save_checkpoint(out_ckpt)
+    trainer.save_checkpoint(out_ckpt, weights_only=False)
 
     hist = history.rows
     res: dict[str, Any] = {
@@ -263,7 +268,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     res["timing_ms"] = {p: statistics.mean(t[p] for t in timings) for p in PHASES} if timings else {}
     res["wall_s"] = time.perf_counter() - t_start
     if trainer.is_global_zero:
-        res["plot"] = plot_history(hist, res["log_dir"] / "bleu.png", "rl_finetune: validation BLEU (SCST)", zoom=True)
+        steps = [float(r[0]) for r in module.rewards]
+        train = {
+            "train reward: sample BLEU (mean of 10 steps)": (steps, smoothed([r[1] for r in module.rewards])),
+            "train reward: greedy BLEU (mean of 10 steps)": (steps, smoothed([r[2] for r in module.rewards])),
+        }
+        title = "rl_finetune: validation BLEU and training reward (SCST)"
+        res["plot"] = plot_history(hist, res["log_dir"] / "bleu.png", title, zoom=True, train=train)
         total = sum(res["timing_ms"].values()) or float("nan")
         rows = (
             [
@@ -309,6 +320,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             ("wall time of main() (after imports)", f"{res['wall_s']:.1f} s"),
         ]
         print("\n" + format_table(summary, title="rl_finetune.py summary"))
+        if (
+            last["val/bleu"] > first["val/bleu"]
+            and last["val/sentence_bleu_frac_perfect"] < first["val/sentence_bleu_frac_perfect"]
+        ):
+            print(f"Note: {PERFECT_NOTE}.")
         print("\nSample translations (validation set):")
         print("\n".join(sample_translations(module, task, dm.val_pairs)))
         print("")

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
+from examples.cli import DEFAULT_OUT_DIR
 from tensorbleu_metrics import TokenIDBLEU, TokenIDROUGE
 
 PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
@@ -50,7 +51,7 @@ BLEU_N_WEIGHTS = [
     (1 / 4, 1 / 4, 1 / 4, 1 / 4),
 ]
 
-DEFAULT_OUT_DIR = Path(__file__).resolve().parent / "runs"
+__all__ = ["DEFAULT_OUT_DIR"]  # re-exported from examples.cli (more names below)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -566,9 +567,16 @@ class History(L.Callback):
         self.rows.append(row)
 
 
-def plot_history(rows: list[dict[str, float]], path: Path, title: str, zoom: bool = False) -> Path | None:
+def plot_history(
+    rows: list[dict[str, float]],
+    path: Path,
+    title: str,
+    zoom: bool = False,
+    train: dict[str, tuple[list[float], list[float]]] | None = None,
+) -> Path | None:
     """Validation BLEU over steps -> PNG (None when matplotlib is missing or there is nothing to plot).
-    ``zoom``: fit the y axis to the data instead of [0, 1] (small changes, e.g. fine-tuning)."""
+    ``zoom``: fit the y axis to the data instead of [0, 1] (small changes, e.g. fine-tuning).
+    ``train``: training curves to draw as well, ``{label: (steps, values)}`` (e.g. the RL reward)."""
     if not rows:
         return None
     try:
@@ -587,10 +595,13 @@ def plot_history(rows: list[dict[str, float]], path: Path, title: str, zoom: boo
             ax.plot(steps, [r[key] for r in rows], style, lw=1.2, label=f"BLEU-{k}")
     if "val/sentence_bleu_mean" in rows[0]:
         ax.plot(steps, [r["val/sentence_bleu_mean"] for r in rows], "s-", ms=3, lw=1.2, label="mean sentence BLEU")
+    for label, (x, y) in (train or {}).items():
+        ax.plot(x, y, "-", lw=0.9, alpha=0.8, label=label)
     ax.set_xlabel("training step")
     ax.set_ylabel("BLEU")
     if zoom:
         vals = [r[k] for r in rows for k in ("val/bleu", "val/sentence_bleu_mean") if k in r]
+        vals += [v for _, y in (train or {}).values() for v in y]
         lo, hi = min(vals), max(vals)
         pad = max(0.01, 0.15 * (hi - lo))
         ax.set_ylim(max(0.0, lo - pad), min(1.0, hi + pad) + 0.002)

@@ -1,6 +1,6 @@
 """Train a small Transformer translator on the bundled synthetic task; validation BLEU via TokenIDBLEU.
 
-    python examples/translate.py                                  # CPU, ~2 minutes on 2 cores
+    python examples/translate.py                                  # CPU, about a minute on 2 cores
     python examples/translate.py --devices 2 --strategy ddp       # two CPU processes (gloo)
     python examples/translate.py --accelerator gpu                # on a GPU
 
@@ -12,21 +12,26 @@ distribution of sentence scores. Logs, a BLEU-over-steps plot and the final chec
 
 from __future__ import annotations
 
-import argparse
 import sys
+from pathlib import Path
+
+if not __package__:  # run as a script (python examples/translate.py): make the repo root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from examples.cli import add_common_args, add_model_args, check_args, translate_parser
+
+if __name__ == "__main__":  # answer --help and option mistakes before the slow imports below
+    check_args(translate_parser(__doc__).parse_args(), "translate.py")
+
+import argparse
 import time
 import warnings
-from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_only
 
-if not __package__:  # run as a script (python examples/translate.py): make the repo root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from examples.seq2seq import (
-    DEFAULT_OUT_DIR,
     History,
     Seq2SeqModule,
     TranslationDataModule,
@@ -38,56 +43,16 @@ from examples.seq2seq import (
     sample_translations,
 )
 
+__all__ = ["add_common_args", "add_model_args", "build_parser", "main", "make_trainer", "train_supervised"]
+
 
 @rank_zero_only
 def rprint(*args: Any) -> None:
     print(*args, flush=True)
 
 
-def add_common_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("run")
-    g.add_argument("--out-dir", type=Path, default=DEFAULT_OUT_DIR, help="logs, plots, checkpoints")
-    g.add_argument("--seed", type=int, default=1234)
-    g.add_argument("--accelerator", default="cpu", help="cpu | gpu | auto (default: cpu)")
-    g.add_argument("--devices", default="1", help="number of devices/processes (default: 1)")
-    g.add_argument("--strategy", default="auto", help="auto | ddp | ddp_spawn ... (default: auto)")
-    g.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="torch CPU threads per process (1 is fastest for this small model on a busy machine; "
-        "0 keeps torch's default)",
-    )
-    g.add_argument("--no-progress-bar", action="store_true")
-    g.add_argument("--keep-decoded", action="store_true", help=argparse.SUPPRESS)  # for the tests
-    d = p.add_argument_group("data")
-    d.add_argument("--train-size", type=int, default=30_000)
-    d.add_argument("--val-size", type=int, default=512)
-    d.add_argument("--batch-size", type=int, default=64)
-    d.add_argument("--val-batch-size", type=int, default=256)
-
-
-def add_model_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("model")
-    g.add_argument("--d-model", type=int, default=128)
-    g.add_argument("--nhead", type=int, default=4)
-    g.add_argument("--layers", type=int, default=2, help="encoder and decoder layers (each)")
-    g.add_argument("--ff", type=int, default=256, help="feed-forward width")
-    g.add_argument("--dropout", type=float, default=0.0)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
-    add_common_args(p)
-    add_model_args(p)
-    t = p.add_argument_group("training")
-    t.add_argument("--max-steps", type=int, default=500)
-    t.add_argument("--val-every", type=int, default=100, help="validate every N training steps")
-    t.add_argument("--lr", type=float, default=2e-3)
-    t.add_argument("--warmup-steps", type=int, default=100)
-    return p
+    return translate_parser(__doc__)
 
 
 def devices_arg(value: str) -> int | str:
@@ -95,15 +60,15 @@ def devices_arg(value: str) -> int | str:
 
 
 def quiet_lightning() -> None:
-    """Silence Lightning's advice that does not apply to this small example."""
-    for msg in (
-        ".*does not have many workers.*",
-        ".*LeafSpec.*",
-        ".*is deprecated.*",
-        ".*The number of training batches.*",
-        ".*sync_dist.*",
-    ):
+    """Silence what does not concern a user of this example: Lightning's advice to use data-loader workers
+    (the data are tensors in memory) and a deprecation inside Lightning itself (``LeafSpec``)."""
+    for msg in (".*does not have many workers.*", ".*LeafSpec.*"):
         warnings.filterwarnings("ignore", message=msg)
+
+
+def show_progress_bar(args: argparse.Namespace) -> bool:
+    """Progress bars only on a terminal: redirected to a file they are a stream of carriage returns."""
+    return not args.no_progress_bar and sys.stdout.isatty()
 
 
 def make_trainer(
@@ -128,7 +93,7 @@ def make_trainer(
         logger=loggers,
         callbacks=callbacks,
         enable_checkpointing=False,
-        enable_progress_bar=not args.no_progress_bar,
+        enable_progress_bar=show_progress_bar(args),
         enable_model_summary=not args.no_progress_bar,
         log_every_n_steps=10,
         gradient_clip_val=gradient_clip_val,
@@ -182,7 +147,7 @@ def train_supervised(
     train_s = time.perf_counter() - t0
 
     checkpoint = checkpoint if checkpoint is not None else out_dir / name / "model.ckpt"
-    trainer.save_checkpoint(checkpoint)  # every rank calls it; rank 0 writes
+    trainer.save_checkpoint(checkpoint, weights_only=False)  # every rank calls it; rank 0 writes
     plot = None
     if trainer.is_global_zero:
         plot = plot_history(
@@ -206,6 +171,7 @@ def train_supervised(
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     t_start = time.perf_counter()
     args = build_parser().parse_args(argv)
+    check_args(args, "translate.py")
     res = train_supervised(args)
     trainer, module, hist = res["trainer"], res["module"], res["history"]
     res["wall_s"] = time.perf_counter() - t_start

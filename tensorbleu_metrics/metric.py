@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
-from torch.nn import Module
-from torchmetrics import Metric
-from torchmetrics.utilities.distributed import gather_all_tensors
 from torchmetrics.utilities.imports import _MATPLOTLIB_AVAILABLE
 from torchmetrics.utilities.plot import _AX_TYPE, _PLOT_OUT_TYPE
 
 from tensorbleu_metrics import functional
+from tensorbleu_metrics._metric_base import _TokenIDMetric
 from tensorbleu_metrics.functional._inputs import check_special_ids
 
 if not _MATPLOTLIB_AVAILABLE:
@@ -25,7 +22,7 @@ __all__ = ["TokenIDBLEU"]
 _STAT_STATES = functional.BLEUStats._fields  # the states are named after the statistics
 
 
-class TokenIDBLEU(Metric):
+class TokenIDBLEU(_TokenIDMetric):
     """Corpus BLEU over batches of token IDs, accumulated exactly across batches and processes.
 
     Each ``update`` reduces its batch to BLEU's sufficient statistics (clipped n-gram matches, n-gram totals,
@@ -59,12 +56,16 @@ class TokenIDBLEU(Metric):
     the states are not saved in ``state_dict()`` unless ``metric.persistent(True)`` is called.
 
     Args:
-        n_gram: Maximum n-gram order ``N`` (>= 1).
+        n_gram: Maximum n-gram order ``N`` (>= 1); ``None``: the longest weight tuple's length, 4 without
+            weights.
         weights: Weights of the ``N`` log precisions (uniform ``1/N`` when ``None``), or a list of ``K``
-            weight tuples to get ``K`` scores at once.
+            weight tuples to get ``K`` scores at once (tuples of different lengths as in NLTK: each tuple's
+            length is its BLEU order). Tensors and NumPy arrays work too.
         smoothing: One of :data:`tensorbleu_metrics.functional.SMOOTHING_METHODS`: SacreBLEU's ``"none"``,
             ``"floor"``, ``"add-k"``, ``"exp"`` or NLTK's ``"method0"`` … ``"method7"``.
-        smooth_value: The value used by ``"floor"`` (default 0.1) and ``"add-k"`` (default 1).
+        smooth_value: The smoothing's parameter: SacreBLEU's ``"floor"`` (default 0.1) and ``"add-k"`` (default 1)
+            values, NLTK's epsilon (``"method1"``, 0.1), k (``"method4"``/``"method7"``, 5) or alpha
+            (``"method6"``, 5); see :func:`tensorbleu_metrics.functional.sentence_bleu` for the valid ranges.
         effective_order: SacreBLEU's effective order (SacreBLEU methods only).
         auto_reweigh: NLTK's ``auto_reweigh`` (NLTK methods only).
         pad_id: Token ID ignored wherever it appears (may be negative, e.g. ``-100``).
@@ -100,9 +101,7 @@ class TokenIDBLEU(Metric):
 
     """
 
-    is_differentiable: bool = False
     higher_is_better: bool = True
-    full_state_update: bool = False
     plot_lower_bound: float = 0.0
     plot_upper_bound: float = 1.0
 
@@ -115,7 +114,7 @@ class TokenIDBLEU(Metric):
 
     def __init__(
         self,
-        n_gram: int = 4,
+        n_gram: int | None = None,
         weights: Sequence[float] | Sequence[Sequence[float]] | None = None,
         smoothing: str = "none",
         smooth_value: float | None = None,
@@ -127,7 +126,8 @@ class TokenIDBLEU(Metric):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        functional.check_bleu_options(n_gram, weights, smoothing, smooth_value, effective_order, auto_reweigh)
+        # the BLEU order: n_gram, or the longest weight tuple's length (4 without weights)
+        n_gram = functional.check_bleu_options(n_gram, weights, smoothing, smooth_value, effective_order, auto_reweigh)
         check_special_ids(pad_id, eos_id)
         if not isinstance(return_sentence_level_score, bool):
             raise TypeError(f"`return_sentence_level_score` must be a bool, got {return_sentence_level_score!r}.")
@@ -145,16 +145,16 @@ class TokenIDBLEU(Metric):
 
         n = self._counted_orders
         for name in ("matches", "totals", "clamped_totals"):
-            self.add_state(name, torch.zeros(n, dtype=torch.int64), dist_reduce_fx="sum")
+            self._add_sum_state(name, (n,))
         for name in ("pred_len", "ref_len"):
-            self.add_state(name, torch.zeros((), dtype=torch.int64), dist_reduce_fx="sum")
+            self._add_sum_state(name)
         # () for one weight set, (K,) for K of them: the shape of a corpus score
         zero = torch.zeros(n, dtype=torch.int64)
         zero_stats = functional.BLEUStats(zero, zero, zero, zero[0], zero[0])
         self._score_shape = tuple(self._score(zero_stats, torch.float64).shape)
         if return_sentence_level_score:
             # float64 scores, one tensor per update: (B,), or (B, K) for K weight tuples ("cat" runs on dim 0)
-            self.add_state("sentence_scores", [], dist_reduce_fx="cat")
+            self._add_list_state("sentence_scores", self._score_shape, torch.float64)
 
     # ------------------------------------------------------------------ scoring
     def _score(self, stats: functional.BLEUStats, dtype: torch.dtype) -> Tensor:
@@ -171,11 +171,6 @@ class TokenIDBLEU(Metric):
 
     def _state_stats(self) -> functional.BLEUStats:
         return functional.BLEUStats(*(getattr(self, name) for name in _STAT_STATES))
-
-    def _empty_sentence_scores(self) -> Tensor:
-        """A float64 ``(0,)`` or ``(0, K)`` tensor: what a process that saw no sentence contributes."""
-        device = torch.device("cpu") if self.compute_on_cpu else self.device
-        return torch.zeros((0, *self._score_shape), dtype=torch.float64, device=device)
 
     def _restore_shapes(self, value: Any) -> Any:
         """Undo torchmetrics' squeezing of one-element results: ``(K,)``, ``(K, S)`` and ``(S,)`` stay so."""
@@ -194,19 +189,15 @@ class TokenIDBLEU(Metric):
         Everything is computed before any state is touched, so an invalid batch raises the functional API's
         error and leaves the metric exactly as it was.
         """
-        try:
-            stats = functional.bleu_stats(
-                preds, target, n_gram=self._counted_orders, pad_id=self.pad_id, eos_id=self.eos_id
-            )
-            batch = stats.sum()
-            scores = None
-            if self.return_sentence_level_score:
-                scores = self._score(stats, torch.float64)
-                if scores.ndim == 2:  # (K, B) -> (B, K): the batch dimension first for "cat"
-                    scores = scores.T.contiguous()
-        except BaseException:
-            self._update_count -= 1  # the base class counted this call before running it
-            raise
+        stats = functional.bleu_stats(
+            preds, target, n_gram=self._counted_orders, pad_id=self.pad_id, eos_id=self.eos_id
+        )
+        batch = stats.sum()
+        scores = None
+        if self.return_sentence_level_score:
+            scores = self._score(stats, torch.float64)
+            if scores.ndim == 2:  # (K, B) -> (B, K): the batch dimension first for "cat"
+                scores = scores.T.contiguous()
         device = self.matches.device
         for name in _STAT_STATES:
             setattr(self, name, getattr(self, name) + getattr(batch, name).to(device=device, dtype=torch.int64))
@@ -218,79 +209,10 @@ class TokenIDBLEU(Metric):
         corpus = self._score(self._state_stats(), torch.float32)
         if not self.return_sentence_level_score:
             return corpus
-        scores = self.sentence_scores
-        if isinstance(scores, Tensor):  # already concatenated by a distributed sync
-            cat = scores
-        elif scores:
-            cat = torch.cat([s.to(scores[0].device) for s in scores])
-        else:
-            cat = self._empty_sentence_scores()
+        cat = self._cat_list_state("sentence_scores")
         if cat.ndim == 2:  # (S, K) -> (K, S), the functional layout
             cat = cat.T
         return corpus, cat.to(torch.float32)
-
-    def forward(self, preds: Any, target: Any) -> Any:
-        """Add the batch to the accumulated state and return its own BLEU (see :meth:`compute`).
-
-        If the batch is invalid the error is raised and the accumulated state is left as it was.
-        """
-        saved = {k: list(v) if isinstance(v, list) else v for k, v in self.metric_state.items()}
-        saved_count, saved_on_cpu = self._update_count, self.compute_on_cpu
-        try:
-            return super().forward(preds, target)
-        except BaseException:
-            # The base class resets the states before it updates with the batch: put everything back.
-            for key, value in saved.items():
-                setattr(self, key, value)
-            self._update_count = saved_count
-            self.compute_on_cpu = saved_on_cpu
-            self._computed = None
-            self._is_synced = False
-            self._should_unsync = True
-            self._to_sync = self.sync_on_compute
-            self._enable_grad = False
-            raise
-
-    def _wrap_compute(self, compute: Callable) -> Callable:
-        wrapped = super()._wrap_compute(compute)
-
-        @functools.wraps(compute)
-        def compute_keeping_shapes(*args: Any, **kwargs: Any) -> Any:
-            return self._restore_shapes(wrapped(*args, **kwargs))
-
-        return compute_keeping_shapes
-
-    def _sync_dist(self, dist_sync_fn: Callable = gather_all_tensors, process_group: Any = None) -> None:
-        # A process that saw no batch has an empty list state; torchmetrics would stand in a 1-D tensor of the
-        # metric's default dtype for it, which does not match the float64 (B,)/(B, K) tensors the other
-        # processes gather. Contribute a correctly shaped empty float64 tensor instead. (The states were
-        # cached before this call, so unsync() restores the empty list.)
-        scores = getattr(self, "sentence_scores", None)
-        if self.return_sentence_level_score and isinstance(scores, list) and not scores:
-            self.sentence_scores = [self._empty_sentence_scores()]
-        super()._sync_dist(dist_sync_fn, process_group=process_group)
-
-    def _apply(self, fn: Callable, exclude_state: Sequence[str] = ()) -> Module:
-        # nn.Module conversions (.to(dtype), .half(), set_dtype, ...) must never turn the int64 counts or the
-        # float64 sentence scores into low-precision floats: let the base class handle everything except our
-        # states (and cached results), then move those to the new device keeping their dtype.
-        own = [key for key in self._defaults if key not in exclude_state]
-        computed, forward_cache = self._computed, self._forward_cache
-        self._computed = self._forward_cache = None
-        this = super()._apply(fn, exclude_state=(*exclude_state, *own))
-        device = this.device
-        for key in own:
-            default = this._defaults[key]
-            if isinstance(default, Tensor):
-                this._defaults[key] = default.to(device)
-            value = getattr(this, key)
-            if isinstance(value, Tensor):
-                setattr(this, key, value.to(device))
-            elif not this.compute_on_cpu:  # with compute_on_cpu, list states stay on the CPU
-                setattr(this, key, [v.to(device) for v in value])
-        this._computed = _to_device(computed, device)
-        this._forward_cache = _to_device(forward_cache, device)
-        return this
 
     def plot(self, val: Tensor | Sequence[Tensor] | None = None, ax: _AX_TYPE | None = None) -> _PLOT_OUT_TYPE:
         """Plot a single or multiple values from the metric.
@@ -315,21 +237,4 @@ class TokenIDBLEU(Metric):
             >>> fig_, ax_ = metric.plot(values)
 
         """
-        if self.return_sentence_level_score:
-            if val is None:
-                val = self.compute()[0]
-            elif isinstance(val, tuple) and len(val) == 2 and isinstance(val[0], Tensor):
-                val = val[0]
-            elif isinstance(val, Sequence):
-                val = [v[0] if isinstance(v, tuple) else v for v in val]
-        return self._plot(val, ax)
-
-
-def _to_device(value: Any, device: torch.device) -> Any:
-    if isinstance(value, Tensor):
-        return value.to(device)
-    if isinstance(value, tuple):
-        return tuple(_to_device(v, device) for v in value)
-    if isinstance(value, list):
-        return [_to_device(v, device) for v in value]
-    return value
+        return super().plot(val, ax)

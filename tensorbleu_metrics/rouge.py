@@ -10,10 +10,10 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torchmetrics import Metric
 from torchmetrics.utilities.imports import _MATPLOTLIB_AVAILABLE
 from torchmetrics.utilities.plot import _AX_TYPE, _PLOT_OUT_TYPE
 
+from tensorbleu_metrics._metric_base import _TokenIDMetric
 from tensorbleu_metrics.functional._inputs import check_special_ids
 from tensorbleu_metrics.functional.rouge import SCORE_FIELDS, check_rouge_options, rouge_score
 
@@ -23,13 +23,17 @@ if not _MATPLOTLIB_AVAILABLE:
 __all__ = ["TokenIDROUGE"]
 
 
-class TokenIDROUGE(Metric):
+class TokenIDROUGE(_TokenIDMetric):
     """Mean ROUGE-N / ROUGE-L / ROUGE-Lsum of the sentences seen, on token IDs.
 
     Each ``update`` scores its batch with :func:`tensorbleu_metrics.functional.rouge_score` (Google rouge-score's
     values on the IDs as words) and adds, per key, the sums of the sentence precisions, recalls and F-measures
     (float64) and the number of sentences (int64) to states reduced with ``"sum"``. ``compute`` returns their
     means, as torchmetrics' ``ROUGEScore`` does: under DDP the sums of all processes are added first.
+    ``forward`` returns the value of its batch alone and adds the batch to the state.
+
+    States keep their dtypes (float64 sums, int64 count) whatever ``.half()``/``.to(dtype)`` does, and a failing
+    ``update``/``forward`` changes nothing (the guarantees of the project's private metric base).
 
     ``preds``/``target`` take every form the functional API takes: ``(B, L)`` tensors or ragged sequences;
     ``(B, L')``, ``(B, R, L')`` (an all-padding row is an absent reference) or ragged references.
@@ -43,7 +47,8 @@ class TokenIDROUGE(Metric):
         return_sentence_level_score: also return every sentence's scores (a float64 state growing with the
             number of sentences): ``compute`` then returns ``(means, sentence_scores)``, two dicts with the same
             keys, the second holding ``(S,)`` tensors in update order (under DDP rank 0's sentences first).
-        kwargs: additional keyword arguments of :class:`torchmetrics.Metric`.
+        kwargs: additional keyword arguments of :class:`torchmetrics.Metric` (``sync_on_compute``,
+            ``dist_sync_on_step``, ``process_group``, ``compute_on_cpu``, ...).
 
     Raises:
         ValueError, TypeError: invalid options (see :func:`tensorbleu_metrics.functional.rouge_score`).
@@ -61,9 +66,7 @@ class TokenIDROUGE(Metric):
         tensor(0.8056)
     """
 
-    is_differentiable: bool = False
     higher_is_better: bool = True
-    full_state_update: bool = False
     plot_lower_bound: float = 0.0
     plot_upper_bound: float = 1.0
 
@@ -82,8 +85,8 @@ class TokenIDROUGE(Metric):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.rouge_keys = check_rouge_options(rouge_keys, accumulate, sep_id)
-        check_special_ids(pad_id, eos_id)
+        self.rouge_keys, sep_id = check_rouge_options(rouge_keys, accumulate, sep_id)
+        pad_id, eos_id = check_special_ids(pad_id, eos_id)
         if not isinstance(return_sentence_level_score, bool):
             raise TypeError(f"`return_sentence_level_score` must be a bool, got {return_sentence_level_score!r}.")
         if sep_id is not None and sep_id in (pad_id, eos_id):
@@ -95,10 +98,10 @@ class TokenIDROUGE(Metric):
         self.return_sentence_level_score = return_sentence_level_score
         # one row per key, one column per field of SCORE_FIELDS
         self._names = [f"{key}_{field}" for key in self.rouge_keys for field in SCORE_FIELDS]
-        self.add_state("score_sum", torch.zeros(len(self._names), dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("n_sentences", torch.zeros((), dtype=torch.int64), dist_reduce_fx="sum")
+        self._add_sum_state("score_sum", (len(self._names),), torch.float64)
+        self._add_sum_state("n_sentences")
         if return_sentence_level_score:
-            self.add_state("sentence_scores", [], dist_reduce_fx="cat")  # (B, keys * fields) float64 per update
+            self._add_list_state("sentence_scores", (len(self._names),), torch.float64)  # (B, keys * fields)
 
     def _batch_scores(self, preds: Any, target: Any) -> Tensor:
         """``(B, keys * fields)`` float64 sentence scores of a batch."""
@@ -114,8 +117,14 @@ class TokenIDROUGE(Metric):
         )
         return torch.stack([scores[name] for name in self._names], 1)
 
+    def _restore_shapes(self, value: Any) -> Any:
+        """Undo torchmetrics' squeezing of one-element results: sentence scores stay ``(S,)``."""
+        if isinstance(value, tuple) and len(value) == 2:
+            return value[0], {name: v.reshape(-1) for name, v in value[1].items()}
+        return value
+
     def update(self, preds: Any, target: Any) -> None:
-        """Add the sentence scores of a batch; an invalid batch raises before any state changes."""
+        """Add the sentence scores of a batch (an invalid batch raises and changes nothing)."""
         scores = self._batch_scores(preds, target)
         device = self.score_sum.device
         self.score_sum = self.score_sum + scores.sum(0).to(device)
@@ -129,14 +138,7 @@ class TokenIDROUGE(Metric):
         corpus = {name: means[i] for i, name in enumerate(self._names)}
         if not self.return_sentence_level_score:
             return corpus
-        scores = self.sentence_scores
-        if isinstance(scores, Tensor):  # already concatenated by a distributed sync
-            cat = scores
-        elif scores:
-            cat = torch.cat([s.to(scores[0].device) for s in scores])
-        else:
-            cat = torch.zeros(0, len(self._names), dtype=torch.float64, device=self.score_sum.device)
-        cat = cat.reshape(-1, len(self._names)).to(torch.float32)
+        cat = self._cat_list_state("sentence_scores").reshape(-1, len(self._names)).to(torch.float32)
         return corpus, {name: cat[:, i] for i, name in enumerate(self._names)}
 
     def plot(

@@ -84,3 +84,21 @@ def test_runner_tiny_grid(tmp_path) -> None:
     assert "tensorbleu-sentence" in md
     if _has("matplotlib"):
         assert (out / "speedup_sentence.png").exists() and (out / "memory_corpus.png").exists()
+
+
+def test_diversity_benchmark_tiny(tmp_path) -> None:
+    from benchmarks import diversity
+
+    out = tmp_path / "div"
+    argv = ["--samples", "8,16", "--length", "6", "--gleu", "4x12", "--repeats", "2", "--point-time", "0.1"]
+    assert diversity.main([*argv, "--out", str(out), "--quiet"]) == 0
+    rows = json.loads((out / "diversity.json").read_text())["rows"]
+    assert {r["status"] for r in rows} == {"ok"}, [(r["impl"], r.get("error")) for r in rows]
+    for r in rows:
+        assert r["median_ms"] > 0 and r["peak_bytes"] is not None
+        if not r["impl"].startswith("tensorbleu"):
+            assert r["max_abs_diff"] < 1e-12, r
+    md = (out / "diversity.md").read_text()
+    assert "## Self-BLEU-4" in md and "## Sentence GLEU" in md
+    if _has("matplotlib"):
+        assert (out / "self_bleu_time.png").exists() and (out / "self_bleu_memory.png").exists()

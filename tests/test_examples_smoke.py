@@ -6,9 +6,12 @@ They check that BLEU is logged, lies in [0, 1], and that what was logged equals
 
 from __future__ import annotations
 
+import argparse
 import csv
 import random
+import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -19,7 +22,7 @@ pytest.importorskip("matplotlib")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for `examples`
 
-from examples import rl_finetune, translate
+from examples import cli, rl_finetune, translate
 from examples.seq2seq import (
     BLEU_N_WEIGHTS,
     EOS_ID,
@@ -157,21 +160,23 @@ def test_translate_logged_bleu_equals_functional(translate_run):
 
 def test_rl_finetune_from_checkpoint(translate_run, tmp_path, capsys):
     _, tr = translate_run
-    res = rl_finetune.main(
-        [
-            *TINY,
-            "--checkpoint",
-            str(tr["checkpoint"]),
-            "--max-steps",
-            "6",
-            "--val-every",
-            "3",
-            "--print-every",
-            "3",
-            "--out-dir",
-            str(tmp_path),
-        ]
-    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = rl_finetune.main(
+            [
+                *TINY,
+                "--checkpoint",
+                str(tr["checkpoint"]),
+                "--max-steps",
+                "6",
+                "--val-every",
+                "3",
+                "--print-every",
+                "3",
+                "--out-dir",
+                str(tmp_path),
+            ]
+        )
     assert not res["pretrained"] and res["initial_checkpoint"] == tr["checkpoint"]
     hist = res["history"]
     assert [r["step"] for r in hist] == [0, 3, 6]
@@ -185,6 +190,16 @@ def test_rl_finetune_from_checkpoint(translate_run, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "reward" in printed and "share" in printed and "rl_finetune.py summary" in printed
     assert res["plot"].is_file() and res["checkpoint"].is_file()
+    # the checkpoint is loaded with weights_only given: no warning about it
+    assert not [w for w in caught if "weights_only" in str(w.message)]
+    # the plot's training reward: one (step, sample BLEU, greedy BLEU) per step
+    assert [r[0] for r in res["module"].rewards] == list(range(1, 7))
+    # metrics.csv: the reward time once (time_ms/reward), no duplicate column
+    with open(res["log_dir"] / "metrics.csv") as f:
+        header = next(csv.reader(f))
+    assert "reward_ms" not in header and len(header) == len(set(header))
+    logged = res["trainer"].callback_metrics
+    assert "time_ms/reward" in logged and "reward_ms" not in logged
 
 
 def test_rl_finetune_pretrains_without_checkpoint(tmp_path):
@@ -282,3 +297,83 @@ def test_validation_on_held_out_sources():
     dm = TranslationDataModule(train_size=500, val_size=64, seed=3)
     dm.setup()
     assert not {tuple(s) for s, _ in dm.val_pairs} & {tuple(s) for s, _ in dm.train_pairs}
+
+
+# ---- the command line: --help, clear errors, progress bars ---------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPTS = {"translate.py": cli.translate_parser, "rl_finetune.py": cli.rl_parser}
+
+
+def _run_script(name: str, *argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPO / "examples" / name), *argv], capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.parametrize("name", list(SCRIPTS))
+def test_help_is_fast_and_documents_every_option(name):
+    # --help answers before Lightning or torch are imported
+    probe = (
+        "import runpy, sys\n"
+        f"sys.argv = [{name!r}, '--help']\n"
+        "try:\n"
+        f"    runpy.run_path({str(REPO / 'examples' / name)!r}, run_name='__main__')\n"
+        "except SystemExit as e:\n"
+        "    assert e.code == 0, e.code\n"
+        "print('heavy:', sorted(m for m in ('torch', 'lightning') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "heavy: []" in out.stdout
+    help_text = out.stdout
+    for action in SCRIPTS[name]()._actions:
+        if action.help == argparse.SUPPRESS:  # the tests' own option
+            continue
+        assert action.help, f"{action.option_strings} has no help text"
+        for flag in action.option_strings:
+            assert flag in help_text
+    # each default shown once, none for flags
+    assert "(default: cpu) (default" not in help_text
+    assert help_text.count("(default: False)") == 0 and help_text.count("(default: None)") == 0
+    assert "(default: 1234)" in help_text
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a GPU is available here")
+@pytest.mark.parametrize("name", list(SCRIPTS))
+def test_gpu_without_gpu_is_one_clear_line(name):
+    out = _run_script(name, "--accelerator", "gpu")
+    assert out.returncode != 0
+    assert "Traceback" not in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--accelerator gpu" in lines[0] and "no CUDA GPU" in lines[0], out.stderr
+    with pytest.raises(SystemExit, match="no CUDA GPU"):  # main() called in-process stops there too
+        translate.main(["--accelerator", "gpu"])
+
+
+def test_missing_checkpoint_is_one_clear_line(tmp_path):
+    missing = tmp_path / "nope.ckpt"
+    out = _run_script("rl_finetune.py", "--checkpoint", str(missing))
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert out.stderr.strip() == f"rl_finetune.py: error: --checkpoint {missing}: no such file"
+    with pytest.raises(SystemExit, match="no such file"):
+        rl_finetune.main(["--checkpoint", str(missing)])
+
+
+def test_bad_option_is_a_usage_error():
+    out = _run_script("translate.py", "--max-steps", "many")
+    assert out.returncode == 2 and "Traceback" not in out.stderr and "invalid int value" in out.stderr
+
+
+def test_progress_bar_off_when_output_is_not_a_terminal(monkeypatch, tmp_path):
+    args = translate.build_parser().parse_args([])
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: False)
+    trainer = translate.make_trainer(args, max_steps=1, val_every=1, loggers=make_loggers(tmp_path, "x"), callbacks=[])
+    assert trainer.progress_bar_callback is None
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert translate.show_progress_bar(args)
+    assert not translate.show_progress_bar(translate.build_parser().parse_args(["--no-progress-bar"]))
+
+
+def test_smoothed_reward_curve():
+    assert rl_finetune.smoothed([1.0, 3.0, 5.0, 7.0], window=2) == [1.0, 2.0, 4.0, 6.0]

@@ -132,7 +132,16 @@ def test_unknown_smoothing(fn, smoothing):
 
 
 @scorer_ids
-@pytest.mark.parametrize(("n_gram", "weights"), [(4, (0.5, 0.5)), (2, (0.2, 0.2, 0.6)), (3, [(0.5, 0.5, 0.0), (1.0,)])])
+@pytest.mark.parametrize(
+    ("n_gram", "weights"),
+    [
+        (4, (0.5, 0.5)),
+        (2, (0.2, 0.2, 0.6)),
+        (2, [(0.5, 0.5, 0.0), (1.0,)]),  # a tuple longer than n_gram
+        (4, [(0.5, 0.5, 0.0), (1.0,)]),  # n_gram longer than every tuple
+        (None, [(0.5, 0.5), ()]),  # an empty tuple
+    ],
+)
 def test_weights_of_wrong_length(fn, n_gram, weights):
     with pytest.raises((TypeError, ValueError), match="weights"):
         fn(GOOD_PREDS, GOOD_TARGET, n_gram=n_gram, weights=weights)
@@ -187,7 +196,7 @@ def test_bleu_from_stats_options_are_checked():
     with pytest.raises(ValueError, match="smoothing"):
         bleu_from_stats(stats, smoothing="bogus")
     with pytest.raises(ValueError, match="weights"):
-        bleu_from_stats(stats, weights=(0.5, 0.5))
+        bleu_from_stats(stats, n_gram=4, weights=(0.5, 0.5))
 
 
 def test_bleu_from_stats_needs_enough_orders():

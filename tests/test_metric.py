@@ -17,7 +17,7 @@ from nltk.translate.bleu_score import SmoothingFunction
 from nltk.translate.bleu_score import corpus_bleu as nltk_corpus_bleu
 from nltk.translate.bleu_score import sentence_bleu as nltk_sentence_bleu
 from sacrebleu.metrics import BLEU
-from torchmetrics import MetricCollection
+from torchmetrics import Metric, MetricCollection
 
 from tensorbleu_metrics import functional
 from tensorbleu_metrics.metric import TokenIDBLEU
@@ -337,7 +337,7 @@ def test_compute_before_update():
     [
         ({"smoothing": "method9"}, ValueError),
         ({"n_gram": 0}, ValueError),
-        ({"weights": (0.5, 0.5)}, ValueError),
+        ({"n_gram": 4, "weights": (0.5, 0.5)}, ValueError),
         ({"effective_order": True, "smoothing": "method1"}, ValueError),
         ({"auto_reweigh": True, "smoothing": "exp"}, ValueError),
         ({"smoothing": "method6", "n_gram": 2}, ValueError),
@@ -469,6 +469,9 @@ def test_state_dict_round_trip_when_persistent():
     _check(fresh, len(preds))
 
 
+@pytest.mark.skipif(
+    not hasattr(Metric, "merge_state"), reason="Metric.merge_state arrived after torchmetrics 1.3 (the declared floor)"
+)
 def test_merge_state():
     preds, refs = CORPUS
     a = TokenIDBLEU(smoothing="method3", return_sentence_level_score=True)

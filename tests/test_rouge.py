@@ -294,3 +294,15 @@ def test_bad_inputs_raise() -> None:
         rouge_score(torch.tensor([[0.5]]), torch.tensor([[1]]))
     with pytest.raises(ValueError, match="target"):
         rouge_score([[2, 3]], [[[-4]]])
+
+
+def test_numpy_inputs_and_ids_equal_the_tensor_path() -> None:
+    import numpy as np
+
+    preds = torch.tensor([[2, 3, SEP, 4, 5, 0], [3, 3, 4, 0, 0, 0]])
+    target = torch.tensor([[[2, SEP, 3, 4, 5, 0]], [[4, 3, 3, 0, 0, 0]]])
+    expected = rouge_score(preds, target, rouge_keys=ALL_KEYS, sep_id=SEP, pad_id=PAD)
+    got = rouge_score(
+        preds.numpy(), target.numpy(), rouge_keys=list(ALL_KEYS), sep_id=np.int64(SEP), pad_id=np.int32(PAD)
+    )
+    assert all(torch.equal(got[k], expected[k]) for k in expected)

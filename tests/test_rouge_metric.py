@@ -15,6 +15,8 @@ PAD = 0
 KEYS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 CORPUS = make_corpus(seed=21, n=24, max_len=14)
 
+pytestmark = pytest.mark.filterwarnings("ignore:The ``compute`` method of metric:UserWarning")
+
 
 def _padded(preds: list, refs: list) -> tuple[torch.Tensor, torch.Tensor]:
     p = torch.full((len(preds), max(map(len, preds))), PAD, dtype=torch.int64)

@@ -1,4 +1,4 @@
-"""Token-ID metrics as pure functions on tensors: BLEU (statistics, smoothing, sentence and corpus scores), ROUGE."""
+"""Token-ID metrics as pure functions on tensors: BLEU, GLEU, Self-BLEU, distinct-n and ROUGE."""
 
 from tensorbleu_metrics.functional._counting import BLEUStats
 from tensorbleu_metrics.functional._scoring import (
@@ -8,17 +8,34 @@ from tensorbleu_metrics.functional._scoring import (
     counted_orders,
 )
 from tensorbleu_metrics.functional.bleu import bleu_stats, corpus_bleu, sentence_bleu
+from tensorbleu_metrics.functional.diversity import distinct_ngrams, self_bleu
+from tensorbleu_metrics.functional.gleu import (
+    GLEUStats,
+    check_gleu_options,
+    corpus_gleu,
+    gleu_from_stats,
+    gleu_stats,
+    sentence_gleu,
+)
 from tensorbleu_metrics.functional.rouge import ROUGE_KEYS, rouge_score
 
 __all__ = [
     "ROUGE_KEYS",
     "SMOOTHING_METHODS",
     "BLEUStats",
+    "GLEUStats",
     "bleu_from_stats",
     "bleu_stats",
     "check_bleu_options",
+    "check_gleu_options",
     "corpus_bleu",
+    "corpus_gleu",
     "counted_orders",
+    "distinct_ngrams",
+    "gleu_from_stats",
+    "gleu_stats",
     "rouge_score",
+    "self_bleu",
     "sentence_bleu",
+    "sentence_gleu",
 ]

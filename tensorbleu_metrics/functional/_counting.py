@@ -50,11 +50,10 @@ class BLEUStats(NamedTuple):
 
 def _closest_ref_len(pred_len: Tensor, ref_len: Tensor, present: Tensor) -> Tensor:
     """Length of the reference closest in length to each candidate, the shorter one on ties."""
-    span = int(ref_len.max()) + 1 if ref_len.numel() else 1
     distance = (ref_len - pred_len.unsqueeze(1)).abs()
-    # one integer key orders by distance, then by length; absent references can never win
-    key = torch.where(present, distance * span + ref_len, torch.iinfo(torch.int64).max)
-    return key.min(dim=1).values % span
+    # one integer key orders by distance, then by length (lengths are below 2**31); absent references never win
+    key = torch.where(present, (distance << 32) + ref_len, torch.iinfo(torch.int64).max)
+    return key.min(dim=1).values & 0xFFFFFFFF
 
 
 def _row_layout(batch: TokenBatch) -> tuple[Tensor, Tensor]:
@@ -147,7 +146,8 @@ def _sort_rows(first_key: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """
     n_rows, width = first_key.shape
     rows = torch.arange(n_rows, device=first_key.device).unsqueeze(1)
-    span = int(first_key.max()) + 2
+    # on the GPU a segmented sort of the rows needs no host synchronisation to find the keys' span
+    span = int(first_key.max()) + 2 if first_key.device.type == "cpu" else 2**62
     if n_rows * span >= 2**62:
         key, column = torch.sort(first_key, dim=1, stable=True)
         return key, column + rows * width, key >= 0

@@ -1,18 +1,23 @@
 """Input validation and normalisation: every accepted input form becomes one left-aligned token layout.
 
 Candidates become a (B, L) int64 tensor with lengths; references a (B, R, L') tensor with lengths and a mask of
-the references that are present. Pad positions are dropped and sequences end at their first eos.
+the references that are present. Pad positions are dropped and sequences end at their first eos. NumPy integer
+arrays are taken wherever tensors are.
 """
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 from torch import Tensor
 
 _INT64_MAX = 2**63 - 1
+_INT64_MIN = -(2**63)
+_INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.uint16, torch.uint32, torch.uint64)
 
 
 class TokenBatch(NamedTuple):
@@ -28,19 +33,43 @@ class TokenBatch(NamedTuple):
 def _describe(value: Any) -> str:
     if isinstance(value, Tensor):
         return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    if isinstance(value, np.ndarray):
+        return f"a NumPy {value.dtype} array of shape {value.shape}"
     return f"{type(value).__name__}"
 
 
 def _check_int_tensor(x: Tensor, name: str) -> None:
-    if x.dtype == torch.bool or x.is_floating_point() or x.is_complex():
+    if x.device.type == "meta":
+        raise ValueError(f"`{name}` is a tensor on the 'meta' device, which holds no token IDs.")
+    if x.layout != torch.strided:
+        raise TypeError(f"`{name}` must be a dense (strided) tensor, got layout {x.layout}.")
+    if x.dtype not in _INT_DTYPES:
         raise TypeError(f"`{name}` must hold integer token IDs, got {_describe(x)}.")
+    # uint64 values above the int64 range would wrap to negative IDs (a sync, for this rare dtype only)
+    if x.dtype == torch.uint64 and bool((x.to(torch.int64) < 0).any()):
+        raise ValueError(f"`{name}` holds a token ID outside the int64 range.")
 
 
-def _find_device(*values: Any) -> torch.device:
+def _from_numpy(value: Any, name: str) -> Any:
+    """A NumPy integer array as a CPU int64 tensor; a NumPy object (ragged) array as a list; anything else as is."""
+    if not isinstance(value, np.ndarray):
+        return value
+    if value.dtype == object:
+        return list(value)
+    if value.dtype.kind not in "iu":
+        raise TypeError(f"`{name}` must hold integer token IDs, got {_describe(value)}.")
+    if value.dtype == np.uint64 and value.size and int(value.max()) > _INT64_MAX:
+        raise ValueError(f"`{name}` holds a token ID outside the int64 range.")
+    return torch.from_numpy(np.ascontiguousarray(value, dtype=np.int64))
+
+
+def _find_device(preds: Any, target: Any) -> torch.device:
     """The device of the first tensor among the inputs, their first items, or those items' first items."""
-    for value in values:
+    for name, value in (("preds", preds), ("target", target)):
         for _ in range(3):
             if isinstance(value, Tensor):
+                if value.device.type == "meta":
+                    raise ValueError(f"`{name}` holds a tensor on the 'meta' device, which holds no token IDs.")
                 return value.device
             if not _is_sequence(value) or len(value) == 0:
                 break
@@ -73,6 +102,7 @@ def _ragged_to_padded(seqs: Sequence[Any], names: Sequence[str], device: torch.d
     """Stack token sequences of any lengths into a zero-filled (N, L) int64 tensor and their lengths."""
     parts: list[Tensor] = []
     for seq, name in zip(seqs, names, strict=True):
+        seq = _from_numpy(seq, name)
         if isinstance(seq, Tensor):
             if seq.dim() != 1:
                 raise ValueError(f"`{name}` must be a 1-D token sequence, got {_describe(seq)}.")
@@ -185,6 +215,7 @@ def _normalise_target(
     slots: list[int] = []
     absent_rows: list[int] = []
     for i, item in enumerate(target):
+        item = _from_numpy(item, f"target[{i}]")
         if isinstance(item, Tensor) and item.dim() == 2:
             # a (R, L) tensor of references follows the (B, R, L) rule: an all-padding row is absent
             _check_int_tensor(item, f"target[{i}]")
@@ -194,7 +225,7 @@ def _normalise_target(
                 absent_rows.extend(len(refs) + j for j, is_absent in enumerate(absent) if is_absent)
         elif isinstance(item, Tensor) and item.dim() == 1:
             rows = [item]
-        elif _is_sequence(item) and all(isinstance(r, Tensor) or _is_sequence(r) for r in item):
+        elif _is_sequence(item) and all(isinstance(r, (Tensor, np.ndarray)) or _is_sequence(r) for r in item):
             rows = list(item)
         else:
             raise TypeError(
@@ -224,11 +255,23 @@ def _normalise_target(
     return tokens, valid_len, present
 
 
-def check_special_ids(pad_id: Any, eos_id: Any) -> None:
-    """``pad_id`` and ``eos_id`` must be ints (any sign) or None."""
+def check_special_ids(pad_id: Any, eos_id: Any) -> tuple[int | None, int | None]:
+    """``pad_id`` and ``eos_id`` must be int64-range integers (any sign; NumPy integers too) or None.
+
+    Returns:
+        Both as Python ints (or None).
+    """
+    out: list[int | None] = []
     for name, value in (("pad_id", pad_id), ("eos_id", eos_id)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        if value is None:
+            out.append(None)
+            continue
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
             raise TypeError(f"`{name}` must be an int or None, got {value!r}.")
+        if not _INT64_MIN <= int(value) <= _INT64_MAX:
+            raise ValueError(f"`{name}` must lie in the int64 range, got {value!r}.")
+        out.append(int(value))
+    return out[0], out[1]
 
 
 def _check_same_batch(batch: int, n_target: int) -> None:
@@ -238,7 +281,8 @@ def _check_same_batch(batch: int, n_target: int) -> None:
 
 def normalise_inputs(preds: Any, target: Any, pad_id: int | None, eos_id: int | None) -> TokenBatch:
     """Validate ``preds``/``target`` in any accepted form and return the left-aligned :class:`TokenBatch`."""
-    check_special_ids(pad_id, eos_id)
+    pad_id, eos_id = check_special_ids(pad_id, eos_id)
+    preds, target = _from_numpy(preds, "preds"), _from_numpy(target, "target")
     device = _find_device(preds, target)
     pred_tokens, pred_valid = _normalise_preds(preds, device)
     batch = pred_tokens.shape[0]
@@ -261,3 +305,17 @@ def normalise_inputs(preds: Any, target: Any, pad_id: int | None, eos_id: int | 
     refs_aligned, ref_len = _left_align(ref_tokens, _keep_mask(ref_tokens, ref_valid, pad_id, eos_id))
     ref_len = torch.where(present, ref_len, 0)
     return TokenBatch(preds_aligned, pred_len, refs_aligned, ref_len, present)
+
+
+def normalise_preds(preds: Any, pad_id: int | None, eos_id: int | None) -> tuple[Tensor, Tensor]:
+    """Validate ``preds`` alone (metrics comparing samples among themselves) and left-align them.
+
+    Returns the ``(B, L)`` int64 tokens, valid in ``[0, length)``, and the ``(B,)`` lengths.
+    """
+    pad_id, eos_id = check_special_ids(pad_id, eos_id)
+    preds = _from_numpy(preds, "preds")
+    tokens, valid = _normalise_preds(preds, _find_device(preds, None))
+    if tokens.shape[0] == 0:
+        raise ValueError("`preds` is an empty batch: at least one sentence is needed.")
+    _check_ids(tokens, "preds", pad_id, eos_id)
+    return _left_align(tokens, _keep_mask(tokens, valid, pad_id, eos_id))

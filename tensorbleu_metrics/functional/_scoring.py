@@ -6,10 +6,12 @@ Every smoothing method is one vectorised function over the statistics; loops run
 from __future__ import annotations
 
 import math
+import numbers
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -36,11 +38,33 @@ SMOOTH_DEFAULTS: dict[str, float | None] = {
     "method7": 5.0,
 }
 
+# The valid `smooth_value` of each method: (lowest value, whether the lowest value itself is allowed, what it is).
+# Every range is open upwards to any finite number. The lower bounds are what the formulas need to stay finite:
+# - floor, add-k and method1 add a count (>= 0) to a zero count or to every count; 0 leaves the counts as they are.
+# - method4/method7 divide by k: the smoothed count ln(len) / (2**i * k) must be a finite float for every int64
+#   length (ln(2**63) / (2 * k)), also after method7 averages three of them ((a + b + c) / 3): that needs
+#   k >= 3 * ln(2**63) / (2 * max float), about 3.64e-307; k = 0 is a division by zero (NLTK raises).
+# - method6 divides by (l + alpha), where l, the number of n-grams of an order, may be 0: alpha > 0.
+_MIN_K = 1.5 * math.log(2.0**63) / sys.float_info.max
+SMOOTH_RANGES: dict[str, tuple[float, bool, str]] = {
+    "floor": (0.0, True, "SacreBLEU's floor count"),
+    "add-k": (0.0, True, "SacreBLEU's k"),
+    "method1": (0.0, True, "NLTK's epsilon"),
+    "method4": (_MIN_K, True, "NLTK's k"),
+    "method6": (0.0, False, "NLTK's alpha"),
+    "method7": (_MIN_K, True, "NLTK's k"),
+}
+
 # NLTK's method5 (and method7 through it) always mixes in the 5-gram precision
 _NEXT_ORDER = 5
 # SacreBLEU's log of a zero precision, and NLTK method0's stand-in for one
 _SACREBLEU_LOG_ZERO = -9999999999.0
 _NLTK_ZERO_PRECISION = sys.float_info.min
+# exp() of more than this overflows float64: a score's log is capped there, so a score is never inf (NLTK raises
+# OverflowError). Each weighted log precision is capped at +-_TERM_CAP so that huge weights cannot add -inf to
+# +inf (whose sum would be NaN); exp() of the sum is 0 or saturates either way.
+_LOG_FLOAT_MAX = math.log(sys.float_info.max)
+_TERM_CAP = 1e300
 
 
 class _Counts(NamedTuple):
@@ -71,77 +95,169 @@ def counted_orders(n_gram: int, smoothing: str) -> int:
     return n_gram
 
 
-def _weights_matrix(weights: Any, n_gram: int) -> tuple[Tensor, bool]:
-    """Weights as a (K, n_gram) float64 tensor, and whether several weight sets were given."""
-    if weights is None:
-        return torch.full((1, n_gram), 1.0 / n_gram, dtype=torch.float64), False
-    if isinstance(weights, Tensor):
-        matrix = weights.detach().to("cpu", torch.float64)
-        several = matrix.dim() == 2
-        if matrix.dim() not in (1, 2):
-            raise ValueError(f"`weights` must be 1-D or 2-D, got a tensor of shape {tuple(weights.shape)}.")
-        matrix = matrix.reshape(-1, matrix.shape[-1]) if matrix.numel() else matrix.reshape(0, n_gram)
-    elif isinstance(weights, Sequence) and not isinstance(weights, (str, bytes)):
-        if len(weights) == 0:
-            raise ValueError("`weights` must not be empty.")
-        several = all(isinstance(w, (Sequence, Tensor)) and not isinstance(w, (str, bytes)) for w in weights)
-        rows = list(weights) if several else [weights]
+class WeightSets(NamedTuple):
+    """Validated weights: one row per weight set, zero-padded to the longest set (the BLEU order of the call)."""
+
+    matrix: Tensor  # (K, order) float64 on the CPU
+    several: bool  # a list of weight sets was given (results get a leading K dimension)
+    lengths: Tensor  # (K,) int64: how many weights each set has (its own BLEU order)
+
+    @property
+    def order(self) -> int:
+        """The highest n-gram order any weight set uses."""
+        return int(self.matrix.shape[1])
+
+
+def _is_row(item: Any) -> bool:
+    """Whether an item of a weight list is itself a weight set (a sequence, 1-D tensor or 1-D array)."""
+    if isinstance(item, (Tensor, np.ndarray)):
+        return item.ndim >= 1
+    return isinstance(item, Sequence) and not isinstance(item, (str, bytes))
+
+
+def _check_weight_tensor(weights: Tensor, what: str) -> None:
+    if weights.device.type == "meta":
+        raise ValueError(f"`{what}` is a tensor on the 'meta' device, which holds no values.")
+    if weights.layout != torch.strided:
+        raise TypeError(f"`{what}` must be a dense tensor, got layout {weights.layout}.")
+    if weights.is_complex():
+        raise TypeError(f"`{what}` must hold real numbers, got a {weights.dtype} tensor.")
+
+
+def _weight_rows(weights: Any) -> tuple[list[Tensor], bool]:
+    """The weight sets as 1-D float64 CPU tensors, and whether a list of sets was given."""
+    bad_type = TypeError(f"`weights` must be a sequence of numbers or of weight tuples, got {weights!r}.")
+    if isinstance(weights, np.ndarray) and weights.dtype != object:
         try:
-            matrix = torch.tensor([[float(x) for x in row] for row in rows], dtype=torch.float64)
+            weights = torch.from_numpy(np.asarray(weights, dtype=np.float64))
         except (TypeError, ValueError) as err:
-            raise TypeError(f"`weights` must be a sequence of numbers or of weight tuples, got {weights!r}.") from err
-    else:
-        raise TypeError(f"`weights` must be a sequence of numbers or of weight tuples, got {weights!r}.")
-    if matrix.shape[0] == 0 or matrix.shape[1] != n_gram:
+            raise bad_type from err
+    if isinstance(weights, Tensor):
+        _check_weight_tensor(weights, "weights")
+        if weights.dim() not in (1, 2):
+            raise ValueError(f"`weights` must be 1-D or 2-D, got a tensor of shape {tuple(weights.shape)}.")
+        if weights.numel() == 0:
+            raise ValueError(f"`weights` must not be empty, got a tensor of shape {tuple(weights.shape)}.")
+        matrix = weights.detach().to("cpu", torch.float64)
+        return list(matrix.reshape(-1, matrix.shape[-1]).unbind(0)), matrix.dim() == 2
+    if not (_is_row(weights) or isinstance(weights, np.ndarray)):
+        raise bad_type
+    if len(weights) == 0:
+        raise ValueError("`weights` must not be empty.")
+    several = all(_is_row(w) for w in weights)
+    rows = []
+    for row in list(weights) if several else [weights]:
+        if isinstance(row, Tensor):
+            _check_weight_tensor(row, "weights")
+            if row.dim() != 1:
+                raise ValueError(f"each weight tuple must be 1-D, got a tensor of shape {tuple(row.shape)}.")
+        try:
+            rows.append(torch.tensor([float(x) for x in row], dtype=torch.float64))
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise bad_type from err
+    return rows, several
+
+
+def _weights_matrix(weights: Any, n_gram: int | None) -> WeightSets:
+    """Validate the weights against ``n_gram`` (``None``: the longest weight set decides, 4 without weights)."""
+    if weights is None:
+        order = 4 if n_gram is None else n_gram
+        return WeightSets(
+            torch.full((1, order), 1.0 / order, dtype=torch.float64), False, torch.tensor([order], dtype=torch.int64)
+        )
+    rows, several = _weight_rows(weights)
+    lengths = [row.numel() for row in rows]
+    if min(lengths) == 0:
+        raise ValueError(f"`weights` must not hold an empty weight tuple, got {weights!r}.")
+    order = max(lengths)
+    if n_gram is not None and not several and order != n_gram:
         raise ValueError(f"`weights` must give one weight per n-gram order (n_gram={n_gram}), got {weights!r}.")
+    if n_gram is not None and order > n_gram:
+        k = lengths.index(order)
+        raise ValueError(
+            f"`weights[{k}]` has {order} weights, more than n_gram={n_gram}: a weight tuple's length is its BLEU "
+            "order; leave `n_gram` out to take the longest tuple's length."
+        )
+    if n_gram is not None and order < n_gram:
+        raise ValueError(
+            f"`weights`: the longest weight tuple has {order} weights but n_gram={n_gram}; a weight tuple's length "
+            "is its BLEU order: leave `n_gram` out or make it the longest tuple's length."
+        )
+    matrix = torch.zeros(len(rows), order, dtype=torch.float64)
+    for k, row in enumerate(rows):
+        matrix[k, : row.numel()] = row
     if not bool(torch.isfinite(matrix).all()) or bool((matrix < 0).any()):
         raise ValueError(f"`weights` must be finite and non-negative, got {weights!r}.")
-    return matrix, several
+    return WeightSets(matrix, several, torch.tensor(lengths, dtype=torch.int64))
+
+
+def _check_smooth_value(smoothing: str, smooth_value: Any) -> None:
+    if smooth_value is None:
+        return
+    if smoothing not in SMOOTH_RANGES:
+        raise ValueError(f"`smooth_value` has no meaning for `smoothing={smoothing!r}`; leave it None.")
+    if isinstance(smooth_value, (bool, np.bool_)) or not isinstance(smooth_value, numbers.Real):
+        raise TypeError(f"`smooth_value` must be a number, got {smooth_value!r}.")
+    low, inclusive, meaning = SMOOTH_RANGES[smoothing]
+    value = float(smooth_value)
+    if not math.isfinite(value) or value < low or (value == low and not inclusive):
+        bound = f"[{low:.3g}, inf)" if inclusive else f"({low:.3g}, inf)"
+        raise ValueError(
+            f"`smooth_value` ({meaning}) for `smoothing={smoothing!r}` must be a finite number in {bound}, "
+            f"got {smooth_value!r}."
+        )
 
 
 def check_bleu_options(
-    n_gram: int = 4,
+    n_gram: int | None = None,
     weights: Any = None,
     smoothing: str = "none",
     smooth_value: float | None = None,
     effective_order: bool = False,
     auto_reweigh: bool = False,
-) -> None:
+) -> int:
     """Validate the scoring options, raising ``ValueError``/``TypeError`` that names the bad argument.
 
+    Returns:
+        The BLEU order of the call: ``n_gram``, or when it is ``None`` the length of the longest weight tuple
+        (4 without weights).
+
     Example:
-        >>> check_bleu_options(n_gram=4, smoothing="exp")
+        >>> check_bleu_options(smoothing="exp")
+        4
+        >>> check_bleu_options(weights=[(0.5, 0.5), (1 / 3, 1 / 3, 1 / 3)], smoothing="method5")
+        3
         >>> check_bleu_options(n_gram=2, smoothing="method6")
         Traceback (most recent call last):
         ...
         ValueError: `smoothing='method6'` needs `n_gram` >= 3: it interpolates from the trigram precision on.
+        >>> check_bleu_options(smoothing="method4", smooth_value=0)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: `smooth_value` (NLTK's k) for `smoothing='method4'` must be ... in [3.64e-307, inf), got 0.
     """
-    checked_weights(n_gram, weights, smoothing, smooth_value, effective_order, auto_reweigh)
+    return checked_weights(n_gram, weights, smoothing, smooth_value, effective_order, auto_reweigh).order
 
 
 def checked_weights(
-    n_gram: int,
+    n_gram: int | None,
     weights: Any,
     smoothing: str,
     smooth_value: float | None,
     effective_order: bool,
     auto_reweigh: bool,
-) -> tuple[Tensor, bool]:
-    """Validate the scoring options (see :func:`check_bleu_options`); return the weights as a (K, n_gram)
-    float64 matrix and whether several weight sets were given."""
-    if isinstance(n_gram, bool) or not isinstance(n_gram, int):
-        raise TypeError(f"`n_gram` must be an int, got {n_gram!r}.")
-    if n_gram < 1:
-        raise ValueError(f"`n_gram` must be at least 1, got {n_gram}.")
+) -> WeightSets:
+    """Validate the scoring options (see :func:`check_bleu_options`); return the weights as :class:`WeightSets`,
+    whose ``order`` is the BLEU order of the call."""
+    if n_gram is not None:
+        if isinstance(n_gram, (bool, np.bool_)) or not isinstance(n_gram, numbers.Integral):
+            raise TypeError(f"`n_gram` must be an int or None, got {n_gram!r}.")
+        n_gram = int(n_gram)
+        if n_gram < 1:
+            raise ValueError(f"`n_gram` must be at least 1, got {n_gram}.")
     if not isinstance(smoothing, str) or smoothing not in SMOOTHING_METHODS:
         raise ValueError(f"`smoothing` must be one of {', '.join(SMOOTHING_METHODS)}; got {smoothing!r}.")
-    if smooth_value is not None:
-        if SMOOTH_DEFAULTS[smoothing] is None:
-            raise ValueError(f"`smooth_value` has no meaning for `smoothing={smoothing!r}`; leave it None.")
-        if isinstance(smooth_value, bool) or not isinstance(smooth_value, (int, float)):
-            raise TypeError(f"`smooth_value` must be a number, got {smooth_value!r}.")
-        if not math.isfinite(smooth_value) or smooth_value < 0:
-            raise ValueError(f"`smooth_value` must be finite and non-negative, got {smooth_value!r}.")
+    _check_smooth_value(smoothing, smooth_value)
     if not isinstance(effective_order, bool):
         raise TypeError(f"`effective_order` must be a bool, got {effective_order!r}.")
     if not isinstance(auto_reweigh, bool):
@@ -154,9 +270,10 @@ def checked_weights(
         raise ValueError(
             f"`auto_reweigh` is NLTK's option; use it with smoothing 'method0'..'method7', not {smoothing!r}."
         )
-    if smoothing == "method6" and n_gram < 3:
+    checked = _weights_matrix(weights, n_gram)
+    if smoothing == "method6" and checked.order < 3:
         raise ValueError("`smoothing='method6'` needs `n_gram` >= 3: it interpolates from the trigram precision on.")
-    return _weights_matrix(weights, n_gram)
+    return checked
 
 
 def _brevity_penalty(pred_len: Tensor, ref_len: Tensor) -> Tensor:
@@ -196,9 +313,15 @@ def _sacrebleu_score(counts: _Counts, weights: Tensor, method: str, value: float
         used_sum = used.sum(-1, keepdim=True)
         scale = torch.where(used_sum > 0, weights.sum(-1, keepdim=True) / torch.where(used_sum > 0, used_sum, 1.0), 0.0)
         weights = used * scale
-    log_mean = (weights * log_p).sum(-1)
-    score = _brevity_penalty(counts.pred_len, counts.ref_len) * torch.exp(log_mean)
+    score = _brevity_penalty(counts.pred_len, counts.ref_len) * _exp_weighted_sum(weights, log_p)
     return torch.where((counts.matches > 0).any(-1), score, 0.0)
+
+
+def _exp_weighted_sum(weights: Tensor, log_p: Tensor) -> Tensor:
+    """exp(sum_n w_n log p_n), never inf or NaN: an order with weight 0 adds nothing (as NLTK's ``zip`` over a
+    shorter weight tuple never looks at it), and overflow saturates at the largest float64."""
+    terms = torch.where(weights > 0, (weights * log_p).clamp(-_TERM_CAP, _TERM_CAP), 0.0)
+    return torch.exp(terms.sum(-1).clamp(max=_LOG_FLOAT_MAX))
 
 
 # ---- NLTK ----
@@ -264,7 +387,13 @@ _NLTK_SMOOTHING: dict[str, Callable[[Tensor, _Counts, float], Tensor]] = {
 
 
 def _nltk_score(
-    counts: _Counts, next_order: Tensor | None, weights: Tensor, method: str, value: float, auto_reweigh: bool
+    counts: _Counts,
+    next_order: Tensor | None,
+    weights: Tensor,
+    lengths: Tensor,
+    method: str,
+    value: float,
+    auto_reweigh: bool,
 ) -> Tensor:
     p = counts.matches / counts.denominators
     if method in _NLTK_SMOOTHING:
@@ -275,18 +404,20 @@ def _nltk_score(
             p = _nltk_method4(p, counts, value)
         p = _nltk_method5(p, counts, value, next_order)
     n_gram = p.shape[-1]
-    weights = weights.view(weights.shape[0], *([1] * (p.dim() - 1)), n_gram)
-    if auto_reweigh and n_gram == 4:
-        # NLTK re-weighs only the default (0.25,)*4 weights, uniformly over the hypothesis length when it is < 4
+    shape = (weights.shape[0], *([1] * (p.dim() - 1)), n_gram)
+    weights = weights.view(shape)
+    if auto_reweigh and n_gram >= 4:
+        # NLTK re-weighs only a set of four 0.25 weights, uniformly over the hypothesis length when it is < 4
+        # (the other orders' smoothed precisions stay those of the whole call)
         hyp_len = counts.pred_len.unsqueeze(-1)
-        is_default = (weights == 0.25).all(-1, keepdim=True)
+        is_default = (weights[..., :4] == 0.25).all(-1, keepdim=True) & (lengths.view(shape[:-1]) == 4).unsqueeze(-1)
         orders = torch.arange(n_gram, device=p.device)
         short = is_default & (hyp_len < 4) & (hyp_len > 0)
         reweighed = torch.where(orders < hyp_len, 1.0 / hyp_len.clamp(min=1), 0.0)
         weights = torch.where(short, reweighed, weights)
     # NLTK leaves zero precisions out of the sum
     log_p = torch.where(p > 0, torch.log(torch.where(p > 0, p, 1.0)), 0.0)
-    score = _brevity_penalty(counts.pred_len, counts.ref_len) * torch.exp((weights * log_p).sum(-1))
+    score = _brevity_penalty(counts.pred_len, counts.ref_len) * _exp_weighted_sum(weights, log_p)
     valid = counts.matches[..., 0] > 0
     if method == "method6":
         # NLTK raises when the trigram precision is zero; that sentence scores 0 here
@@ -297,7 +428,7 @@ def _nltk_score(
 def bleu_from_stats(
     stats: BLEUStats,
     *,
-    n_gram: int = 4,
+    n_gram: int | None = None,
     weights: Any = None,
     smoothing: str = "none",
     smooth_value: float | None = None,
@@ -309,8 +440,9 @@ def bleu_from_stats(
 
     Args:
         stats: :class:`BLEUStats` with at least ``counted_orders(n_gram, smoothing)`` orders.
-        n_gram: the BLEU order.
-        weights: one weight per order (default uniform), or a list of such tuples for one score per set.
+        n_gram: the BLEU order; ``None``: the longest weight tuple's length, 4 without weights.
+        weights: one weight per order (default uniform), or a list of weight tuples (of any lengths: each
+            tuple's length is its BLEU order) for one score per set.
         smoothing: ``"none"``, ``"floor"``, ``"add-k"``, ``"exp"`` (SacreBLEU) or ``"method0"``..``"method7"`` (NLTK).
         smooth_value: the smoothing's parameter (SacreBLEU floor/add-k value; NLTK epsilon, k or alpha).
         effective_order: SacreBLEU's option: average only the orders the candidate has n-grams of.
@@ -318,7 +450,8 @@ def bleu_from_stats(
         dtype: the floating dtype of the result (computed in float64).
 
     Returns:
-        Scores in [0, 1] with the stats' batch shape, with a leading weight-set dimension for a list of weights.
+        Scores with the stats' batch shape, with a leading weight-set dimension for a list of weights: in [0, 1],
+        except that NLTK's method5 and method7 and large smoothing values can give more (as in NLTK).
 
     Example:
         >>> import torch
@@ -328,32 +461,33 @@ def bleu_from_stats(
         >>> bleu_from_stats(stats, n_gram=2, dtype=torch.float64)
         tensor([0.7071], dtype=torch.float64)
     """
-    weight_matrix, several = checked_weights(n_gram, weights, smoothing, smooth_value, effective_order, auto_reweigh)
-    needed = counted_orders(n_gram, smoothing)
+    checked = checked_weights(n_gram, weights, smoothing, smooth_value, effective_order, auto_reweigh)
+    needed = counted_orders(checked.order, smoothing)
     if stats.n_gram < needed:
         raise ValueError(
-            f"`stats` holds {stats.n_gram} n-gram orders but smoothing={smoothing!r} with n_gram={n_gram} "
+            f"`stats` holds {stats.n_gram} n-gram orders but smoothing={smoothing!r} with n_gram={checked.order} "
             f"needs {needed}; count them with `bleu_stats(..., n_gram={needed})`."
         )
-    return score_checked(
-        stats, n_gram, weight_matrix, several, smoothing, smooth_value, effective_order, auto_reweigh, dtype
-    )
+    return score_checked(stats, checked, smoothing, smooth_value, effective_order, auto_reweigh, dtype)
 
 
 def score_checked(
     stats: BLEUStats,
-    n_gram: int,
-    weight_matrix: Tensor,
-    several: bool,
+    checked: WeightSets,
     smoothing: str,
     smooth_value: float | None,
     effective_order: bool,
     auto_reweigh: bool,
     dtype: torch.dtype,
 ) -> Tensor:
-    """:func:`bleu_from_stats` for options already validated by :func:`checked_weights`."""
+    """:func:`bleu_from_stats` for options already validated by :func:`checked_weights`.
+
+    Smoothing runs once over all ``checked.order`` orders; each weight set then weighs the first orders, as many
+    as it has weights (NLTK's semantics for weight tuples of different lengths).
+    """
+    n_gram = checked.order
     value = SMOOTH_DEFAULTS[smoothing] if smooth_value is None else float(smooth_value)
-    weight_matrix = weight_matrix.to(stats.matches.device)
+    weight_matrix = checked.matrix.to(stats.matches.device)
     f64 = torch.float64
     counts = _Counts(
         stats.matches[..., :n_gram].to(f64),
@@ -368,6 +502,8 @@ def score_checked(
         next_order = None
         if smoothing in ("method5", "method7"):
             next_order = stats.matches[..., _NEXT_ORDER - 1].to(f64) / stats.clamped_totals[..., _NEXT_ORDER - 1]
-        score = _nltk_score(counts, next_order, weight_matrix, smoothing, value or 0.0, auto_reweigh)
-    score = score.to(dtype)
-    return score if several else score[0]
+        lengths = checked.lengths.to(stats.matches.device)
+        score = _nltk_score(counts, next_order, weight_matrix, lengths, smoothing, value or 0.0, auto_reweigh)
+    # a score above the result dtype's range (only with huge weights on precisions above 1) saturates
+    score = score.clamp(max=torch.finfo(dtype).max).to(dtype)
+    return score if checked.several else score[0]

@@ -64,7 +64,7 @@ def _bleu(
     target: Any,
     per_sentence: bool,
     *,
-    n_gram: int,
+    n_gram: int | None,
     weights: Any,
     smoothing: str,
     smooth_value: float | None,
@@ -76,13 +76,12 @@ def _bleu(
 ) -> Tensor:
     """Sentence or corpus BLEU: the per-sentence statistics scored row by row, or their sum."""
     _check_dtype(dtype)
-    weight_matrix, several = checked_weights(n_gram, weights, smoothing, smooth_value, effective_order, auto_reweigh)
-    stats = count_stats(normalise_inputs(preds, target, pad_id, eos_id), counted_orders(n_gram, smoothing))
+    checked = checked_weights(n_gram, weights, smoothing, smooth_value, effective_order, auto_reweigh)
+    # counted once, for the highest order any weight set (or the smoothing) needs
+    stats = count_stats(normalise_inputs(preds, target, pad_id, eos_id), counted_orders(checked.order, smoothing))
     return score_checked(
         stats if per_sentence else stats.sum(),
-        n_gram,
-        weight_matrix,
-        several,
+        checked,
         smoothing,
         smooth_value,
         effective_order,
@@ -95,7 +94,7 @@ def sentence_bleu(
     preds: Any,
     target: Any,
     *,
-    n_gram: int = 4,
+    n_gram: int | None = None,
     weights: Any = None,
     smoothing: str = "none",
     smooth_value: float | None = None,
@@ -110,12 +109,16 @@ def sentence_bleu(
     Args:
         preds: candidates, as in :func:`bleu_stats`.
         target: references, as in :func:`bleu_stats`.
-        n_gram: the BLEU order.
-        weights: one weight per order (default uniform), or a list of weight tuples for one score per set.
+        n_gram: the BLEU order; ``None`` (the default): the length of the longest weight tuple, 4 without weights.
+        weights: one weight per order (default uniform ``1/n_gram``), or a list of weight tuples for one score
+            per set. Tuples may differ in length (as in NLTK): each tuple's length is its BLEU order, the
+            smoothing runs once over the longest order and each tuple weighs its first orders. A 1-D/2-D tensor
+            or NumPy array works too.
         smoothing: ``"none"``, ``"floor"``, ``"add-k"``, ``"exp"`` (SacreBLEU's) or ``"method0"``..``"method7"``
             (NLTK's ``SmoothingFunction``).
         smooth_value: the smoothing's parameter: SacreBLEU's floor (0.1) or add-k (1) value; NLTK's epsilon
-            (method1, 0.1), k (method4/7, 5) or alpha (method6, 5).
+            (method1, 0.1), k (method4/7, 5) or alpha (method6, 5). Valid: floor, add-k, epsilon >= 0;
+            k >= 3.64e-307 (k = 0 divides by zero); alpha > 0.
         effective_order: with SacreBLEU methods, average only the orders the candidate has n-grams of.
         auto_reweigh: with NLTK methods, uniform weights over the hypothesis length when it is below 4 and the
             weights are the default ``(0.25,) * 4``.
@@ -124,7 +127,8 @@ def sentence_bleu(
         dtype: floating dtype of the result (always computed in float64).
 
     Returns:
-        ``(B,)`` scores in [0, 1] on the input's device; ``(K, B)`` for a list of ``K`` weight tuples.
+        ``(B,)`` scores on the input's device; ``(K, B)`` for a list of ``K`` weight tuples. Scores lie in [0, 1]
+        except with NLTK's method5/method7 or large smoothing values, which can give more (as in NLTK).
 
     Raises:
         TypeError, ValueError: as :func:`bleu_stats`, and for unknown ``smoothing``, ``weights`` of the wrong
@@ -157,7 +161,7 @@ def corpus_bleu(
     preds: Any,
     target: Any,
     *,
-    n_gram: int = 4,
+    n_gram: int | None = None,
     weights: Any = None,
     smoothing: str = "none",
     smooth_value: float | None = None,
@@ -173,7 +177,8 @@ def corpus_bleu(
     the last sentence pair; here they use corpus-wide statistics.
 
     Returns:
-        A scalar in [0, 1]; ``(K,)`` for a list of ``K`` weight tuples.
+        A scalar (in [0, 1] but for the smoothings that can exceed 1, see :func:`sentence_bleu`); ``(K,)`` for
+        a list of ``K`` weight tuples.
 
     Example:
         >>> import torch
@@ -181,6 +186,8 @@ def corpus_bleu(
         >>> target = [[[1, 2, 3, 4, 5, 7]], [[7, 8, 9, 10], [7, 8]]]
         >>> corpus_bleu(preds, target, dtype=torch.float64)
         tensor(0.7984, dtype=torch.float64)
+        >>> corpus_bleu(preds, target, weights=[(0.5, 0.5), (1 / 3, 1 / 3, 1 / 3)], dtype=torch.float64)  # BLEU-2, -3
+        tensor([0.8729, 0.8479], dtype=torch.float64)
     """
     return _bleu(
         preds,

@@ -6,14 +6,16 @@ bit-parallel LCS of :mod:`tensorbleu_metrics.functional._lcs`.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from tensorbleu_metrics.functional._counting import count_ngrams
-from tensorbleu_metrics.functional._inputs import TokenBatch, _left_align, normalise_inputs
+from tensorbleu_metrics.functional._inputs import TokenBatch, _left_align, check_special_ids, normalise_inputs
 from tensorbleu_metrics.functional._lcs import lcs_length, union_lcs_hits
 from tensorbleu_metrics.functional.bleu import _check_dtype
 
@@ -22,8 +24,8 @@ ACCUMULATE: tuple[str, ...] = ("best", "avg")
 SCORE_FIELDS: tuple[str, ...] = ("fmeasure", "precision", "recall")
 
 
-def check_rouge_options(rouge_keys: Any, accumulate: Any, sep_id: Any) -> tuple[str, ...]:
-    """Validate the ROUGE options and return the keys as a tuple (a single key may be given as a string).
+def check_rouge_options(rouge_keys: Any, accumulate: Any, sep_id: Any) -> tuple[tuple[str, ...], int | None]:
+    """Validate the ROUGE options; return the keys as a tuple (a single key may be a string) and ``sep_id``.
 
     Raises:
         TypeError: ``rouge_keys`` not a string or a sequence of strings, ``sep_id`` not an int or None.
@@ -43,16 +45,17 @@ def check_rouge_options(rouge_keys: Any, accumulate: Any, sep_id: Any) -> tuple[
         raise ValueError(f"`rouge_keys` names a key twice: {keys}.")
     if accumulate not in ACCUMULATE:
         raise ValueError(f"`accumulate` must be one of {ACCUMULATE}, got {accumulate!r}.")
-    if sep_id is not None and (isinstance(sep_id, bool) or not isinstance(sep_id, int)):
+    if sep_id is not None and (isinstance(sep_id, (bool, np.bool_)) or not isinstance(sep_id, numbers.Integral)):
         raise TypeError(f"`sep_id` must be an int or None, got {sep_id!r}.")
     if "rougeLsum" in keys and sep_id is None:
         raise ValueError(
             "`rougeLsum` needs `sep_id`: the token ID that ends a sentence (rouge-score splits summaries at newlines)."
         )
-    return keys
+    return keys, None if sep_id is None else int(sep_id)
 
 
-def _check_special(sep_id: int | None, pad_id: int | None, eos_id: int | None) -> None:
+def _check_special(sep_id: int | None, pad_id: Any, eos_id: Any) -> None:
+    """``sep_id`` must differ from ``pad_id`` and ``eos_id`` (those tokens are gone before sentences are split)."""
     if sep_id is not None and sep_id in (pad_id, eos_id):
         raise ValueError(f"`sep_id` ({sep_id}) must differ from `pad_id` and `eos_id`.")
 
@@ -146,7 +149,8 @@ def rouge_score(
         >>> rouge_score([[1, 2, 99, 3, 4]], [[[3, 4, 99, 1, 2]]], rouge_keys="rougeLsum", sep_id=newline)
         {'rougeLsum_fmeasure': tensor([1.]), 'rougeLsum_precision': tensor([1.]), 'rougeLsum_recall': tensor([1.])}
     """
-    keys = check_rouge_options(rouge_keys, accumulate, sep_id)
+    keys, sep_id = check_rouge_options(rouge_keys, accumulate, sep_id)
+    check_special_ids(pad_id, eos_id)
     _check_special(sep_id, pad_id, eos_id)
     _check_dtype(dtype)
     batch = normalise_inputs(preds, target, pad_id, eos_id)
