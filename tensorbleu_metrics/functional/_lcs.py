@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from tensorbleu_metrics.functional._counting import _sort_rows
@@ -34,21 +33,21 @@ def _popcount(x: Tensor) -> Tensor:
     return (x * 0x0101010101010101) >> 56
 
 
-def _add_words(x: Tensor, y: Tensor, word: Tensor) -> Tensor:
+def _add_words(x: Tensor, y: Tensor, word: Tensor, carries: Tensor) -> Tensor:
     """``x + y`` of multi-word unsigned integers (little-endian int64 words on the last dim), top carry dropped.
 
-    ``word`` is ``arange(W) + 1`` (passed in: this runs once per candidate token).
+    ``word`` is ``arange(W) + 1`` and ``carries`` a ``(..., W + 1)`` int64 scratch tensor whose slot 0 is 0: both
+    are made once by the caller, as this runs once per candidate token.
     """
     total = x + y
     if word.numel() == 1:
         return total
-    overflow = (total ^ _SIGN) < (x ^ _SIGN)
+    carries[..., 1:] = (total ^ _SIGN) < (x ^ _SIGN)  # the unsigned overflow of each word
     # a word whose sum is not all ones passes on exactly its own overflow; an all-ones word (which cannot
     # overflow itself) passes on its incoming carry: each word's carry comes from the last word before it
-    # that is not all ones (index 0 here: none, no carry)
+    # that is not all ones (slot 0: none, no carry)
     source = torch.where(total != _ALL_ONES, word, 0).cummax(-1).values
-    carry = torch.gather(F.pad(overflow, (1, 0)), -1, source)
-    total[..., 1:] += carry[..., :-1]
+    total[..., 1:] += torch.gather(carries, -1, source)[..., :-1]
     return total
 
 
@@ -144,6 +143,7 @@ def _advance(
     # one contiguous row of mask indices per step
     rows = (torch.arange(n_sent, device=device).unsqueeze(1) * (ids.n_ids + 1) + ids.pred).t().contiguous()
     word = torch.arange(1, n_words + 1, device=device)
+    carries = torch.zeros((n_sent, n_refs, n_words + 1), dtype=torch.int64, device=device)
     vec = torch.full((n_sent, n_refs, n_words), _ALL_ONES, dtype=torch.int64, device=device)
     history = None
     if keep:
@@ -157,7 +157,9 @@ def _advance(
         rest = vec ^ hit  # vec & ~match, since hit lies inside vec
         # with lanes, carries stop at lane tops: add below them, then set each top to its carry-free sum bit
         total = (
-            _add_words(vec, hit, word) if inner is None else _add_words(vec & inner, hit & inner, word) ^ (rest & lanes)
+            _add_words(vec, hit, word, carries)
+            if inner is None
+            else _add_words(vec & inner, hit & inner, word, carries) ^ (rest & lanes)
         )
         vec = total | rest
         if restart is not None:
