@@ -212,22 +212,6 @@ def _sentences(tokens: Tensor, keep: Tensor, sep_id: int) -> tuple[Tensor, Tenso
     return start, torch.gather(counts, -1, segment) * start
 
 
-class _History(NamedTuple):
-    """The kept bit vectors, flat: ``words`` ``(S * W,)`` and ``zeros`` ``(S * (W + 1),)``, the zero bits
-    before each word (and in all ``W`` words) of every vector."""
-
-    words: Tensor
-    zeros: Tensor
-    n_words: int
-
-    def zeros_below(self, snap: Tensor, pos: Tensor) -> Tensor:
-        """Zero bits below bit ``pos`` of the kept vectors ``snap``."""
-        word = pos >> 6
-        low = (torch.ones_like(pos) << (pos & (_WORD - 1))) - 1  # 0 when pos is a multiple of 64
-        partial = self.words.index_select(0, snap * self.n_words + word.clamp(max=self.n_words - 1))
-        return self.zeros.index_select(0, snap * (self.n_words + 1) + word) + _popcount(~partial & low)
-
-
 def union_lcs_hits(
     preds: Tensor, pred_len: Tensor, refs: Tensor, ref_len: Tensor, sep_id: int
 ) -> tuple[Tensor, Tensor, Tensor]:
@@ -241,7 +225,8 @@ def union_lcs_hits(
     once (reference sentences are independent lanes of the bit vector; the vector restarts after each
     candidate separator) and keeps every intermediate vector. The read-out is a loop over path steps, at most
     ``max(len(ref sentence) + len(candidate sentence))``, advancing one walker per sentence pair of the whole
-    batch each step. Memory: ``B * R * (L + 1) * ceil(L'/64)`` words of kept vectors plus an int32 prefix count.
+    batch each step (finished walkers are dropped every few steps); each step reads two bits of kept vectors.
+    Memory: ``B * R * (L + 1) * ceil(L'/64)`` words of kept vectors.
 
     Returns:
         ``(B, R)`` hits, ``(B,)`` candidate token counts and ``(B, R)`` reference token counts (separators
@@ -265,10 +250,7 @@ def union_lcs_hits(
     history = _advance(
         ids, n_words, steps, lanes=pack_bits(lane_top, n_words), reset=pred_inside & ~pred_keep, keep=True
     )
-    history = history.view(-1, n_words)
-    zeros_before = torch.zeros((history.shape[0], n_words + 1), dtype=torch.int32, device=device)
-    zeros_before[:, 1:] = torch.cumsum(_popcount(~history), -1)
-    history = _History(history.view(-1), zeros_before.view(-1), n_words)
+    history = history.view(-1)
 
     ref_start, ref_size = _sentences(refs, ref_keep, sep_id)
     pred_start, pred_size = _sentences(preds, pred_keep, sep_id)
@@ -287,9 +269,9 @@ def union_lcs_hits(
     pred_begin = p_pos[walker_pred]
     a = ref_size[r_sent, r_ref, r_pos][walker_ref]
     c = pred_size[p_sent, p_pos][walker_pred]
-    # walker state: the path's cell (a, c) in its pair's table, and fixed offsets (minus one, so that the
-    # reference position of row a is ref_at + a, the candidate position of column c is pred_at + c, and the
-    # vector after c candidate tokens is snap + c + 1)
+    # walker state: the path's cell (a, c) in its pair's table, and fixed offsets (minus one, so that row a is
+    # flat reference position ref_at + a and bit bit_at + a of its vectors, column c is flat candidate position
+    # pred_at + c, and the vector after c candidate tokens is number snap + c + 1)
     walkers = torch.stack(
         [
             a,
@@ -297,26 +279,28 @@ def union_lcs_hits(
             ref_row * width + ref_begin - 1,
             sent * preds.shape[1] + pred_begin - 1,
             ref_row * (steps + 1) + pred_begin - 1,
-            ref_begin,
+            ref_begin - 1,
         ]
     )
     flat_ref_ids = ids.refs.reshape(-1)
     flat_pred_ids = ids.pred.reshape(-1)
     on_path = torch.zeros(n_sent * n_refs * width, dtype=torch.int64, device=device)
     while walkers.shape[1]:
-        a, c, ref_at, pred_at, snap, lane = walkers
+        a, c, ref_at, pred_at, snap, bit_at = walkers
         for _ in range(_BACKTRACK_COMPACT_EVERY):
             active = (a > 0) & (c > 0)
             # finished walkers keep reading valid positions and change nothing
             a_at, c_at = a.clamp(min=1), c.clamp(min=1)
             here = ref_at + a_at
             same = flat_ref_ids.index_select(0, here) == flat_pred_ids.index_select(0, pred_at + c_at)
-            # rouge-score's t[a][c-1] (the vector after c - 1 candidate tokens) against t[a-1][c] (after c)
-            left_snap = snap + c_at
-            up_snap = left_snap + 1
-            left = history.zeros_below(left_snap, lane + a_at) - history.zeros_below(left_snap, lane)
-            up = history.zeros_below(up_snap, lane + a_at - 1) - history.zeros_below(up_snap, lane)
-            go_left = ~same & (left > up)
+            # rouge-score goes left when t[a][c-1] > t[a-1][c]. With D = t[a-1][c-1]: t[a][c-1] = D + 1 exactly
+            # when bit P (row a) of the vector after c - 1 tokens is 0; then t[a][c] = D + 1 (it is at least
+            # t[a][c-1] and at most D + 1), so t[a-1][c] = D exactly when bit P after c tokens is 0 as well.
+            # Two bits decide, no prefix count is needed.
+            bit = bit_at + a_at
+            word = (snap + c_at) * n_words + (bit >> 6)
+            both = history.index_select(0, word) | history.index_select(0, word + n_words)
+            go_left = ~same & (((both >> (bit & (_WORD - 1))) & 1) == 0)
             on_path.index_add_(0, here, (active & same).long())
             a = a - (active & ~go_left).long()
             c = c - (active & (same | go_left)).long()
