@@ -212,6 +212,15 @@ def _sentences(tokens: Tensor, keep: Tensor, sep_id: int) -> tuple[Tensor, Tenso
     return start, torch.gather(counts, -1, segment) * start
 
 
+def _zeros_below(vectors: Tensor, zeros_before: Tensor, row: Tensor, pos: Tensor) -> Tensor:
+    """Zero bits below bit ``pos`` of ``vectors[row]`` (``(N, W)`` words, ``zeros_before`` ``(N, W + 1)``)."""
+    n_words = vectors.shape[1]
+    word = pos >> 6
+    low = (torch.ones_like(pos) << (pos & (_WORD - 1))) - 1  # 0 when pos is a multiple of 64
+    partial = vectors.view(-1).index_select(0, row * n_words + word.clamp(max=n_words - 1))
+    return zeros_before.view(-1).index_select(0, row * (n_words + 1) + word) + _popcount(~partial & low)
+
+
 def union_lcs_hits(
     preds: Tensor, pred_len: Tensor, refs: Tensor, ref_len: Tensor, sep_id: int
 ) -> tuple[Tensor, Tensor, Tensor]:
@@ -225,8 +234,9 @@ def union_lcs_hits(
     once (reference sentences are independent lanes of the bit vector; the vector restarts after each
     candidate separator) and keeps every intermediate vector. The read-out is a loop over path steps, at most
     ``max(len(ref sentence) + len(candidate sentence))``, advancing one walker per sentence pair of the whole
-    batch each step (finished walkers are dropped every few steps); each step reads two bits of kept vectors.
-    Memory: ``B * R * (L + 1) * ceil(L'/64)`` words of kept vectors.
+    batch each step (finished walkers are dropped every few steps; pairs without a common token get none); each
+    step reads two bits of kept vectors. Memory: ``B * R * (L + 1) * ceil(L'/64)`` words of kept vectors, and a
+    few integers per sentence pair.
 
     Returns:
         ``(B, R)`` hits, ``(B,)`` candidate token counts and ``(B, R)`` reference token counts (separators
@@ -269,6 +279,19 @@ def union_lcs_hits(
     pred_begin = p_pos[walker_pred]
     a = ref_size[r_sent, r_ref, r_pos][walker_ref]
     c = pred_size[p_sent, p_pos][walker_pred]
+    # a pair whose LCS is 0 marks nothing, so gets no walker (most pairs of unrelated sentences). Its LCS is the
+    # number of zero bits of its lane in the vector after the candidate sentence's last token.
+    ends = (p_sent.unsqueeze(1) * n_refs + torch.arange(n_refs, device=device)) * (steps + 1)
+    ends = (ends + (p_pos + pred_size[p_sent, p_pos]).unsqueeze(1)).reshape(-1)
+    end_vectors = history.view(-1, n_words).index_select(0, ends)
+    zeros_before = torch.zeros((ends.numel(), n_words + 1), dtype=torch.int64, device=device)
+    zeros_before[:, 1:] = torch.cumsum(_popcount(~end_vectors), -1)
+    pair = walker_pred * n_refs + r_ref[walker_ref]
+    lcs = _zeros_below(end_vectors, zeros_before, pair, ref_begin + a) - _zeros_below(
+        end_vectors, zeros_before, pair, ref_begin
+    )
+    shared = (lcs > 0).nonzero().squeeze(1)
+    sent, ref_row, ref_begin, pred_begin, a, c = (x[shared] for x in (sent, ref_row, ref_begin, pred_begin, a, c))
     # walker state: the path's cell (a, c) in its pair's table, and fixed offsets (minus one, so that row a is
     # flat reference position ref_at + a and bit bit_at + a of its vectors, column c is flat candidate position
     # pred_at + c, and the vector after c candidate tokens is number snap + c + 1)
