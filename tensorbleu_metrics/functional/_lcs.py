@@ -264,34 +264,33 @@ def union_lcs_hits(
 
     ref_start, ref_size = _sentences(refs, ref_keep, sep_id)
     pred_start, pred_size = _sentences(preds, pred_keep, sep_id)
-    # every (reference sentence, candidate sentence) pair of the same row gets one walker
+    # every (reference sentence, candidate sentence) pair of the same row is a candidate for a walker
     r_sent, r_ref, r_pos = ref_start.nonzero(as_tuple=True)
     p_sent, p_pos = pred_start.nonzero(as_tuple=True)
+    r_size, p_size = ref_size[r_sent, r_ref, r_pos], pred_size[p_sent, p_pos]
     per_row = pred_start.sum(1)
-    first = torch.cumsum(per_row, 0) - per_row
-    walker_ref = torch.repeat_interleave(torch.arange(r_sent.numel(), device=device), per_row[r_sent])
-    within = torch.arange(walker_ref.numel(), device=device)
-    within = within - (torch.cumsum(per_row[r_sent], 0) - per_row[r_sent])[walker_ref]
-    walker_pred = first[r_sent[walker_ref]] + within
-    sent = r_sent[walker_ref]
-    ref_row = sent * n_refs + r_ref[walker_ref]
-    ref_begin = r_pos[walker_ref]
-    pred_begin = p_pos[walker_pred]
-    a = ref_size[r_sent, r_ref, r_pos][walker_ref]
-    c = pred_size[p_sent, p_pos][walker_pred]
+    pairs_of = per_row[r_sent]  # candidate sentences paired with each reference sentence
+    walker_ref = torch.repeat_interleave(torch.arange(r_sent.numel(), device=device), pairs_of)
+    walker_pred = torch.arange(walker_ref.numel(), device=device)
+    walker_pred += ((torch.cumsum(per_row, 0) - per_row)[r_sent] - (torch.cumsum(pairs_of, 0) - pairs_of))[walker_ref]
     # a pair whose LCS is 0 marks nothing, so gets no walker (most pairs of unrelated sentences). Its LCS is the
     # number of zero bits of its lane in the vector after the candidate sentence's last token.
     ends = (p_sent.unsqueeze(1) * n_refs + torch.arange(n_refs, device=device)) * (steps + 1)
-    ends = (ends + (p_pos + pred_size[p_sent, p_pos]).unsqueeze(1)).reshape(-1)
+    ends = (ends + (p_pos + p_size).unsqueeze(1)).reshape(-1)
     end_vectors = history.view(-1, n_words).index_select(0, ends)
     zeros_before = torch.zeros((ends.numel(), n_words + 1), dtype=torch.int64, device=device)
     zeros_before[:, 1:] = torch.cumsum(_popcount(~end_vectors), -1)
     pair = walker_pred * n_refs + r_ref[walker_ref]
-    lcs = _zeros_below(end_vectors, zeros_before, pair, ref_begin + a) - _zeros_below(
-        end_vectors, zeros_before, pair, ref_begin
-    )
+    lane_start = r_pos[walker_ref]
+    lcs = _zeros_below(end_vectors, zeros_before, pair, lane_start + r_size[walker_ref])
+    lcs -= _zeros_below(end_vectors, zeros_before, pair, lane_start)
     shared = (lcs > 0).nonzero().squeeze(1)
-    sent, ref_row, ref_begin, pred_begin, a, c = (x[shared] for x in (sent, ref_row, ref_begin, pred_begin, a, c))
+    del pair, lane_start, lcs, end_vectors, zeros_before
+    walker_ref, walker_pred = walker_ref[shared], walker_pred[shared]
+    sent = r_sent[walker_ref]
+    ref_row = sent * n_refs + r_ref[walker_ref]
+    ref_begin, a = r_pos[walker_ref], r_size[walker_ref]
+    pred_begin, c = p_pos[walker_pred], p_size[walker_pred]
     # walker state: the path's cell (a, c) in its pair's table, and fixed offsets (minus one, so that row a is
     # flat reference position ref_at + a and bit bit_at + a of its vectors, column c is flat candidate position
     # pred_at + c, and the vector after c candidate tokens is number snap + c + 1)
