@@ -207,3 +207,22 @@ def test_bleu_from_stats_needs_enough_orders():
         bleu_from_stats(stats, smoothing="method5")
     with pytest.raises(ValueError, match=r"stats|n_gram|order"):
         bleu_from_stats(bleu_stats(GOOD_PREDS, GOOD_TARGET, n_gram=3), n_gram=4)
+
+
+def test_validate_false_trusts_values_without_failing() -> None:
+    """``validate=False`` skips the value checks: valid input scores the same, invalid input gives finite scores."""
+    preds = torch.tensor([[1, 2, 3, 4, 0], [5, 6, 7, 0, 0]])
+    target = torch.tensor([[[1, 2, 3, 4, 0], [0, 0, 0, 0, 0]], [[5, 6, 8, 0, 0], [5, 6, 7, 9, 0]]])
+    for fn in (sentence_bleu, corpus_bleu):
+        assert torch.equal(fn(preds, target, pad_id=0), fn(preds, target, pad_id=0, validate=False))
+    bad_preds = torch.tensor([[1, -7, 3, 4, 0], [5, 6, 7, -(2**62), 0]])
+    with pytest.raises(ValueError, match="negative token ID"):
+        sentence_bleu(bad_preds, target, pad_id=0)
+    scores = sentence_bleu(bad_preds, target, pad_id=0, validate=False)
+    assert bool(torch.isfinite(scores).all())
+    no_ref = torch.zeros_like(target)
+    with pytest.raises(ValueError, match="no reference"):
+        sentence_bleu(preds, no_ref, pad_id=0)
+    assert torch.equal(sentence_bleu(preds, no_ref, pad_id=0, validate=False), torch.zeros(2))
+    with pytest.raises(TypeError, match="`validate`"):
+        sentence_bleu(preds, target, validate=1)

@@ -145,6 +145,7 @@ def _sort_rows(first_key: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     name equal keys: they are not converted back.
     """
     n_rows, width = first_key.shape
+    first_key = first_key.clamp(min=-1)  # negative IDs let through unvalidated are no tokens, not other rows' keys
     rows = torch.arange(n_rows, device=first_key.device).unsqueeze(1)
     # on the GPU a segmented sort of the rows needs no host synchronisation to find the keys' span
     span = int(first_key.max()) + 2 if first_key.device.type == "cpu" else 2**62
@@ -223,10 +224,10 @@ _PACKED_SOURCES = torch.tensor([1 << 32, 1])
 def _clip_against_refs(matches: Tensor, ref_matches: Tensor | None, n_refs: int) -> tuple[_Reduction, bool]:
     """The reduction of BLEU's clipping (and per-reference overlaps), writing order n into column n - 1.
 
-    Also says whether it wants the sources as packed weights (``_PACKED_SOURCES[source]``): with one reference
-    and no per-reference overlaps, candidate and reference counts fit in one int64 per n-gram.
+    Also says whether it wants the sources as packed weights (``_PACKED_SOURCES[source]``): with one reference,
+    candidate and reference counts fit in one int64 per n-gram (and the overlap with it is the clipped match).
     """
-    packed_sources = n_refs == 1 and ref_matches is None
+    packed_sources = n_refs == 1
 
     def reduce(n: int, key: Tensor, src: Tensor, counted: Tensor) -> _Order:
         # within an n-gram, occurrences are in column order, hence by source: candidate (0), then references
@@ -251,6 +252,8 @@ def _clip_against_refs(matches: Tensor, ref_matches: Tensor | None, n_refs: int)
                 overlap = torch.minimum(ref_count, pred_count.unsqueeze(1)).long()
                 ref_matches[:, :, n - 1] = _row_sums(overlap, groups)
         matches[:, n - 1] = _row_sums(clipped, groups)
+        if packed_sources and ref_matches is not None:
+            ref_matches[:, 0, n - 1] = matches[:, n - 1]
         # an n-gram both sides hold is one that clipped to at least one match
         return _Order(groups.group, (clipped > 0)[groups.group])
 

@@ -126,17 +126,47 @@ def _ragged_to_padded(seqs: Sequence[Any], names: Sequence[str], device: torch.d
     return out, len_t
 
 
-def _check_ids(x: Tensor, name: str, pad_id: int | None, eos_id: int | None) -> None:
+def _negative_ids(x: Tensor, pad_id: int | None, eos_id: int | None) -> Tensor:
+    """Where ``x`` holds a negative ID other than ``pad_id``/``eos_id``."""
     bad = x < 0
     for special in (pad_id, eos_id):
         if special is not None:
             bad &= x != special
+    return bad
+
+
+def _raise_negative(x: Tensor, bad: Tensor, name: str) -> None:
+    value = int(x[bad][0])
+    raise ValueError(
+        f"`{name}` holds the negative token ID {value}; token IDs must be >= 0 "
+        "(negative values are allowed only as `pad_id` or `eos_id`)."
+    )
+
+
+def _check_ids(x: Tensor, name: str, pad_id: int | None, eos_id: int | None) -> None:
+    bad = _negative_ids(x, pad_id, eos_id)
     if bool(bad.any()):
-        value = int(x[bad][0])
-        raise ValueError(
-            f"`{name}` holds the negative token ID {value}; token IDs must be >= 0 "
-            "(negative values are allowed only as `pad_id` or `eos_id`)."
-        )
+        _raise_negative(x, bad, name)
+
+
+def _check_values(preds: Tensor, refs: Tensor, present: Tensor, pad_id: int | None, eos_id: int | None) -> None:
+    """Negative IDs and sentences without a reference, found with one host synchronisation."""
+    bad_preds, bad_refs = _negative_ids(preds, pad_id, eos_id), _negative_ids(refs, pad_id, eos_id)
+    no_ref = ~present.any(-1)
+    found = torch.stack([bad_preds.any(), bad_refs.any(), no_ref.any()]).tolist()
+    if found[0]:
+        _raise_negative(preds, bad_preds, "preds")
+    if found[1]:
+        _raise_negative(refs, bad_refs, "target")
+    if found[2]:
+        _raise_no_reference(int(no_ref.nonzero()[0, 0]))
+
+
+def _raise_no_reference(sentence: int) -> None:
+    raise ValueError(
+        f"`target` gives sentence {sentence} no reference: every sentence needs at least one "
+        "(a reference that is all padding counts as absent in a (B, R, L) tensor)."
+    )
 
 
 def _keep_mask(x: Tensor, valid_len: Tensor | None, pad_id: int | None, eos_id: int | None) -> Tensor | None:
@@ -279,8 +309,16 @@ def _check_same_batch(batch: int, n_target: int) -> None:
         raise ValueError(f"`preds` has {batch} sentences but `target` has {n_target}: they must match.")
 
 
-def normalise_inputs(preds: Any, target: Any, pad_id: int | None, eos_id: int | None) -> TokenBatch:
-    """Validate ``preds``/``target`` in any accepted form and return the left-aligned :class:`TokenBatch`."""
+def normalise_inputs(
+    preds: Any, target: Any, pad_id: int | None, eos_id: int | None, validate: bool = True
+) -> TokenBatch:
+    """Validate ``preds``/``target`` in any accepted form and return the left-aligned :class:`TokenBatch`.
+
+    With ``validate=False`` the values are trusted (types and shapes are still checked): no search for negative
+    IDs or sentences without a reference, so no host synchronisation.
+    """
+    if not isinstance(validate, bool):
+        raise TypeError(f"`validate` must be a bool, got {validate!r}.")
     pad_id, eos_id = check_special_ids(pad_id, eos_id)
     preds, target = _from_numpy(preds, "preds"), _from_numpy(target, "target")
     device = _find_device(preds, target)
@@ -293,14 +331,10 @@ def normalise_inputs(preds: Any, target: Any, pad_id: int | None, eos_id: int | 
     present = present.to(pred_tokens.device)
     if ref_valid is not None:
         ref_valid = ref_valid.to(pred_tokens.device)
-    _check_ids(pred_tokens, "preds", pad_id, eos_id)
-    _check_ids(ref_tokens, "target", pad_id, eos_id)
-    if present.shape[1] == 0 or not bool(present.any(-1).all()):
-        missing = 0 if present.shape[1] == 0 else int((~present.any(-1)).nonzero()[0, 0])
-        raise ValueError(
-            f"`target` gives sentence {missing} no reference: every sentence needs at least one "
-            "(a reference that is all padding counts as absent in a (B, R, L) tensor)."
-        )
+    if present.shape[1] == 0:
+        _raise_no_reference(0)
+    if validate:
+        _check_values(pred_tokens, ref_tokens, present, pad_id, eos_id)
     preds_aligned, pred_len = _left_align(pred_tokens, _keep_mask(pred_tokens, pred_valid, pad_id, eos_id))
     refs_aligned, ref_len = _left_align(ref_tokens, _keep_mask(ref_tokens, ref_valid, pad_id, eos_id))
     ref_len = torch.where(present, ref_len, 0)

@@ -27,6 +27,7 @@ def bleu_stats(
     n_gram: int = 4,
     pad_id: int | None = None,
     eos_id: int | None = None,
+    validate: bool = True,
 ) -> BLEUStats:
     """Per-sentence sufficient statistics of BLEU.
 
@@ -39,6 +40,9 @@ def bleu_stats(
         n_gram: the highest n-gram order counted.
         pad_id: a token ID ignored wherever it stands.
         eos_id: a token ID that ends a sequence (excluded from it).
+        validate: check the token values (no negative IDs other than ``pad_id``/``eos_id``, a reference for
+            every sentence), one host synchronisation. ``False`` trusts them: for tensors that are known to be
+            valid, on CUDA. Invalid values then give meaningless scores instead of an error.
 
     Returns:
         :class:`BLEUStats` with ``matches``/``totals``/``clamped_totals`` of shape ``(B, n_gram)`` and
@@ -56,7 +60,7 @@ def bleu_stats(
         (tensor([[3, 2]]), tensor([[4, 3]]), tensor([4]), tensor([4]))
     """
     check_bleu_options(n_gram)
-    return count_stats(normalise_inputs(preds, target, pad_id, eos_id), n_gram)
+    return count_stats(normalise_inputs(preds, target, pad_id, eos_id, validate), n_gram)
 
 
 def _bleu(
@@ -72,13 +76,16 @@ def _bleu(
     auto_reweigh: bool,
     pad_id: int | None,
     eos_id: int | None,
+    validate: bool,
     dtype: torch.dtype,
 ) -> Tensor:
     """Sentence or corpus BLEU: the per-sentence statistics scored row by row, or their sum."""
     _check_dtype(dtype)
     checked = checked_weights(n_gram, weights, smoothing, smooth_value, effective_order, auto_reweigh)
     # counted once, for the highest order any weight set (or the smoothing) needs
-    stats = count_stats(normalise_inputs(preds, target, pad_id, eos_id), counted_orders(checked.order, smoothing))
+    stats = count_stats(
+        normalise_inputs(preds, target, pad_id, eos_id, validate), counted_orders(checked.order, smoothing)
+    )
     return score_checked(
         stats if per_sentence else stats.sum(),
         checked,
@@ -102,6 +109,7 @@ def sentence_bleu(
     auto_reweigh: bool = False,
     pad_id: int | None = None,
     eos_id: int | None = None,
+    validate: bool = True,
     dtype: torch.dtype = torch.float32,
 ) -> Tensor:
     """BLEU of each candidate against its references.
@@ -124,6 +132,9 @@ def sentence_bleu(
             weights are the default ``(0.25,) * 4``.
         pad_id: a token ID ignored wherever it stands.
         eos_id: a token ID that ends a sequence.
+        validate: check the token values (no negative IDs other than ``pad_id``/``eos_id``, a reference for
+            every sentence), one host synchronisation. ``False`` trusts them: for tensors that are known to be
+            valid, on CUDA. Invalid values then give meaningless scores instead of an error.
         dtype: floating dtype of the result (always computed in float64).
 
     Returns:
@@ -153,6 +164,7 @@ def sentence_bleu(
         auto_reweigh=auto_reweigh,
         pad_id=pad_id,
         eos_id=eos_id,
+        validate=validate,
         dtype=dtype,
     )
 
@@ -169,6 +181,7 @@ def corpus_bleu(
     auto_reweigh: bool = False,
     pad_id: int | None = None,
     eos_id: int | None = None,
+    validate: bool = True,
     dtype: torch.dtype = torch.float32,
 ) -> Tensor:
     """BLEU of the whole batch as one corpus: the score of the summed sentence statistics.
@@ -201,5 +214,6 @@ def corpus_bleu(
         auto_reweigh=auto_reweigh,
         pad_id=pad_id,
         eos_id=eos_id,
+        validate=validate,
         dtype=dtype,
     )

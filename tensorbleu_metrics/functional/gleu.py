@@ -104,12 +104,8 @@ def gleu_stats(
     """
     check_gleu_options(min_len, max_len)
     batch = normalise_inputs(preds, target, pad_id, eos_id)
-    if batch.refs.shape[1] == 1:
-        # one reference: its overlap is BLEU's clipped match, which the pass counts with a cheaper reduction
-        ref_matches = count_ngrams(batch, max_len).stats.matches.unsqueeze(1)
-    else:
-        ref_matches = count_ngrams(batch, max_len, per_reference=True).ref_matches
-        assert ref_matches is not None
+    ref_matches = count_ngrams(batch, max_len, per_reference=True).ref_matches
+    assert ref_matches is not None
     tp = ref_matches[..., min_len - 1 :].sum(-1)  # (B, R)
     n_all = torch.maximum(
         _ngram_totals(batch.pred_len, min_len, max_len).unsqueeze(1), _ngram_totals(batch.ref_len, min_len, max_len)
