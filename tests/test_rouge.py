@@ -306,3 +306,5 @@ def test_numpy_inputs_and_ids_equal_the_tensor_path() -> None:
         preds.numpy(), target.numpy(), rouge_keys=list(ALL_KEYS), sep_id=np.int64(SEP), pad_id=np.int32(PAD)
     )
     assert all(torch.equal(got[k], expected[k]) for k in expected)
+    trusted = rouge_score(preds, target, rouge_keys=ALL_KEYS, sep_id=SEP, pad_id=PAD, validate=False)
+    assert all(torch.equal(trusted[k], expected[k]) for k in expected)

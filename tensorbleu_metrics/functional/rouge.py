@@ -101,6 +101,7 @@ def rouge_score(
     pad_id: int | None = None,
     eos_id: int | None = None,
     dtype: torch.dtype = torch.float32,
+    validate: bool = True,
 ) -> dict[str, Tensor]:
     """ROUGE of each candidate against its references, on token IDs.
 
@@ -129,6 +130,8 @@ def rouge_score(
         pad_id: a token ID ignored wherever it stands.
         eos_id: a token ID that ends a sequence.
         dtype: floating dtype of the results (always computed in float64).
+        validate: check the token values, as :func:`tensorbleu_metrics.functional.sentence_bleu` does; ``False``
+            trusts them (the LCS still reads its loop lengths from the device).
 
     Returns:
         ``{f"{key}_{field}": (B,) tensor}`` for every key and ``field`` in ``fmeasure``, ``precision``,
@@ -153,7 +156,7 @@ def rouge_score(
     check_special_ids(pad_id, eos_id)
     _check_special(sep_id, pad_id, eos_id)
     _check_dtype(dtype)
-    batch = normalise_inputs(preds, target, pad_id, eos_id)
+    batch = normalise_inputs(preds, target, pad_id, eos_id, validate)
     words = batch if sep_id is None else _without_separators(batch, sep_id)
     per_key: dict[str, tuple[Tensor, Tensor, Tensor]] = {}
     orders = [int(k[5:]) for k in keys if k[5:].isdigit()]
