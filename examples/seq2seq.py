@@ -38,7 +38,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from examples.cli import DEFAULT_OUT_DIR
-from tensorbleu_metrics import TokenIDBLEU
+from tensorbleu_metrics import TokenIDBLEU, TokenIDROUGE
 
 PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
 SPECIALS = ("<pad>", "<bos>", "<eos>")
@@ -392,7 +392,8 @@ class Seq2SeqModule(L.LightningModule):
     Logged in validation: ``val/loss``, ``val/bleu`` (corpus BLEU-4 via ``TokenIDBLEU``, logged as the
     metric object), ``val/bleu1`` .. ``val/bleu4`` (cumulative BLEU-n), ``val/sentence_bleu_mean``
     and quantiles of the per-sentence scores (SacreBLEU's sentence-level defaults: ``exp`` smoothing,
-    effective order), plus a histogram of them (TensorBoard) or a CSV file of histogram bins.
+    effective order), ``val/rougeL`` (mean sentence ROUGE-L F via ``TokenIDROUGE``), plus a histogram of the
+    sentence BLEU scores (TensorBoard) or a CSV file of histogram bins.
     With ``keep_decoded=True`` the decoded IDs and targets of the last validation epoch are kept in
     ``self.decoded`` (a list of ``(hyp, target)`` CPU tensor pairs) so BLEU can be recomputed.
     """
@@ -425,6 +426,7 @@ class Seq2SeqModule(L.LightningModule):
         self.val_sentence_bleu = TokenIDBLEU(
             n_gram=4, smoothing="exp", effective_order=True, return_sentence_level_score=True, **ids
         )
+        self.val_rouge = TokenIDROUGE(rouge_keys="rougeL", **ids)  # mean sentence ROUGE-L F, beside BLEU
         self.histogram_rows: list[list[Any]] = []
 
     # ---- training
@@ -469,6 +471,7 @@ class Seq2SeqModule(L.LightningModule):
         self.log("val/bleu", self.val_bleu, prog_bar=True)
         self.val_bleu_n.update(hyp, tgt_out)
         self.val_sentence_bleu.update(hyp, tgt_out)
+        self.val_rouge.update(hyp, tgt_out)
         if self.keep_decoded:
             self.decoded.append((hyp.cpu(), tgt_out.cpu()))
 
@@ -479,6 +482,8 @@ class Seq2SeqModule(L.LightningModule):
         self.val_bleu_n.reset()
         for k, v in enumerate(bleu_n, start=1):
             self.log(f"val/bleu{k}", v, sync_dist=True)
+        self.log("val/rougeL", self.val_rouge.compute()["rougeL_fmeasure"], sync_dist=True)
+        self.val_rouge.reset()
         _, sent = self.val_sentence_bleu.compute()
         self.val_sentence_bleu.reset()
         sent = sent.float()

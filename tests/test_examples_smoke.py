@@ -31,7 +31,7 @@ from examples.seq2seq import (
     collate,
     make_loggers,
 )
-from tensorbleu_metrics.functional import corpus_bleu, sentence_bleu
+from tensorbleu_metrics.functional import corpus_bleu, rouge_score, sentence_bleu
 
 # a tiny model and data set: every run takes a second or two on a CPU
 TINY = [
@@ -80,6 +80,8 @@ def _check_logged_bleu_matches_recomputed(res: dict, val_size: int = 64) -> None
         assert last[f"val/bleu{k + 1}"] == pytest.approx(float(bleu_n[k]), abs=1e-6)
     sent = sentence_bleu(preds, target, smoothing="exp", effective_order=True, **ids)
     assert last["val/sentence_bleu_mean"] == pytest.approx(float(sent.mean()), abs=1e-5)
+    rouge_l = rouge_score(preds, target, rouge_keys="rougeL", **ids)["rougeL_fmeasure"]
+    assert last["val/rougeL"] == pytest.approx(float(rouge_l.mean()), abs=1e-5)
     # the padded batches (decoder output: EOS then PAD) give the same corpus BLEU as the ragged rows
     width = max(p.numel() for p in preds)
     padded = torch.stack([torch.nn.functional.pad(p, (0, width - p.numel()), value=PAD_ID) for p in preds])

@@ -1,4 +1,4 @@
-"""Token-ID n-gram metrics as pure functions on tensors: BLEU, GLEU, Self-BLEU and distinct-n."""
+"""Token-ID metrics as pure functions on tensors: BLEU, GLEU, Self-BLEU, distinct-n and ROUGE."""
 
 from tensorbleu_metrics.functional._counting import BLEUStats
 from tensorbleu_metrics.functional._scoring import (
@@ -17,8 +17,10 @@ from tensorbleu_metrics.functional.gleu import (
     gleu_stats,
     sentence_gleu,
 )
+from tensorbleu_metrics.functional.rouge import ROUGE_KEYS, rouge_score
 
 __all__ = [
+    "ROUGE_KEYS",
     "SMOOTHING_METHODS",
     "BLEUStats",
     "GLEUStats",
@@ -32,6 +34,7 @@ __all__ = [
     "distinct_ngrams",
     "gleu_from_stats",
     "gleu_stats",
+    "rouge_score",
     "self_bleu",
     "sentence_bleu",
     "sentence_gleu",

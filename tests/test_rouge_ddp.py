@@ -1,0 +1,115 @@
+"""``TokenIDROUGE`` under real ``torch.distributed``: gloo, 2 CPU processes, uneven and empty shards.
+
+Each rank saves what it computed; the parent checks it against rouge-score (called here) and the single-process
+functional result on all the data.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from corpus_utils import make_corpus
+from test_rouge import ATOL32, SEP, rouge_oracle
+
+from tensorbleu_metrics import TokenIDROUGE
+from tensorbleu_metrics.functional import rouge_score
+
+WORLD_SIZE = 2
+KEYS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+CORPUS = make_corpus(seed=12, n=30, max_len=12)
+
+# rank -> list of (first sentence, end) batches; rank 0's sentences come first in gathered sentence scores
+SCENARIOS: dict[str, dict] = {
+    "uneven": {"kwargs": {}, "batches": {0: [(0, 3), (3, 11)], 1: [(11, 30)]}},
+    "empty_rank1_sentences": {"kwargs": {"return_sentence_level_score": True}, "batches": {0: [(0, 7)], 1: []}},
+    "empty_rank0_avg_sentences": {
+        "kwargs": {"accumulate": "avg", "return_sentence_level_score": True},
+        "batches": {0: [], 1: [(0, 5), (5, 9)]},
+    },
+    "forward_sentences": {
+        "kwargs": {"return_sentence_level_score": True},
+        "batches": {0: [(0, 4), (4, 6)], 1: [(6, 13)]},
+        "forward": True,
+    },
+    "all_empty": {"kwargs": {"return_sentence_level_score": True}, "batches": {0: [], 1: []}},
+}
+
+
+def _run(rank: int, scenario: dict) -> dict:
+    metric = TokenIDROUGE(rouge_keys=KEYS, sep_id=SEP, **scenario["kwargs"])
+    preds, refs = CORPUS
+    out: dict = {"batch_values": []}
+    for start, end in scenario["batches"][rank]:
+        if scenario.get("forward"):
+            out["batch_values"].append(metric(preds[start:end], refs[start:end]))
+        else:
+            metric.update(preds[start:end], refs[start:end])
+    out["compute"] = metric.compute()
+    out["local_sentences"] = int(metric.n_sentences)  # each rank's own state again after compute()
+    return out
+
+
+def _worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            results = {}
+            for name, scenario in SCENARIOS.items():
+                results[name] = _run(rank, scenario)
+                dist.barrier()
+        torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _indices(batches: dict) -> list[int]:
+    return [i for rank in range(WORLD_SIZE) for start, end in batches[rank] for i in range(start, end)]
+
+
+def _check(name: str, kwargs: dict, idx: list[int], value) -> None:
+    sentence_level = kwargs.get("return_sentence_level_score", False)
+    means, sentences = value if sentence_level else (value, None)
+    accumulate = kwargs.get("accumulate", "best")
+    preds, refs = CORPUS
+    preds, refs = [preds[i] for i in idx], [refs[i] for i in idx]
+    oracle = rouge_oracle(preds, refs, KEYS, accumulate)
+    for field, values in oracle.items():
+        expected = sum(values) / len(values) if values else 0.0
+        assert abs(float(means[field]) - expected) < ATOL32, (name, field)
+    if sentence_level:
+        ours = rouge_score(preds, refs, rouge_keys=KEYS, sep_id=SEP, accumulate=accumulate) if idx else None
+        for field in oracle:
+            assert sentences[field].shape == (len(idx),), (name, field)
+            if ours is not None:
+                assert torch.equal(sentences[field], ours[field]), (name, field)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_ddp_gloo_two_processes(tmp_path: Path) -> None:
+    mp.spawn(_worker, args=(WORLD_SIZE, _free_port(), str(tmp_path)), nprocs=WORLD_SIZE, join=True)
+    results = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(WORLD_SIZE)]
+    for name, scenario in SCENARIOS.items():
+        batches = scenario["batches"]
+        for rank in range(WORLD_SIZE):
+            res = results[rank][name]
+            _check(name, scenario["kwargs"], _indices(batches), res["compute"])
+            assert res["local_sentences"] == sum(end - start for start, end in batches[rank]), name
+            if scenario.get("forward"):  # each batch's own value, not synced
+                for (start, end), value in zip(batches[rank], res["batch_values"], strict=True):
+                    _check(f"{name}/forward", scenario["kwargs"], list(range(start, end)), value)
