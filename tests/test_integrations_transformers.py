@@ -18,6 +18,7 @@ from tensorbleu_metrics.functional import (
     corpus_bleu,
     corpus_gleu,
     distinct_ngrams,
+    rouge_score,
     self_bleu,
     sentence_bleu,
     sentence_gleu,
@@ -168,6 +169,23 @@ def test_gleu_and_diversity_on_real_predictions(seq2seq_eval):
     assert make_compute_metrics(pad_id=PAD, eos_id=EOS, metrics="distinct")(pred) == pytest.approx(
         {"distinct_2": float(distinct_ngrams(p, n_gram=2))}, abs=1e-6
     )
+
+
+def test_rouge_on_real_predictions(seq2seq_eval):
+    from rouge_score.rouge_scorer import RougeScorer
+
+    _, pred = seq2seq_eval
+    got = make_compute_metrics(pad_id=PAD, eos_id=EOS, metrics="rouge")(pred)
+    p, t = clean(pred.predictions), [[r] for r in clean(pred.label_ids)]
+    assert set(got) == {"rouge1", "rouge2", "rougeL"}
+    want = rouge_score(p, t)
+    scorer = RougeScorer(["rouge1", "rouge2", "rougeL"])
+    oracle = [scorer.score(" ".join(map(str, r[0])), " ".join(map(str, h))) for h, r in zip(p, t, strict=True)]
+    for key in got:
+        assert got[key] == pytest.approx(float(want[f"{key}_fmeasure"].mean()), abs=1e-6)
+        assert got[key] == pytest.approx(sum(o[key].fmeasure for o in oracle) / len(oracle), abs=1e-6)
+    one = make_compute_metrics(pad_id=PAD, eos_id=EOS, metrics="rouge", options={"rouge": {"rouge_keys": "rouge2"}})
+    assert one(pred) == pytest.approx({"rouge2": got["rouge2"]}, abs=1e-7)
 
 
 def test_tokens_after_eos_are_ignored_and_eos_is_not_a_token():

@@ -20,8 +20,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tensorbleu_metrics.functional import self_bleu, sentence_bleu, sentence_gleu
-from tensorbleu_metrics.integrations.trl import TokenIDReward, bleu_reward, diversity_reward, gleu_reward
+from tensorbleu_metrics.functional import rouge_score, self_bleu, sentence_bleu, sentence_gleu
+from tensorbleu_metrics.integrations.trl import (
+    TokenIDReward,
+    bleu_reward,
+    diversity_reward,
+    gleu_reward,
+    rouge_reward,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 EOS = 2
@@ -241,6 +247,41 @@ def test_gleu_reward_equals_nltk_and_the_functional_api():
         assert got == pytest.approx(nltk_gleu(rs, hyp, max_len=3), abs=1e-12)
     # the trailing EOS changes nothing
     assert reward(prompts=None, completions=None, completion_ids=hyps, **trl_kwargs(4, refs=refs)) == out
+
+
+@pytest.mark.parametrize(("key", "measure"), [("rougeL", "fmeasure"), ("rouge2", "recall"), ("rouge1", "precision")])
+def test_rouge_reward_equals_google_rouge_score(key, measure):
+    from rouge_score.rouge_scorer import RougeScorer
+
+    completion_ids = [[5, 6, 7, 8, 9, 2], [5, 6, 9, 10, 11, 12], [7, 7, 7, 2], [2]]
+    refs = [[[5, 6, 7, 8, 10]], [[5, 6, 9, 10, 12], [6, 9, 10, 11]], [[7, 7, 8]], [[4, 5]]]
+    reward = rouge_reward("refs", rouge_key=key, measure=measure, eos_token_id=EOS, dtype=torch.float64)
+    assert reward.__name__ == key
+    out = reward(prompts=None, completions=None, completion_ids=completion_ids, **trl_kwargs(4, refs=refs))
+    hyps = _strip(completion_ids)
+    want = rouge_score(hyps, refs, rouge_keys=key, dtype=torch.float64)[f"{key}_{measure}"]
+    assert out == want.tolist()
+    scorer = RougeScorer([key])
+    for got, hyp, rs in zip(out, hyps, refs, strict=True):
+        joined = [" ".join(map(str, r)) for r in rs]
+        oracle = scorer.score_multi(joined, " ".join(map(str, hyp)))[key]
+        assert got == pytest.approx(getattr(oracle, measure), abs=1e-12)
+
+
+def test_rouge_reward_options():
+    with pytest.raises(ValueError, match="measure"):
+        rouge_reward(eos_token_id=EOS, measure="f1")
+    with pytest.raises(TypeError, match="rouge_key"):
+        rouge_reward(eos_token_id=EOS, rouge_key=["rouge1", "rouge2"])
+    with pytest.raises(ValueError, match="rouge_keys"):
+        rouge_reward(eos_token_id=EOS, rouge_keys="rouge1")
+    with pytest.raises(ValueError, match="rouge"):
+        rouge_reward(eos_token_id=EOS, rouge_key="rouge0")
+    with pytest.raises(ValueError, match="sep_id"):
+        rouge_reward(eos_token_id=EOS, rouge_key="rougeLsum")
+    lsum = rouge_reward(eos_token_id=EOS, rouge_key="rougeLsum", sep_id=4)
+    out = lsum(prompts=None, completions=None, completion_ids=[[5, 6, 4, 7, 8, 2]], reference=[[7, 8, 4, 5, 6]])
+    assert out == [1.0]
 
 
 def nltk_self_bleu(samples, groups):

@@ -15,6 +15,7 @@ from tensorbleu_metrics.functional import (
     corpus_bleu,
     corpus_gleu,
     distinct_ngrams,
+    rouge_score,
     self_bleu,
     sentence_bleu,
     sentence_gleu,
@@ -42,6 +43,12 @@ def _corpus_and_sentence(name: str, corpus: Callable[..., Tensor], sentence: Cal
     return scores
 
 
+def _rouge(preds: Tensor, target: Tensor, options: Mapping[str, Any], sentence_scores: bool = False):
+    """Mean F measure over the evaluation set of each ROUGE key (``rouge1``, ``rouge2``, ``rougeL`` by default)."""
+    scores = rouge_score(preds, target, pad_id=PAD, eos_id=EOS, **options)
+    return {key.removesuffix("_fmeasure"): value.mean() for key, value in scores.items() if key.endswith("_fmeasure")}
+
+
 def _self_bleu(preds: Tensor, target: Tensor, options: Mapping[str, Any], sentence_scores: bool = False):
     """Self-BLEU of the whole evaluation set (each prediction against all the others); lower is more diverse."""
     return {"self_bleu": self_bleu(preds, pad_id=PAD, eos_id=EOS, **options).mean()}
@@ -57,6 +64,7 @@ def _distinct(preds: Tensor, target: Tensor, options: Mapping[str, Any], sentenc
 _METRICS: dict[str, Scores] = {
     "bleu": _corpus_and_sentence("bleu", corpus_bleu, sentence_bleu),
     "gleu": _corpus_and_sentence("gleu", corpus_gleu, sentence_gleu),
+    "rouge": _rouge,
     "self_bleu": _self_bleu,
     "distinct": _distinct,
 }
@@ -182,7 +190,9 @@ def make_compute_metrics(
         pad_id: the tokenizer's ``pad_token_id`` (also T5's decoder start token, dropped with it).
         eos_id: the ID (or IDs) ending a sequence; ``None`` when nothing follows the EOS but padding (EOS then
             only counts as a token if it is not in ``ignore_ids``).
-        metrics: which scores: ``"bleu"``, ``"gleu"`` (corpus scores, and sentence means on request), and the
+        metrics: which scores: ``"bleu"``, ``"gleu"`` (corpus scores, and sentence means on request),
+            ``"rouge"`` (the mean F measure of each key: ``"rouge1"``, ``"rouge2"``, ``"rougeL"`` unless
+            ``options={"rouge": {"rouge_keys": ...}}`` says otherwise), and the
             diversity of the predictions themselves, ``"self_bleu"`` (mean Self-BLEU of each prediction against
             all others) and ``"distinct"`` (distinct-n, key ``"distinct_<n>"``, ``n_gram`` 2 by default).
         ignore_ids: more IDs dropped wherever they stand, e.g. BART's ``bos_token_id`` and its decoder start

@@ -16,11 +16,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from tensorbleu_metrics.functional import self_bleu, sentence_bleu, sentence_gleu
+from tensorbleu_metrics.functional import rouge_score, self_bleu, sentence_bleu, sentence_gleu
 from tensorbleu_metrics.functional._scoring import SACREBLEU_METHODS
 from tensorbleu_metrics.integrations._convert import EOS, PAD, id_tuple, padded_rows
 
-__all__ = ["TokenIDReward", "bleu_reward", "diversity_reward", "gleu_reward"]
+__all__ = ["TokenIDReward", "bleu_reward", "diversity_reward", "gleu_reward", "rouge_reward"]
 
 # Options the reward sets itself: the caller's ID conventions are mapped to PAD/EOS before the functional call.
 _RESERVED = ("preds", "target", "pad_id", "eos_id", "groups")
@@ -44,6 +44,13 @@ def _sentence_bleu_defaults(options: Mapping[str, Any]) -> dict[str, Any]:
     return {"smoothing": "exp", **effective, **options}
 
 
+def _rouge(preds: Tensor, refs: Tensor | None, groups: Tensor | None, options: Mapping[str, Any]) -> Tensor:
+    """One ROUGE key's precision, recall or F measure (the ``measure`` option) per completion."""
+    options = dict(options)
+    measure = options.pop("measure")
+    return rouge_score(preds, refs, pad_id=PAD, eos_id=EOS, **options)[f"{options['rouge_keys']}_{measure}"]
+
+
 # One entry per metric; a new metric is one entry and a three-line factory below.
 _REWARDS: dict[str, _RewardSpec] = {
     "bleu": _RewardSpec(
@@ -51,6 +58,7 @@ _REWARDS: dict[str, _RewardSpec] = {
         with_defaults=_sentence_bleu_defaults,
     ),
     "gleu": _RewardSpec(lambda preds, refs, groups, o: sentence_gleu(preds, refs, pad_id=PAD, eos_id=EOS, **o)),
+    "rouge": _RewardSpec(_rouge),
     # 1 - Self-BLEU: each completion against the other completions of its prompt; no reference needed.
     "diversity": _RewardSpec(
         lambda preds, refs, groups, o: 1 - self_bleu(preds, groups=groups, pad_id=PAD, eos_id=EOS, **o),
@@ -348,6 +356,52 @@ def gleu_reward(
         name=name,
         reference_prefix=reference_prefix,
         options=gleu_options,
+    )
+
+
+def rouge_reward(
+    reference_column: str = "reference",
+    *,
+    rouge_key: str = "rougeL",
+    measure: str = "fmeasure",
+    tokenizer: Any = None,
+    eos_token_id: int | Sequence[int] | None = None,
+    device: str | torch.device | None = None,
+    name: str | None = None,
+    reference_prefix: str = "",
+    **rouge_options: Any,
+) -> TokenIDReward:
+    """One ROUGE score (Google's ``rouge_score`` semantics) of each completion's token IDs against a dataset column.
+
+    Takes the arguments of :func:`bleu_reward`, and:
+
+    Args:
+        rouge_key: which ROUGE: ``"rouge1"`` .. ``"rouge9"``, ``"rougeL"``, ``"rougeLsum"`` (needs ``sep_id``).
+        measure: ``"fmeasure"``, ``"precision"`` or ``"recall"``.
+        name: the reward's ``__name__``; default ``rouge_key``.
+        **rouge_options: options of :func:`tensorbleu_metrics.functional.rouge_score` (``accumulate`` over
+            several references, ``sep_id``, ``dtype``).
+
+    Example:
+        >>> reward = rouge_reward(eos_token_id=2)
+        >>> reward(prompts=None, completions=None, completion_ids=[[5, 6, 7, 8, 2], [5, 7]], reference=[[5, 6, 8]] * 2)
+        [0.857..., 0.4...]
+    """
+    if not isinstance(rouge_key, str):
+        raise TypeError(f"`rouge_key` must be one ROUGE key (a str such as 'rougeL'), got {rouge_key!r}.")
+    if measure not in ("fmeasure", "precision", "recall"):
+        raise ValueError(f"`measure` must be 'fmeasure', 'precision' or 'recall', got {measure!r}.")
+    if "rouge_keys" in rouge_options:
+        raise ValueError("`rouge_keys`: a reward is one score per completion; name one key with `rouge_key`.")
+    return TokenIDReward(
+        "rouge",
+        reference_column=reference_column,
+        tokenizer=tokenizer,
+        eos_token_id=eos_token_id,
+        device=device,
+        name=rouge_key if name is None else name,
+        reference_prefix=reference_prefix,
+        options={"rouge_keys": rouge_key, "measure": measure, **rouge_options},
     )
 
 
