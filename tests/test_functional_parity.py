@@ -700,3 +700,20 @@ def test_property_weight_list_equals_stacked_single_calls(oracle, batch, setup, 
     if smoothing in NLTK_METHODS:
         exp_c = oracle.corpus(hyps, refs, n_gram, smoothing, weights=weights, **kwargs)
         _assert_close(corp, exp_c, what=f"corpus weights vs NLTK {smoothing}")
+
+
+@pytest.mark.parametrize("n_refs", [1, 3])
+@pytest.mark.parametrize("batch", [4, 64])
+def test_both_first_sorts_agree_with_nltk(oracle, batch: int, n_refs: int) -> None:
+    """Batches below and above the flat radix sort's threshold (2**15 keys) give NLTK's numbers."""
+    rng = random.Random(batch * 10 + n_refs)
+    hyps = [[rng.randint(1, 40) for _ in range(rng.randint(150, 260))] for _ in range(batch)]
+    refs = [
+        [[t if rng.random() < 0.7 else rng.randint(1, 40) for t in h][: rng.randint(100, 260)] for _ in range(n_refs)]
+        for h in hyps
+    ]
+    ours = sentence_bleu(hyps, refs, smoothing="method1", dtype=torch.float64)
+    expected = torch.tensor(
+        [oracle.nltk_sentence(h, r, 4, "method1") for h, r in zip(hyps, refs, strict=True)], dtype=torch.float64
+    )
+    assert torch.allclose(ours, expected, atol=1e-12, rtol=0)
