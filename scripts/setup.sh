@@ -36,6 +36,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 step "upgrading pip" .venv/bin/python -m pip install --quiet --upgrade pip
 step "installing torch==2.13.0" .venv/bin/python -m pip install --quiet "torch==2.13.0"
-step "installing tensorbleu-metrics and its dev tools (torchmetrics, lightning, pytest, hypothesis, nltk, \
-sacrebleu, ruff, matplotlib)" .venv/bin/python -m pip install --quiet -e ".[dev]"
+step "installing tensorbleu-metrics and its dev tools (torchmetrics, lightning, trl/transformers, pytest, \
+hypothesis, nltk, sacrebleu, rouge-score, ruff, matplotlib)" .venv/bin/python -m pip install --quiet -e ".[dev]"
 echo "set up: $(.venv/bin/python -c 'import torch, tensorbleu_metrics as t; print("tensorbleu-metrics", t.__version__, "torch", torch.__version__)')"
