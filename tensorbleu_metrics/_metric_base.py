@@ -17,6 +17,8 @@ from torchmetrics import Metric
 from torchmetrics.utilities.distributed import gather_all_tensors
 from torchmetrics.utilities.plot import _AX_TYPE, _PLOT_OUT_TYPE
 
+from tensorbleu_metrics.functional._inputs import check_special_ids
+
 __all__ = ["TORCHMETRICS_INTERNALS", "check_torchmetrics_internals"]
 
 # What the base relies on. Attributes of a constructed Metric, then methods it overrides or calls, with the
@@ -95,6 +97,13 @@ class _TokenIDMetric(Metric):
         super().__init__(**kwargs)
         # per list state: the trailing shape and dtype of its tensors (what an empty contribution looks like)
         self._list_state_layout: dict[str, tuple[tuple[int, ...], torch.dtype]] = {}
+
+    def _set_token_options(self, pad_id: Any, eos_id: Any, return_sentence_level_score: Any) -> None:
+        """Validate and keep the options every token-ID metric takes (IDs as Python ints)."""
+        self.pad_id, self.eos_id = check_special_ids(pad_id, eos_id)
+        if not isinstance(return_sentence_level_score, bool):
+            raise TypeError(f"`return_sentence_level_score` must be a bool, got {return_sentence_level_score!r}.")
+        self.return_sentence_level_score = return_sentence_level_score
 
     # ------------------------------------------------------------------ declaring states
     def _add_sum_state(self, name: str, shape: Sequence[int] = (), dtype: torch.dtype = torch.int64) -> None:

@@ -13,7 +13,6 @@ from torchmetrics.utilities.imports import _MATPLOTLIB_AVAILABLE
 
 from tensorbleu_metrics import functional
 from tensorbleu_metrics._metric_base import _TokenIDMetric
-from tensorbleu_metrics.functional._inputs import check_special_ids
 
 if not _MATPLOTLIB_AVAILABLE:
     __doctest_skip__ = ["TokenIDGLEU.plot"]
@@ -88,14 +87,9 @@ class TokenIDGLEU(_TokenIDMetric):
     ) -> None:
         super().__init__(**kwargs)
         functional.check_gleu_options(min_len, max_len)
-        check_special_ids(pad_id, eos_id)
-        if not isinstance(return_sentence_level_score, bool):
-            raise TypeError(f"`return_sentence_level_score` must be a bool, got {return_sentence_level_score!r}.")
+        self._set_token_options(pad_id, eos_id, return_sentence_level_score)
         self.min_len = min_len
         self.max_len = max_len
-        self.pad_id = pad_id
-        self.eos_id = eos_id
-        self.return_sentence_level_score = return_sentence_level_score
         for name in functional.GLEUStats._fields:
             self._add_sum_state(name)
         if return_sentence_level_score:

@@ -12,7 +12,6 @@ from torchmetrics.utilities.plot import _AX_TYPE, _PLOT_OUT_TYPE
 
 from tensorbleu_metrics import functional
 from tensorbleu_metrics._metric_base import _TokenIDMetric
-from tensorbleu_metrics.functional._inputs import check_special_ids
 
 if not _MATPLOTLIB_AVAILABLE:
     __doctest_skip__ = ["TokenIDBLEU.plot"]
@@ -128,18 +127,13 @@ class TokenIDBLEU(_TokenIDMetric):
         super().__init__(**kwargs)
         # the BLEU order: n_gram, or the longest weight tuple's length (4 without weights)
         n_gram = functional.check_bleu_options(n_gram, weights, smoothing, smooth_value, effective_order, auto_reweigh)
-        check_special_ids(pad_id, eos_id)
-        if not isinstance(return_sentence_level_score, bool):
-            raise TypeError(f"`return_sentence_level_score` must be a bool, got {return_sentence_level_score!r}.")
+        self._set_token_options(pad_id, eos_id, return_sentence_level_score)
         self.n_gram = n_gram
         self.weights = weights
         self.smoothing = smoothing
         self.smooth_value = smooth_value
         self.effective_order = effective_order
         self.auto_reweigh = auto_reweigh
-        self.pad_id = pad_id
-        self.eos_id = eos_id
-        self.return_sentence_level_score = return_sentence_level_score
         # Orders whose statistics are kept: more than ``n_gram`` for smoothings that look at higher orders.
         self._counted_orders = functional.counted_orders(n_gram, smoothing)
 

@@ -14,7 +14,6 @@ from torchmetrics.utilities.imports import _MATPLOTLIB_AVAILABLE
 from torchmetrics.utilities.plot import _AX_TYPE, _PLOT_OUT_TYPE
 
 from tensorbleu_metrics._metric_base import _TokenIDMetric
-from tensorbleu_metrics.functional._inputs import check_special_ids
 from tensorbleu_metrics.functional.rouge import SCORE_FIELDS, check_rouge_options, rouge_score
 
 if not _MATPLOTLIB_AVAILABLE:
@@ -86,16 +85,11 @@ class TokenIDROUGE(_TokenIDMetric):
     ) -> None:
         super().__init__(**kwargs)
         self.rouge_keys, sep_id = check_rouge_options(rouge_keys, accumulate, sep_id)
-        pad_id, eos_id = check_special_ids(pad_id, eos_id)
-        if not isinstance(return_sentence_level_score, bool):
-            raise TypeError(f"`return_sentence_level_score` must be a bool, got {return_sentence_level_score!r}.")
-        if sep_id is not None and sep_id in (pad_id, eos_id):
+        self._set_token_options(pad_id, eos_id, return_sentence_level_score)
+        if sep_id is not None and sep_id in (self.pad_id, self.eos_id):
             raise ValueError(f"`sep_id` ({sep_id}) must differ from `pad_id` and `eos_id`.")
         self.accumulate = accumulate
         self.sep_id = sep_id
-        self.pad_id = pad_id
-        self.eos_id = eos_id
-        self.return_sentence_level_score = return_sentence_level_score
         # one row per key, one column per field of SCORE_FIELDS
         self._names = [f"{key}_{field}" for key in self.rouge_keys for field in SCORE_FIELDS]
         self._add_sum_state("score_sum", (len(self._names),), torch.float64)
