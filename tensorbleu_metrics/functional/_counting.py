@@ -113,9 +113,9 @@ def _group(key: Tensor) -> _Groups:
     return _Groups(starts, group, row_group[:, 0], row_group[:, -1])
 
 
-def _row_sums(per_group: Tensor, groups: _Groups) -> Tensor:
-    """Sum of a per-group quantity over the n-grams of each row."""
-    total = torch.cumsum(per_group, 0)
+def _row_sums(per_group: Tensor, groups: _Groups, out: Tensor | None = None) -> Tensor:
+    """Sum of a per-group quantity over the n-grams of each row (``out``: a buffer of its shape and dtype)."""
+    total = torch.cumsum(per_group, 0) if out is None else torch.cumsum(per_group, 0, out=out)
     before = total[(groups.first - 1).clamp(min=0)]
     before[groups.first == 0] = 0
     return total[groups.last] - before
@@ -191,13 +191,15 @@ def _sorted_pass(first_key: Tensor, source: Tensor, n_gram: int, reduce: _Reduct
     group = order.group.view(n_rows, -1)
     for n in range(2, n_gram + 1):
         last_token = torch.take(token_id[n - 1 :], pos)
-        counted = counted & carry & (last_token >= 0)
+        # carried n-grams are counted ones (a reduction carries nothing it did not count): the carry flags are
+        # the reduction's own tensor, updated in place like the keys (every large temporary costs page faults)
+        counted = carry.logical_and_(last_token >= 0)
         # rows are already sorted by the (n-1)-gram id, so this sort mostly reorders within groups; n-grams
         # that are not carried sort past the end of their row, and the rows are cut to the longest carried prefix
         kept = int(counted.sum(1).max())
         if kept == 0:
             break
-        key = torch.where(counted, torch.add(last_token, group, alpha=n_ids), beyond)
+        key = last_token.add_(group, alpha=n_ids).masked_fill_(counted.logical_not_(), beyond)
         key, perm = torch.sort(key, dim=1, stable=True)
         key, perm = key[:, :kept], perm[:, :kept]
         pos, src = torch.gather(pos, 1, perm), torch.gather(src, 1, perm)
@@ -243,9 +245,17 @@ def _clip_against_refs(matches: Tensor, ref_matches: Tensor | None, n_refs: int)
         if packed_sources:
             # candidate and reference counts of every n-gram in one scatter: the sources are the weights, the
             # candidate's count in the high half
+            # (in place where it can: on the CPU every large temporary costs page faults)
             weight = torch.where(flat_counted, flat_src, 0)
-            packed = torch.zeros(n_groups, dtype=torch.int64, device=key.device).scatter_add_(0, groups.group, weight)
-            clipped = torch.minimum(packed >> 32, packed & 0xFFFFFFFF)
+            packed = torch.zeros_like(weight).scatter_add_(0, groups.group, weight)
+            clipped = torch.bitwise_right_shift(packed, 32, out=weight)
+            clipped = torch.minimum(clipped, packed.bitwise_and_(0xFFFFFFFF), out=clipped)
+            carry = (clipped > 0)[groups.group]
+            matches[:, n - 1] = _row_sums(clipped, groups, out=packed)
+            if ref_matches is not None:
+                ref_matches[:, 0, n - 1] = matches[:, n - 1]
+            # an n-gram both sides hold is one that clipped to at least one match
+            return _Order(groups.group, carry)
         else:
             # occurrences per (n-gram, source) in one scatter: the candidate's count and each reference's
             slot = torch.add(flat_src, groups.group, alpha=n_refs + 1)
@@ -257,9 +267,6 @@ def _clip_against_refs(matches: Tensor, ref_matches: Tensor | None, n_refs: int)
                 overlap = torch.minimum(ref_count, pred_count.unsqueeze(1)).long()
                 ref_matches[:, :, n - 1] = _row_sums(overlap, groups)
         matches[:, n - 1] = _row_sums(clipped, groups)
-        if packed_sources and ref_matches is not None:
-            ref_matches[:, 0, n - 1] = matches[:, n - 1]
-        # an n-gram both sides hold is one that clipped to at least one match
         return _Order(groups.group, (clipped > 0)[groups.group])
 
     return reduce, packed_sources
