@@ -225,14 +225,12 @@ class NGramCounts(NamedTuple):
     ref_matches: Tensor | None
 
 
-_PACKED_SOURCES = torch.tensor([1 << 32, 1])
-
-
 def _clip_against_refs(matches: Tensor, ref_matches: Tensor | None, n_refs: int) -> tuple[_Reduction, bool]:
     """The reduction of BLEU's clipping (and per-reference overlaps), writing order n into column n - 1.
 
-    Also says whether it wants the sources as packed weights (``_PACKED_SOURCES[source]``): with one reference,
-    candidate and reference counts fit in one int64 per n-gram (and the overlap with it is the clipped match).
+    Also says whether it wants the sources as packed weights (2**32 for the candidate, 1 for the reference): with
+    one reference, candidate and reference counts fit in one int64 per n-gram (and the overlap with it is the
+    clipped match).
     """
     packed_sources = n_refs == 1
 
@@ -284,7 +282,7 @@ def count_ngrams(batch: TokenBatch, n_gram: int, *, per_reference: bool = False)
     first_key, source = _row_layout(batch)
     reduce, packed_sources = _clip_against_refs(matches, ref_matches, n_refs)
     if packed_sources:
-        source = _PACKED_SOURCES.to(device)[source]
+        source = torch.where(source == 0, 1 << 32, 1)
     _sorted_pass(first_key, source, n_gram, reduce)
     stats = BLEUStats(matches, totals, totals.clamp(min=1), batch.pred_len.clone(), ref_len)
     return NGramCounts(stats, ref_matches)
