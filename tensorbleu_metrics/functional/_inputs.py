@@ -304,6 +304,12 @@ def check_special_ids(pad_id: Any, eos_id: Any) -> tuple[int | None, int | None]
     return out[0], out[1]
 
 
+def check_dtype(dtype: Any) -> None:
+    """The ``dtype`` of a result must be a floating torch dtype."""
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"`dtype` must be a floating torch.dtype, got {dtype!r}.")
+
+
 def _check_same_batch(batch: int, n_target: int) -> None:
     if n_target != batch:
         raise ValueError(f"`preds` has {batch} sentences but `target` has {n_target}: they must match.")

@@ -11,13 +11,8 @@ import torch
 from torch import Tensor
 
 from tensorbleu_metrics.functional._counting import BLEUStats, count_stats
-from tensorbleu_metrics.functional._inputs import normalise_inputs
+from tensorbleu_metrics.functional._inputs import check_dtype, normalise_inputs
 from tensorbleu_metrics.functional._scoring import check_bleu_options, checked_weights, counted_orders, score_checked
-
-
-def _check_dtype(dtype: Any) -> None:
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise TypeError(f"`dtype` must be a floating torch.dtype, got {dtype!r}.")
 
 
 def bleu_stats(
@@ -80,7 +75,7 @@ def _bleu(
     dtype: torch.dtype,
 ) -> Tensor:
     """Sentence or corpus BLEU: the per-sentence statistics scored row by row, or their sum."""
-    _check_dtype(dtype)
+    check_dtype(dtype)
     checked = checked_weights(n_gram, weights, smoothing, smooth_value, effective_order, auto_reweigh)
     # counted once, for the highest order any weight set (or the smoothing) needs
     stats = count_stats(

@@ -12,15 +12,10 @@ import torch
 from torch import Tensor
 
 from tensorbleu_metrics.functional._counting import count_distinct, count_leave_one_out, group_tokens
-from tensorbleu_metrics.functional._inputs import normalise_preds
+from tensorbleu_metrics.functional._inputs import check_dtype, normalise_preds
 from tensorbleu_metrics.functional._scoring import checked_weights, counted_orders, score_checked
 
 __all__ = ["distinct_ngrams", "self_bleu"]
-
-
-def _check_dtype(dtype: Any) -> None:
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise TypeError(f"`dtype` must be a floating torch.dtype, got {dtype!r}.")
 
 
 def _checked_groups(groups: Any, n_samples: int, device: torch.device) -> Tensor | None:
@@ -105,7 +100,7 @@ def self_bleu(
         >>> self_bleu(preds, n_gram=2, dtype=torch.float64)  # one group of four
         tensor([0.7071, 0.7071, 1.0000, 1.0000], dtype=torch.float64)
     """
-    _check_dtype(dtype)
+    check_dtype(dtype)
     checked = checked_weights(n_gram, weights, smoothing, smooth_value, effective_order, auto_reweigh)
     tokens, lengths = normalise_preds(preds, pad_id, eos_id)
     grouped = group_tokens(tokens, lengths, _checked_groups(groups, tokens.shape[0], tokens.device))
@@ -152,7 +147,7 @@ def distinct_ngrams(
         tensor([0.5000, 1.0000], dtype=torch.float64)
     """
     _check_n_gram(n_gram)
-    _check_dtype(dtype)
+    check_dtype(dtype)
     tokens, lengths = normalise_preds(preds, pad_id, eos_id)
     grouped = group_tokens(tokens, lengths, _checked_groups(groups, tokens.shape[0], tokens.device))
     distinct, totals = count_distinct(grouped, n_gram)

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from tensorbleu_metrics.functional._counting import count_ngrams
-from tensorbleu_metrics.functional._inputs import normalise_inputs
+from tensorbleu_metrics.functional._inputs import check_dtype, normalise_inputs
 
 __all__ = ["GLEUStats", "check_gleu_options", "corpus_gleu", "gleu_from_stats", "gleu_stats", "sentence_gleu"]
 
@@ -51,11 +51,6 @@ def check_gleu_options(min_len: Any = 1, max_len: Any = 4) -> None:
         raise ValueError(f"`min_len` must be at least 1, got {min_len}.")
     if max_len < min_len:
         raise ValueError(f"`max_len` must be at least `min_len` ({min_len}), got {max_len}.")
-
-
-def _check_dtype(dtype: Any) -> None:
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise TypeError(f"`dtype` must be a floating torch.dtype, got {dtype!r}.")
 
 
 def _ngram_totals(lengths: Tensor, min_len: int, max_len: int) -> Tensor:
@@ -128,7 +123,7 @@ def gleu_from_stats(stats: GLEUStats, *, dtype: torch.dtype = torch.float32) -> 
         >>> gleu_from_stats(GLEUStats(torch.tensor([5, 0]), torch.tensor([7, 0])), dtype=torch.float64)
         tensor([0.7143, 0.0000], dtype=torch.float64)
     """
-    _check_dtype(dtype)
+    check_dtype(dtype)
     n_all = stats.n_all.to(torch.float64)
     score = torch.where(stats.n_all > 0, stats.matches / n_all.clamp(min=1), 0.0)
     return score.to(dtype)
@@ -159,7 +154,7 @@ def sentence_gleu(
         >>> sentence_gleu(preds, target, pad_id=0, dtype=torch.float64)
         tensor([0.7778, 0.6000], dtype=torch.float64)
     """
-    _check_dtype(dtype)
+    check_dtype(dtype)
     stats = gleu_stats(preds, target, min_len=min_len, max_len=max_len, pad_id=pad_id, eos_id=eos_id)
     return gleu_from_stats(stats, dtype=dtype)
 
@@ -186,6 +181,6 @@ def corpus_gleu(
         >>> corpus_gleu([[1, 2, 3, 4, 5, 6], [7, 8, 9]], [[[1, 2, 3, 4, 5, 7]], [[7, 8, 9, 10], [7, 8]]])
         tensor(0.7143)
     """
-    _check_dtype(dtype)
+    check_dtype(dtype)
     stats = gleu_stats(preds, target, min_len=min_len, max_len=max_len, pad_id=pad_id, eos_id=eos_id)
     return gleu_from_stats(stats.sum(), dtype=dtype)

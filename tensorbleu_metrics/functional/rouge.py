@@ -15,9 +15,14 @@ import torch
 from torch import Tensor
 
 from tensorbleu_metrics.functional._counting import count_ngrams
-from tensorbleu_metrics.functional._inputs import TokenBatch, _left_align, check_special_ids, normalise_inputs
+from tensorbleu_metrics.functional._inputs import (
+    TokenBatch,
+    _left_align,
+    check_dtype,
+    check_special_ids,
+    normalise_inputs,
+)
 from tensorbleu_metrics.functional._lcs import lcs_length, union_lcs_hits
-from tensorbleu_metrics.functional.bleu import _check_dtype
 
 ROUGE_KEYS: tuple[str, ...] = (*(f"rouge{n}" for n in range(1, 10)), "rougeL", "rougeLsum")
 ACCUMULATE: tuple[str, ...] = ("best", "avg")
@@ -155,7 +160,7 @@ def rouge_score(
     keys, sep_id = check_rouge_options(rouge_keys, accumulate, sep_id)
     check_special_ids(pad_id, eos_id)
     _check_special(sep_id, pad_id, eos_id)
-    _check_dtype(dtype)
+    check_dtype(dtype)
     batch = normalise_inputs(preds, target, pad_id, eos_id, validate)
     words = batch if sep_id is None else _without_separators(batch, sep_id)
     per_key: dict[str, tuple[Tensor, Tensor, Tensor]] = {}
