@@ -48,6 +48,12 @@ class BLEUStats(NamedTuple):
         return BLEUStats(*(field.to(device) for field in self))
 
 
+def ngram_totals(lengths: Tensor, n_gram: int) -> Tensor:
+    """``(..., N)`` numbers of n-grams of orders 1..``n_gram`` in sequences of the given lengths."""
+    orders = torch.arange(1, n_gram + 1, device=lengths.device)
+    return (lengths.unsqueeze(-1) - orders + 1).clamp(min=0)
+
+
 def _closest_ref_len(pred_len: Tensor, ref_len: Tensor, present: Tensor) -> Tensor:
     """Length of the reference closest in length to each candidate, the shorter one on ties."""
     distance = (ref_len - pred_len.unsqueeze(1)).abs()
@@ -237,33 +243,31 @@ def _clip_against_refs(matches: Tensor, ref_matches: Tensor | None, n_refs: int)
     def reduce(n: int, key: Tensor, src: Tensor, counted: Tensor) -> _Order:
         # within an n-gram, occurrences are in column order, hence by source: candidate (0), then references
         groups = _group(key)
-        n_groups = groups.starts.numel()  # an upper bound: avoids a host synchronisation
         flat_counted = counted.view(-1)
         flat_src = src.view(-1)
         if packed_sources:
             # candidate and reference counts of every n-gram in one scatter: the sources are the weights, the
-            # candidate's count in the high half
-            # (in place where it can: on the CPU every large temporary costs page faults)
+            # candidate's count in the high half; in place where it can (every large temporary is new memory)
             weight = torch.where(flat_counted, flat_src, 0)
             packed = torch.zeros_like(weight).scatter_add_(0, groups.group, weight)
             clipped = torch.bitwise_right_shift(packed, 32, out=weight)
             clipped = torch.minimum(clipped, packed.bitwise_and_(0xFFFFFFFF), out=clipped)
+            # an n-gram both sides hold is one that clipped to at least one match
             carry = (clipped > 0)[groups.group]
             matches[:, n - 1] = _row_sums(clipped, groups, out=packed)
             if ref_matches is not None:
                 ref_matches[:, 0, n - 1] = matches[:, n - 1]
-            # an n-gram both sides hold is one that clipped to at least one match
             return _Order(groups.group, carry)
-        else:
-            # occurrences per (n-gram, source) in one scatter: the candidate's count and each reference's
-            slot = torch.add(flat_src, groups.group, alpha=n_refs + 1)
-            counts = torch.zeros(n_groups * (n_refs + 1), dtype=torch.int32, device=key.device)
-            counts = counts.scatter_add_(0, slot, flat_counted.int()).view(n_groups, n_refs + 1)
-            pred_count, ref_count = counts[:, 0], counts[:, 1:]
-            clipped = torch.minimum(pred_count, ref_count.amax(1)).long()
-            if ref_matches is not None:
-                overlap = torch.minimum(ref_count, pred_count.unsqueeze(1)).long()
-                ref_matches[:, :, n - 1] = _row_sums(overlap, groups)
+        # occurrences per (n-gram, source) in one scatter: the candidate's count and each reference's
+        n_groups = groups.starts.numel()  # an upper bound: avoids a host synchronisation
+        slot = torch.add(flat_src, groups.group, alpha=n_refs + 1)
+        counts = torch.zeros(n_groups * (n_refs + 1), dtype=torch.int32, device=key.device)
+        counts = counts.scatter_add_(0, slot, flat_counted.int()).view(n_groups, n_refs + 1)
+        pred_count, ref_count = counts[:, 0], counts[:, 1:]
+        clipped = torch.minimum(pred_count, ref_count.amax(1)).long()
+        if ref_matches is not None:
+            overlap = torch.minimum(ref_count, pred_count.unsqueeze(1)).long()
+            ref_matches[:, :, n - 1] = _row_sums(overlap, groups)
         matches[:, n - 1] = _row_sums(clipped, groups)
         return _Order(groups.group, (clipped > 0)[groups.group])
 
@@ -274,8 +278,7 @@ def count_ngrams(batch: TokenBatch, n_gram: int, *, per_reference: bool = False)
     """Per-sentence :class:`BLEUStats` for orders 1..``n_gram`` and, if asked, overlaps with each reference."""
     n_sent, n_refs = batch.refs.shape[:2]
     device = batch.preds.device
-    orders = torch.arange(1, n_gram + 1, device=device)
-    totals = (batch.pred_len.unsqueeze(1) - orders + 1).clamp(min=0)
+    totals = ngram_totals(batch.pred_len, n_gram)
     ref_len = _closest_ref_len(batch.pred_len, batch.ref_len, batch.ref_present)
     matches = torch.zeros(n_sent, n_gram, dtype=torch.int64, device=device)
     ref_matches = torch.zeros(n_sent, n_refs, n_gram, dtype=torch.int64, device=device) if per_reference else None
@@ -338,9 +341,8 @@ def group_tokens(preds: Tensor, pred_len: Tensor, groups: Tensor | None) -> Grou
 
 def _closest_other_len(lengths: Tensor, group: Tensor) -> Tensor:
     """Length of the sample closest in length among the others of its group (the shorter one on ties; 0 if none)."""
-    n_samples = lengths.numel()
-    span = int(lengths.max()) + 1 if n_samples else 1
-    order = torch.argsort(group * span + lengths)
+    # (group, length) order in one key: lengths are below 2**31, and no host synchronisation is needed
+    order = torch.argsort((group << 32) + lengths)
     sorted_len, sorted_group = lengths[order], group[order]
     big = torch.iinfo(torch.int64).max // 4
     # in (group, length) order the closest other lengths are the neighbours; equal lengths are adjacent
@@ -384,8 +386,7 @@ def count_leave_one_out(grouped: GroupedTokens, n_gram: int) -> BLEUStats:
     """Per-sample :class:`BLEUStats` with every other sample of the same group as the references."""
     lengths = grouped.lengths
     device = lengths.device
-    orders = torch.arange(1, n_gram + 1, device=device)
-    totals = (lengths.unsqueeze(1) - orders + 1).clamp(min=0)
+    totals = ngram_totals(lengths, n_gram)
     matches = torch.zeros(lengths.numel(), n_gram, dtype=torch.int64, device=device)
     _sorted_pass(grouped.first_key, grouped.sample, n_gram, _clip_leave_one_out(matches))
     ref_len = _closest_other_len(lengths, grouped.group)
@@ -407,8 +408,7 @@ def _count_distinct(distinct: Tensor, sample_group: Tensor) -> _Reduction:
 def count_distinct(grouped: GroupedTokens, n_gram: int) -> tuple[Tensor, Tensor]:
     """``(G, N)`` numbers of different n-grams and of all n-grams of each group, orders 1..``n_gram``."""
     device = grouped.lengths.device
-    orders = torch.arange(1, n_gram + 1, device=device)
-    per_sample = (grouped.lengths.unsqueeze(1) - orders + 1).clamp(min=0)
+    per_sample = ngram_totals(grouped.lengths, n_gram)
     totals = torch.zeros(grouped.n_groups, n_gram, dtype=torch.int64, device=device)
     totals.scatter_add_(0, grouped.group.unsqueeze(1).expand_as(per_sample), per_sample)
     distinct = torch.zeros_like(totals)

@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from tensorbleu_metrics.functional._counting import count_ngrams
+from tensorbleu_metrics.functional._counting import count_ngrams, ngram_totals
 from tensorbleu_metrics.functional._inputs import check_dtype, normalise_inputs
 
 __all__ = ["GLEUStats", "check_gleu_options", "corpus_gleu", "gleu_from_stats", "gleu_stats", "sentence_gleu"]
@@ -55,8 +55,7 @@ def check_gleu_options(min_len: Any = 1, max_len: Any = 4) -> None:
 
 def _ngram_totals(lengths: Tensor, min_len: int, max_len: int) -> Tensor:
     """Number of n-grams of orders ``min_len..max_len`` in sequences of the given lengths."""
-    orders = torch.arange(min_len, max_len + 1, device=lengths.device)
-    return (lengths.unsqueeze(-1) - orders + 1).clamp(min=0).sum(-1)
+    return ngram_totals(lengths, max_len)[..., min_len - 1 :].sum(-1)
 
 
 def gleu_stats(
