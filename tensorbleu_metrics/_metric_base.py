@@ -150,7 +150,8 @@ class _TokenIDMetric(Metric):
         """
         if val is None:
             val = self.compute()
-        if isinstance(val, tuple) and len(val) == 2 and isinstance(val[0], Tensor):
+        # a (corpus, sentences) result: the corpus value (a tensor, or a dict of them for several scores)
+        if isinstance(val, tuple) and len(val) == 2 and isinstance(val[0], (Tensor, dict)):
             val = val[0]
         elif isinstance(val, Sequence):
             val = [v[0] if isinstance(v, tuple) else v for v in val]

@@ -158,10 +158,4 @@ class TokenIDROUGE(_TokenIDMetric):
             >>> values = [metric(torch.tensor([[1, 2, 3]]), torch.tensor([[1, 2, k]])) for k in (3, 4)]
             >>> fig_, ax_ = metric.plot(values)
         """
-        if val is None:
-            val = self.compute()
-        if isinstance(val, tuple):
-            val = val[0]
-        elif isinstance(val, Sequence):
-            val = [v[0] if isinstance(v, tuple) else v for v in val]
-        return self._plot(val, ax)
+        return super().plot(val, ax)
