@@ -89,8 +89,9 @@ def _row_layout(batch: TokenBatch) -> tuple[Tensor, Tensor]:
 class _Order(NamedTuple):
     """What a reduction hands back to the sorted pass for one order."""
 
-    group: Tensor  # (rows * A,) id of each occurrence's n-gram, ascending over the flattened rows
-    carry: Tensor  # (rows * A,) whether the n-gram can still matter one order up
+    group: Tensor  # (rows, A) int64 id of each occurrence's n-gram within its row, ascending along the row
+    carry: Tensor  # (rows, A) bool, whether the n-gram can still matter one order up (the pass may modify it)
+    span: int  # an upper bound of the ids, exclusive
 
 
 # A reduction gets one order's sorted occurrences (order n, key, src, counted; each (rows, A), equal keys
@@ -99,37 +100,23 @@ _Reduction = Callable[[int, Tensor, Tensor, Tensor], _Order]
 
 
 class _Groups(NamedTuple):
-    """Sorted occurrences split into n-grams (flattened over the rows)."""
+    """Sorted occurrences split into n-grams, row by row."""
 
-    starts: Tensor  # (rows * A,) bool: the first occurrence of an n-gram in its row
-    group: Tensor  # (rows * A,) n-gram id, ascending over the whole batch
-    first: Tensor  # (rows,) id of each row's first n-gram
-    last: Tensor  # (rows,) id of each row's last n-gram
+    starts: Tensor  # (rows, A) bool: the first occurrence of an n-gram (False in column 0, which always is one)
+    group: Tensor  # (rows, A) int64 n-gram id within the row: 0 for the first, ascending
 
 
 def _group(key: Tensor) -> _Groups:
-    n_rows, width = key.shape
     starts = torch.empty(key.shape, dtype=torch.bool, device=key.device)
-    starts[:, 0] = True
+    starts[:, 0] = False  # so that a row's ids start at 0 without a subtraction
     torch.ne(key[:, 1:], key[:, :-1], out=starts[:, 1:])
-    starts = starts.view(-1)
-    group = torch.cumsum(starts, 0)
-    group -= 1  # one id per (row, n-gram), ascending over the batch
-    row_group = group.view(n_rows, width)
-    return _Groups(starts, group, row_group[:, 0], row_group[:, -1])
-
-
-def _row_sums(per_group: Tensor, groups: _Groups, out: Tensor | None = None) -> Tensor:
-    """Sum of a per-group quantity over the n-grams of each row (``out``: a buffer of its shape and dtype)."""
-    total = torch.cumsum(per_group, 0) if out is None else torch.cumsum(per_group, 0, out=out)
-    before = total[(groups.first - 1).clamp(min=0)]
-    before[groups.first == 0] = 0
-    return total[groups.last] - before
+    return _Groups(starts, torch.cumsum(starts, 1))
 
 
 def _runs(starts: Tensor, src: Tensor, counted: Tensor) -> tuple[Tensor, Tensor]:
-    """First index and length of every run of one source within an n-gram; uncounted runs get length 0."""
+    """First index and length of every run of one source within an n-gram (one flat row); uncounted runs get 0."""
     new_run = starts.clone()
+    new_run[0] = True
     new_run[1:] |= src[1:] != src[:-1]
     run_first = new_run.nonzero().squeeze(1)
     run_count = torch.diff(run_first, append=run_first.new_tensor([new_run.numel()]))
@@ -143,60 +130,79 @@ def _count_per_group(group: Tensor, flags: Tensor, n_groups: int) -> Tensor:
     return counts.scatter_add_(0, group, flags.long())
 
 
-_FLAT_SORT_MIN = 1 << 15
+# below this many keys, a padded flat sort still beats sorting the rows one by one on the CPU
+_FLAT_SORT_MIN = 1 << 12
+# torch sorts a 1-D integer tensor of at least this many elements with a radix sort on the CPU
+_RADIX_SORT_MIN = 1 << 15
 
 
 def _sort_rows(first_key: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Stable sort of each row of keys >= -1: (equal-key names, flat positions, whether each holds a token).
 
-    A flat sort of ``row * span + key`` is a radix sort on the CPU, several times faster than sorting each row
-    (and faster again in int32); reshaped, it is every row sorted, ties in column order. The sorted values only
-    name equal keys: they are not converted back.
+    ``first_key`` is overwritten.
+
+    On the CPU, a flat sort of ``row * span + key`` is a radix sort, several times faster than sorting each row
+    (and faster again in int32); reshaped, it is every row sorted, ties in column order. Smaller inputs are
+    padded up to the radix sort's threshold, which still beats the row sort. The sorted values only name equal
+    keys: they are not converted back.
     """
     n_rows, width = first_key.shape
-    first_key = first_key.clamp(min=-1)  # negative IDs let through unvalidated are no tokens, not other rows' keys
-    rows = torch.arange(n_rows, device=first_key.device).unsqueeze(1)
-    # the flat sort pays off on the CPU from about 2**15 keys (below, it is not a radix sort); on the GPU a
-    # segmented sort of the rows needs no host synchronisation to find the keys' span
-    on_cpu_and_large = first_key.device.type == "cpu" and first_key.numel() >= _FLAT_SORT_MIN
-    span = int(first_key.max()) + 2 if on_cpu_and_large else 2**62
+    first_key = first_key.clamp_(min=-1)  # negative IDs let through unvalidated are no tokens, not other rows' keys
+    device = first_key.device
+    rows = torch.arange(n_rows, device=device).unsqueeze(1)
+    # on the GPU a segmented sort of the rows needs no host synchronisation to find the keys' span
+    flat_sort = device.type == "cpu" and first_key.numel() >= _FLAT_SORT_MIN
+    span = int(first_key.max()) + 2 if flat_sort else 2**62
     if n_rows * span >= 2**62:
         key, column = torch.sort(first_key, dim=1, stable=True)
         return key, column + rows * width, key >= 0
-    flat_dtype = torch.int32 if n_rows * span < 2**31 else torch.int64
-    flat, perm = torch.sort((first_key + (rows * span + 1)).to(flat_dtype).view(-1), stable=True)
     # the positions without a token (-1) sort first in every row
     n_empty = (first_key < 0).sum(1, keepdim=True)
-    counted = torch.arange(width, device=first_key.device) >= n_empty
-    return flat.view(n_rows, width), perm.view(n_rows, width), counted
+    counted = torch.arange(width, device=device) >= n_empty
+    flat_dtype = torch.int32 if n_rows * span < 2**31 else torch.int64
+    flat = first_key.add_(rows * span + 1).view(-1).to(flat_dtype)
+    del first_key  # the caller's tensor, overwritten: every large temporary is memory the system must hand out
+    n_keys = flat.numel()
+    if n_keys < _RADIX_SORT_MIN:  # padded with a value above every key, sorted last
+        flat = torch.cat([flat, flat.new_full((_RADIX_SORT_MIN - n_keys,), n_rows * span)])
+    flat, perm = torch.sort(flat, stable=True)
+    return flat[:n_keys].view(n_rows, width), perm[:n_keys].view(n_rows, width), counted
 
 
 def _sorted_pass(first_key: Tensor, source: Tensor, n_gram: int, reduce: _Reduction) -> None:
     """Orders 1..``n_gram`` of every row, each handed to ``reduce`` grouped by n-gram.
 
     ``first_key`` (rows, W) names each position's token; -1 marks a position without one, and a sequence must
-    be followed by such a position before the next starts (the last one too). ``source`` (W,) says which
+    be followed by such a position before the next starts (the last one too). It is overwritten: the callers
+    hand over tensors of their own, and the pass frees it as soon as it is sorted. ``source`` (W,) says which
     sequence of the row a column belongs to (ascending along the row). Only occurrences whose n-gram ``reduce``
     marks as ``carry`` go one order up.
     """
     n_rows, width = first_key.shape
     if width == 0:
         return
+    device = first_key.device
     key, pos, counted = _sort_rows(first_key)
-    rows = torch.arange(n_rows, device=first_key.device).unsqueeze(1)
-    src = source[pos - rows * width]
+    del first_key
+    rows = torch.arange(n_rows, device=device).unsqueeze(1)
+    # gathers, not indexing: on the CPU a gather is parallel and several times faster than take or []; the
+    # sources are int32 (they are small), like every array the pass keeps that is not used as an index
+    src = source.to(torch.int32).expand(n_rows, width).gather(1, pos - rows * width)
     order = reduce(1, key, src, counted)
-    # every token named by its order-1 id (ids are global, so below rows * W), flat; -1 where there is none and
-    # past the end, so that an n-gram is countable exactly when its last position holds a token
-    n_ids = n_rows * width
-    token_id = torch.full((n_ids + n_gram - 1,), -1, dtype=torch.int64, device=first_key.device)
-    token_id[pos.view(-1)] = torch.where(counted.view(-1), order.group, -1)
-    # an n-gram's key is (id of its (n-1)-gram, id of its last token): below (rows * W)^2, no overflow for real sizes
+    del key
+    # every token named by its order-1 id within its row, flat; -1 where there is none and past the end, so that
+    # an n-gram is countable exactly when its last position holds a token. int32 where the ids fit: the
+    # per-order lookups in this table are the pass's only scattered reads
+    token_span = order.span
+    id_dtype = torch.int32 if token_span < 2**31 else torch.int64
+    token_id = torch.full((n_rows * width + n_gram - 1,), -1, dtype=id_dtype, device=device)
+    # (the ids of positions without a token are overwritten in place: such positions are never carried)
+    token_id.scatter_(0, pos.view(-1), order.group.masked_fill_(counted.logical_not(), -1).view(-1).to(id_dtype))
+    # an n-gram's key is (id of its (n-1)-gram, id of its last token): below 2**63 for any realistic row
     beyond = torch.iinfo(torch.int64).max
-    carry = order.carry.view(n_rows, -1)
-    group = order.group.view(n_rows, -1)
+    carry, group = order.carry, order.group
     for n in range(2, n_gram + 1):
-        last_token = torch.take(token_id[n - 1 :], pos)
+        last_token = token_id[n - 1 :].gather(0, pos.view(-1)).view(pos.shape)
         # carried n-grams are counted ones (a reduction carries nothing it did not count): the carry flags are
         # the reduction's own tensor, updated in place like the keys (every large temporary costs page faults)
         counted = carry.logical_and_(last_token >= 0)
@@ -205,14 +211,15 @@ def _sorted_pass(first_key: Tensor, source: Tensor, n_gram: int, reduce: _Reduct
         kept = int(counted.sum(1).max())
         if kept == 0:
             break
-        key = last_token.add_(group, alpha=n_ids).masked_fill_(counted.logical_not_(), beyond)
+        key = torch.add(last_token, group, alpha=token_span).masked_fill_(counted.logical_not_(), beyond)
+        # what the sort no longer needs is freed before it allocates (the peak is what costs page faults)
+        del last_token, group, counted, carry, order
         key, perm = torch.sort(key, dim=1, stable=True)
         key, perm = key[:, :kept], perm[:, :kept]
         pos, src = torch.gather(pos, 1, perm), torch.gather(src, 1, perm)
-        counted = key != beyond
-        order = reduce(n, key, src, counted)
-        carry = order.carry.view(n_rows, kept)
-        group = order.group.view(n_rows, kept)
+        del perm
+        order = reduce(n, key, src, key != beyond)
+        carry, group = order.carry, order.group
 
 
 # ---- candidate against its references (BLEU, GLEU, ROUGE-N) ----
@@ -231,47 +238,38 @@ class NGramCounts(NamedTuple):
     ref_matches: Tensor | None
 
 
-def _clip_against_refs(matches: Tensor, ref_matches: Tensor | None, n_refs: int) -> tuple[_Reduction, bool]:
-    """The reduction of BLEU's clipping (and per-reference overlaps), writing order n into column n - 1.
-
-    Also says whether it wants the sources as packed weights (2**32 for the candidate, 1 for the reference): with
-    one reference, candidate and reference counts fit in one int64 per n-gram (and the overlap with it is the
-    clipped match).
-    """
-    packed_sources = n_refs == 1
+def _clip_against_refs(matches: Tensor, ref_matches: Tensor | None, n_refs: int) -> _Reduction:
+    """The reduction of BLEU's clipping (and per-reference overlaps), writing order n into column n - 1."""
+    slots = n_refs + 1
 
     def reduce(n: int, key: Tensor, src: Tensor, counted: Tensor) -> _Order:
-        # within an n-gram, occurrences are in column order, hence by source: candidate (0), then references
-        groups = _group(key)
-        flat_counted = counted.view(-1)
-        flat_src = src.view(-1)
-        if packed_sources:
-            # candidate and reference counts of every n-gram in one scatter: the sources are the weights, the
-            # candidate's count in the high half; in place where it can (every large temporary is new memory)
-            weight = torch.where(flat_counted, flat_src, 0)
-            packed = torch.zeros_like(weight).scatter_add_(0, groups.group, weight)
-            clipped = torch.bitwise_right_shift(packed, 32, out=weight)
-            clipped = torch.minimum(clipped, packed.bitwise_and_(0xFFFFFFFF), out=clipped)
-            # an n-gram both sides hold is one that clipped to at least one match
-            carry = (clipped > 0)[groups.group]
-            matches[:, n - 1] = _row_sums(clipped, groups, out=packed)
-            if ref_matches is not None:
-                ref_matches[:, 0, n - 1] = matches[:, n - 1]
-            return _Order(groups.group, carry)
-        # occurrences per (n-gram, source) in one scatter: the candidate's count and each reference's
-        n_groups = groups.starts.numel()  # an upper bound: avoids a host synchronisation
-        slot = torch.add(flat_src, groups.group, alpha=n_refs + 1)
-        counts = torch.zeros(n_groups * (n_refs + 1), dtype=torch.int32, device=key.device)
-        counts = counts.scatter_add_(0, slot, flat_counted.int()).view(n_groups, n_refs + 1)
-        pred_count, ref_count = counts[:, 0], counts[:, 1:]
-        clipped = torch.minimum(pred_count, ref_count.amax(1)).long()
+        n_rows, width = key.shape
+        device = key.device
+        group = _group(key).group
+        # the table holds the n-grams there are on the CPU (the host knows their number for free); on the GPU an
+        # upper bound spares a host synchronisation. A row holds at most W occurrences: int16 counts if W allows
+        n_groups = int(group[:, -1].max()) + 1 if device.type == "cpu" else width
+        count_dtype = torch.int16 if width < 2**15 else torch.int32
+        # occurrences per (n-gram, source) in one scatter per row: the candidate's count and each reference's.
+        # The slot index is built in place of the ids, and the ids come back from it as id * slots
+        slot = group.mul_(slots).add_(src)
+        counts = torch.zeros(n_rows, n_groups * slots, dtype=count_dtype, device=device)
+        counts.scatter_add_(1, slot, counted.to(count_dtype))
+        group = slot.sub_(src)
+        counts = counts.view(n_rows, n_groups, slots)
+        pred_count, ref_count = counts[:, :, 0], counts[:, :, 1:]
+        best = ref_count[:, :, 0] if n_refs == 1 else ref_count.amax(2)
+        clipped = torch.minimum(pred_count, best)
+        matches[:, n - 1] = clipped.sum(1)
         if ref_matches is not None:
-            overlap = torch.minimum(ref_count, pred_count.unsqueeze(1)).long()
-            ref_matches[:, :, n - 1] = _row_sums(overlap, groups)
-        matches[:, n - 1] = _row_sums(clipped, groups)
-        return _Order(groups.group, (clipped > 0)[groups.group])
+            overlap = clipped.unsqueeze(2) if n_refs == 1 else torch.minimum(ref_count, pred_count.unsqueeze(2))
+            ref_matches[:, :, n - 1] = overlap.sum(1)
+        # an n-gram both sides hold is one that clipped to at least one match; looked up by id * slots
+        both = torch.zeros(n_rows, n_groups, slots, dtype=torch.bool, device=device)
+        torch.gt(clipped, 0, out=both[:, :, 0])
+        return _Order(group, both.view(n_rows, -1).gather(1, group), n_groups * slots)
 
-    return reduce, packed_sources
+    return reduce
 
 
 def count_ngrams(batch: TokenBatch, n_gram: int, *, per_reference: bool = False) -> NGramCounts:
@@ -282,11 +280,7 @@ def count_ngrams(batch: TokenBatch, n_gram: int, *, per_reference: bool = False)
     ref_len = _closest_ref_len(batch.pred_len, batch.ref_len, batch.ref_present)
     matches = torch.zeros(n_sent, n_gram, dtype=torch.int64, device=device)
     ref_matches = torch.zeros(n_sent, n_refs, n_gram, dtype=torch.int64, device=device) if per_reference else None
-    first_key, source = _row_layout(batch)
-    reduce, packed_sources = _clip_against_refs(matches, ref_matches, n_refs)
-    if packed_sources:
-        source = torch.where(source == 0, 1 << 32, 1)
-    _sorted_pass(first_key, source, n_gram, reduce)
+    _sorted_pass(*_row_layout(batch), n_gram, _clip_against_refs(matches, ref_matches, n_refs))
     stats = BLEUStats(matches, totals, totals.clamp(min=1), batch.pred_len.clone(), ref_len)
     return NGramCounts(stats, ref_matches)
 
@@ -302,7 +296,8 @@ def count_stats(batch: TokenBatch, n_gram: int) -> BLEUStats:
 class GroupedTokens(NamedTuple):
     """Samples laid end to end in one row, with their groups, for counts across the samples of a group."""
 
-    first_key: Tensor  # (1, T + B) each token named with its group, sample after sample, each followed by -1
+    first_key: Tensor  # (1, T + B) each token named with its group, sample after sample, each followed by -1;
+    # overwritten by the count that uses it
     sample: Tensor  # (T + B,) which sample each position belongs to
     lengths: Tensor  # (B,) sample lengths
     group: Tensor  # (B,) group index of each sample, 0..G-1 in order of first appearance
@@ -363,11 +358,13 @@ def _clip_leave_one_out(matches: Tensor) -> _Reduction:
     """The reduction of Self-BLEU: each sample clipped against the largest count among the other samples."""
 
     def reduce(n: int, key: Tensor, src: Tensor, counted: Tensor) -> _Order:
+        # the samples lie in one row, so the row's n-gram ids are ids over the whole batch
         groups = _group(key)
-        n_groups = groups.starts.numel()
+        group = groups.group.view(-1)
+        n_groups = group.numel()
         flat_src = src.view(-1)
-        run_first, run_count = _runs(groups.starts, flat_src, counted.view(-1))
-        run_group = groups.group[run_first]
+        run_first, run_count = _runs(groups.starts.view(-1), flat_src, counted.view(-1))
+        run_group = group[run_first]
         top = torch.zeros(n_groups, dtype=torch.int64, device=key.device)
         top.scatter_reduce_(0, run_group, run_count, reduce="amax")
         at_top = run_count == top[run_group]
@@ -375,9 +372,9 @@ def _clip_leave_one_out(matches: Tensor) -> _Reduction:
         second = torch.zeros_like(top).scatter_reduce_(0, run_group, torch.where(at_top, 0, run_count), reduce="amax")
         # the largest count among the others is the group maximum unless this sample alone holds it
         others = torch.where(at_top & (n_top[run_group] == 1), second[run_group], top[run_group])
-        matches[:, n - 1].scatter_add_(0, flat_src[run_first], torch.minimum(run_count, others))
+        matches[:, n - 1].scatter_add_(0, flat_src[run_first].long(), torch.minimum(run_count, others))
         holders = _count_per_group(run_group, run_count > 0, n_groups)
-        return _Order(groups.group, (holders >= 2)[groups.group])
+        return _Order(groups.group, (holders >= 2).gather(0, group).view(key.shape), n_groups)
 
     return reduce
 
@@ -398,9 +395,10 @@ def _count_distinct(distinct: Tensor, sample_group: Tensor) -> _Reduction:
 
     def reduce(n: int, key: Tensor, src: Tensor, counted: Tensor) -> _Order:
         groups = _group(key)
-        new = groups.starts & counted.view(-1)
-        distinct[:, n - 1].scatter_add_(0, sample_group[src.view(-1)], new.long())
-        return _Order(groups.group, counted.view(-1))
+        new = groups.starts.logical_and_(counted)
+        new[:, 0] = counted[:, 0]  # the first occurrence of a row is always a new n-gram
+        distinct[:, n - 1].scatter_add_(0, sample_group[src.view(-1)], new.view(-1).long())
+        return _Order(groups.group, counted, key.shape[1])
 
     return reduce
 

@@ -184,11 +184,17 @@ def _keep_mask(x: Tensor, valid_len: Tensor | None, pad_id: int | None, eos_id: 
 
 
 def _left_align(x: Tensor, keep: Tensor | None) -> tuple[Tensor, Tensor]:
-    """Move the kept tokens of each row to its front; returns (tokens, lengths). Values past a length are 0."""
+    """Move the kept tokens of each row to its front; returns (tokens, lengths).
+
+    Values past a length are unspecified (often the input's own padding: no copy is made where every row already
+    keeps a prefix, which on the CPU is checked first).
+    """
     if keep is None:
         lengths = torch.full(x.shape[:-1], x.shape[-1], dtype=torch.int64, device=x.device)
         return x, lengths
     lengths = keep.sum(-1)
+    if x.device.type == "cpu" and not bool((keep[..., 1:] > keep[..., :-1]).any()):
+        return x, lengths
     width = x.shape[-1]
     target_col = torch.where(keep, torch.cumsum(keep, dim=-1) - 1, width)
     out = torch.zeros((*x.shape[:-1], width + 1), dtype=x.dtype, device=x.device)
