@@ -224,6 +224,9 @@ def _sorted_pass(first_key: Tensor, source: Tensor, n_gram: int, reduce: _Reduct
 
 # ---- candidate against its references (BLEU, GLEU, ROUGE-N) ----
 
+# positions ([candidate | references] row widths) counted together on the CPU
+_CPU_BLOCK = 1 << 18
+
 
 class NGramCounts(NamedTuple):
     """What one pass over ``[candidate | references]`` rows counts.
@@ -280,7 +283,15 @@ def count_ngrams(batch: TokenBatch, n_gram: int, *, per_reference: bool = False)
     ref_len = _closest_ref_len(batch.pred_len, batch.ref_len, batch.ref_present)
     matches = torch.zeros(n_sent, n_gram, dtype=torch.int64, device=device)
     ref_matches = torch.zeros(n_sent, n_refs, n_gram, dtype=torch.int64, device=device) if per_reference else None
-    _sorted_pass(*_row_layout(batch), n_gram, _clip_against_refs(matches, ref_matches, n_refs))
+    # sentences are independent: on the CPU they are counted a block of rows at a time, so that the working set
+    # stays in cache and the memory freed by one block serves the next (fresh memory costs page faults)
+    width = batch.preds.shape[1] + 1 + n_refs * (batch.refs.shape[2] + 1)
+    block = max(1, _CPU_BLOCK // width) if device.type == "cpu" else n_sent
+    for start in range(0, n_sent, block):
+        rows = slice(start, start + block)
+        part = TokenBatch(*(field[rows] for field in batch))
+        reduce = _clip_against_refs(matches[rows], None if ref_matches is None else ref_matches[rows], n_refs)
+        _sorted_pass(*_row_layout(part), n_gram, reduce)
     stats = BLEUStats(matches, totals, totals.clamp(min=1), batch.pred_len.clone(), ref_len)
     return NGramCounts(stats, ref_matches)
 
