@@ -702,10 +702,25 @@ def test_property_weight_list_equals_stacked_single_calls(oracle, batch, setup, 
         _assert_close(corp, exp_c, what=f"corpus weights vs NLTK {smoothing}")
 
 
+# the CPU kernel's paths, forced: the first order sorted row by row, or flat (a radix sort); a few rows per block
+_KERNEL_PATHS = {
+    "row sorts": {"_FLAT_SORT_MIN": 1 << 62},
+    "flat sorts": {"_FLAT_SORT_MIN": 1},
+    "small blocks": {"_CPU_BLOCK": 700},
+}
+
+
+@pytest.mark.parametrize("path", sorted(_KERNEL_PATHS))
 @pytest.mark.parametrize("n_refs", [1, 3])
 @pytest.mark.parametrize("batch", [4, 64])
-def test_both_first_sorts_agree_with_nltk(oracle, batch: int, n_refs: int) -> None:
-    """Batches below and above the flat radix sort's threshold (2**15 keys) give NLTK's numbers."""
+def test_every_kernel_path_agrees_with_nltk(oracle, monkeypatch, path: str, batch: int, n_refs: int) -> None:
+    """Each sort path and blocking of the CPU kernel gives NLTK's BLEU and GLEU."""
+    from nltk.translate.gleu_score import sentence_gleu as nltk_sentence_gleu
+
+    from tensorbleu_metrics.functional import _counting, sentence_gleu
+
+    for name, value in _KERNEL_PATHS[path].items():
+        monkeypatch.setattr(_counting, name, value)
     rng = random.Random(batch * 10 + n_refs)
     hyps = [[rng.randint(1, 40) for _ in range(rng.randint(150, 260))] for _ in range(batch)]
     refs = [
@@ -717,3 +732,6 @@ def test_both_first_sorts_agree_with_nltk(oracle, batch: int, n_refs: int) -> No
         [oracle.nltk_sentence(h, r, 4, "method1") for h, r in zip(hyps, refs, strict=True)], dtype=torch.float64
     )
     assert torch.allclose(ours, expected, atol=1e-12, rtol=0)
+    gleu = sentence_gleu(hyps, refs, dtype=torch.float64)
+    expected = torch.tensor([nltk_sentence_gleu(r, h) for h, r in zip(hyps, refs, strict=True)], dtype=torch.float64)
+    assert torch.allclose(gleu, expected, atol=1e-12, rtol=0)
