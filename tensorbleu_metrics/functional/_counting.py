@@ -258,9 +258,11 @@ def _clip_against_refs(matches: Tensor, ref_matches: Tensor | None, n_refs: int)
         device = key.device
         group = _group(key).group
         # the table holds the n-grams there are on the CPU (the host knows their number for free); on the GPU an
-        # upper bound spares a host synchronisation. A row holds at most W occurrences: int16 counts if W allows
-        n_groups = int(group[:, -1].max()) + 1 if device.type == "cpu" else width
-        count_dtype = torch.int16 if width < 2**15 else torch.int32
+        # upper bound spares a host synchronisation. A row holds at most W occurrences: int16 counts on the CPU
+        # if W allows (halving the table), int32 on the GPU (whose atomic adds are native in 32 bits)
+        on_cpu = device.type == "cpu"
+        n_groups = int(group[:, -1].max()) + 1 if on_cpu else width
+        count_dtype = torch.int16 if on_cpu and width < 2**15 else torch.int32
         # occurrences per (n-gram, source) in one scatter per row: the candidate's count and each reference's.
         # The slot index is built in place of the ids, and the ids come back from it as id * slots
         slot = group.mul_(slots).add_(src)
