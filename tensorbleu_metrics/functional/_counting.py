@@ -272,15 +272,15 @@ def _clip_against_refs(matches: Tensor, ref_matches: Tensor | None, n_refs: int)
         counts = counts.view(n_rows, n_groups, slots)
         pred_count, ref_count = counts[:, :, 0], counts[:, :, 1:]
         best = ref_count[:, :, 0] if n_refs == 1 else ref_count.amax(2)
-        clipped = torch.minimum(pred_count, best)
+        if ref_matches is not None and n_refs > 1:
+            ref_matches[:, :, n - 1] = torch.minimum(ref_count, pred_count.unsqueeze(2)).sum(1)
+        # the clipped matches replace the candidate's counts, where the slot of id * slots finds them
+        clipped = torch.minimum(pred_count, best, out=pred_count)
         matches[:, n - 1] = clipped.sum(1)
-        if ref_matches is not None:
-            overlap = clipped.unsqueeze(2) if n_refs == 1 else torch.minimum(ref_count, pred_count.unsqueeze(2))
-            ref_matches[:, :, n - 1] = overlap.sum(1)
-        # an n-gram both sides hold is one that clipped to at least one match; looked up by id * slots
-        both = torch.zeros(n_rows, n_groups, slots, dtype=torch.bool, device=device)
-        torch.gt(clipped, 0, out=both[:, :, 0])
-        return _Order(group, both.view(n_rows, -1).gather(1, group), n_groups * slots)
+        if ref_matches is not None and n_refs == 1:
+            ref_matches[:, 0, n - 1] = matches[:, n - 1]
+        # an n-gram both sides hold is one that clipped to at least one match
+        return _Order(group, counts.view(n_rows, -1).gather(1, group) > 0, n_groups * slots)
 
     return reduce
 
