@@ -226,7 +226,8 @@ def _sorted_pass(first_key: Tensor, source: Tensor, n_gram: int, reduce: _Reduct
         pos, src = torch.gather(pos, 1, column), torch.gather(src, 1, column)
         del column
         order = reduce(n, key, src, torch.arange(kept, device=device) < n_counted)
-        carry, group, span = order.carry, order.group, order.span
+        # read at the top of the next iteration (the linter does not follow the loop past the dels above)
+        carry, group, span = order.carry, order.group, order.span  # noqa: F841
         del order
 
 
