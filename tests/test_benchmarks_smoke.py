@@ -102,3 +102,14 @@ def test_diversity_benchmark_tiny(tmp_path) -> None:
     assert "## Self-BLEU-4" in md and "## Sentence GLEU" in md
     if _has("matplotlib"):
         assert (out / "self_bleu_time.png").exists() and (out / "self_bleu_memory.png").exists()
+
+
+def test_interleaved_ratios_tiny(capsys) -> None:
+    from benchmarks import ratio
+
+    ratio.main(["--sizes", "4x12", "--refs", "1,2", "--peers", "nltk-sentence", "--rounds", "2"])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 4 × 12")]
+    assert len(rows) == 2
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert float(cells[2]) > 0 and float(cells[4]) > 0  # our time, the ratio to NLTK
