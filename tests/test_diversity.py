@@ -89,12 +89,16 @@ def test_self_bleu_equals_the_oracle_loop(oracle, device, smoothing, n_gram):
     _close(got, oracle_self_bleu(oracle, SAMPLES, GROUP_IDS, n_gram, smoothing))
 
 
-@pytest.mark.parametrize("path", ["row sorts", "flat sorts"])
+@pytest.mark.parametrize("path", ["row sorts", "flat sorts", "accelerator choices"])
 def test_self_bleu_and_distinct_on_every_sort_path(oracle, monkeypatch, path):
-    """The first order sorted row by row or flat (a radix sort), forced, gives the oracles' numbers."""
-    from tensorbleu_metrics.functional import _counting
+    """The first order sorted row by row or flat (a radix sort), and the accelerator's choices (no host reads),
+    forced on the CPU, give the oracles' numbers."""
+    from tensorbleu_metrics.functional import _counting, _inputs
 
-    monkeypatch.setattr(_counting, "_FLAT_SORT_MIN", 1 << 62 if path == "row sorts" else 1)
+    if path == "accelerator choices":
+        monkeypatch.setattr(_inputs, "host_reads_are_free", lambda device: False)
+    else:
+        monkeypatch.setattr(_counting, "_FLAT_SORT_MIN", 1 << 62 if path == "row sorts" else 1)
     got = self_bleu(SAMPLES, groups=torch.tensor(GROUP_IDS), n_gram=4, smoothing="method1", dtype=F64)
     _close(got, oracle_self_bleu(oracle, SAMPLES, GROUP_IDS, 4, "method1"))
     for n_gram in (1, 2, 3):

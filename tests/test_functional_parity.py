@@ -702,25 +702,33 @@ def test_property_weight_list_equals_stacked_single_calls(oracle, batch, setup, 
         _assert_close(corp, exp_c, what=f"corpus weights vs NLTK {smoothing}")
 
 
-# the CPU kernel's paths, forced: the first order sorted row by row, or flat (a radix sort); a few rows per block
+# the kernel's paths, forced on the CPU: the first order sorted row by row, or flat (a radix sort); a few rows per
+# block; and the accelerator's choices (no host reads: tables sized from shapes, int32 counts, one block, row sorts)
 _KERNEL_PATHS = {
     "row sorts": {"_FLAT_SORT_MIN": 1 << 62},
     "flat sorts": {"_FLAT_SORT_MIN": 1},
     "small blocks": {"_CPU_BLOCK": 700},
+    "accelerator choices": {"host_reads_are_free": lambda device: False},
 }
+
+
+def _force_kernel_path(monkeypatch, path: str) -> None:
+    from tensorbleu_metrics.functional import _counting, _inputs
+
+    for name, value in _KERNEL_PATHS[path].items():
+        monkeypatch.setattr(_inputs if name == "host_reads_are_free" else _counting, name, value)
 
 
 @pytest.mark.parametrize("path", sorted(_KERNEL_PATHS))
 @pytest.mark.parametrize("n_refs", [1, 3])
 @pytest.mark.parametrize("batch", [4, 64])
 def test_every_kernel_path_agrees_with_nltk(oracle, monkeypatch, path: str, batch: int, n_refs: int) -> None:
-    """Each sort path and blocking of the CPU kernel gives NLTK's BLEU and GLEU."""
+    """Each sort path, blocking and the accelerator's choices (run on the CPU) give NLTK's BLEU and GLEU."""
     from nltk.translate.gleu_score import sentence_gleu as nltk_sentence_gleu
 
-    from tensorbleu_metrics.functional import _counting, sentence_gleu
+    from tensorbleu_metrics.functional import sentence_gleu
 
-    for name, value in _KERNEL_PATHS[path].items():
-        monkeypatch.setattr(_counting, name, value)
+    _force_kernel_path(monkeypatch, path)
     rng = random.Random(batch * 10 + n_refs)
     hyps = [[rng.randint(1, 40) for _ in range(rng.randint(150, 260))] for _ in range(batch)]
     refs = [

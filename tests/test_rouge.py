@@ -308,3 +308,17 @@ def test_numpy_inputs_and_ids_equal_the_tensor_path() -> None:
     assert all(torch.equal(got[k], expected[k]) for k in expected)
     trusted = rouge_score(preds, target, rouge_keys=ALL_KEYS, sep_id=SEP, pad_id=PAD, validate=False)
     assert all(torch.equal(trusted[k], expected[k]) for k in expected)
+
+
+@pytest.mark.parametrize("accumulate", ["best", "avg"])
+def test_accelerator_choices_on_the_cpu(monkeypatch, accumulate: str) -> None:
+    """The choices made where host reads cost a synchronisation (tables sized from shapes, int32 counts, row sorts,
+    no left-alignment check), forced on the CPU, give rouge-score's numbers for every key."""
+    from tensorbleu_metrics.functional import _inputs
+
+    monkeypatch.setattr(_inputs, "host_reads_are_free", lambda device: False)
+    preds, refs = random_batch(random.Random(7), n=12, max_len=40, vocab=8, max_refs=3)
+    expected = rouge_oracle(preds, refs, ALL_KEYS, accumulate)
+    for _form, p, t in _forms(preds, refs, torch.device("cpu")):
+        got = rouge_score(p, t, rouge_keys=ALL_KEYS, accumulate=accumulate, sep_id=SEP, pad_id=PAD, dtype=torch.float64)
+        _assert_matches(got, expected)

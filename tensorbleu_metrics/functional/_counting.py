@@ -12,6 +12,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from tensorbleu_metrics.functional import _inputs
 from tensorbleu_metrics.functional._inputs import TokenBatch
 
 
@@ -151,7 +152,7 @@ def _sort_rows(first_key: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     device = first_key.device
     rows = torch.arange(n_rows, device=device).unsqueeze(1)
     # on the GPU a segmented sort of the rows needs no host synchronisation to find the keys' span
-    flat_sort = device.type == "cpu" and first_key.numel() >= _FLAT_SORT_MIN
+    flat_sort = _inputs.host_reads_are_free(device) and first_key.numel() >= _FLAT_SORT_MIN
     span = int(first_key.max()) + 2 if flat_sort else 2**62
     if n_rows * span >= 2**62:
         key, column = torch.sort(first_key, dim=1, stable=True)
@@ -261,9 +262,9 @@ def _clip_against_refs(matches: Tensor, ref_matches: Tensor | None, n_refs: int)
         # the table holds the n-grams there are on the CPU (the host knows their number for free); on the GPU an
         # upper bound spares a host synchronisation. A row holds at most W occurrences: int16 counts on the CPU
         # if W allows (halving the table), int32 on the GPU (whose atomic adds are native in 32 bits)
-        on_cpu = device.type == "cpu"
-        n_groups = int(group[:, -1].max()) + 1 if on_cpu else width
-        count_dtype = torch.int16 if on_cpu and width < 2**15 else torch.int32
+        reads_free = _inputs.host_reads_are_free(device)
+        n_groups = int(group[:, -1].max()) + 1 if reads_free else width
+        count_dtype = torch.int16 if reads_free and width < 2**15 else torch.int32
         # occurrences per (n-gram, source) in one scatter per row: the candidate's count and each reference's.
         # The slot index is built in place of the ids, and the ids come back from it as id * slots
         slot = group.mul_(slots).add_(src)
@@ -297,7 +298,7 @@ def count_ngrams(batch: TokenBatch, n_gram: int, *, per_reference: bool = False)
     # sentences are independent: on the CPU they are counted a block of rows at a time, so that the working set
     # stays in cache and the memory freed by one block serves the next (fresh memory costs page faults)
     width = batch.preds.shape[1] + 1 + n_refs * (batch.refs.shape[2] + 1)
-    block = max(1, _CPU_BLOCK // width) if device.type == "cpu" else n_sent
+    block = max(1, _CPU_BLOCK // width) if _inputs.host_reads_are_free(device) else n_sent
     for start in range(0, n_sent, block):
         rows = slice(start, start + block)
         part = TokenBatch(*(field[rows] for field in batch))
