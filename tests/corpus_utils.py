@@ -1,8 +1,14 @@
-"""Seeded ragged corpora shared by the metric tests (single-process and distributed)."""
+"""Seeded ragged corpora, their input forms, and the gloo runner shared by the metric tests."""
 
 from __future__ import annotations
 
+import os
 import random
+import socket
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 
 def make_corpus(seed: int, n: int, max_refs: int = 3, vocab: int = 8, max_len: int = 12) -> tuple[list, list]:
@@ -22,3 +28,64 @@ def make_corpus(seed: int, n: int, max_refs: int = 3, vocab: int = 8, max_len: i
         preds.append(hyp)
         refs.append(sentence_refs)
     return preds, refs
+
+
+def padded(preds: list, refs: list, pad: int = 0) -> tuple[Any, Any]:
+    """(B, L) candidates and (B, R, L') references, right-padded; absent references are all-pad rows."""
+    import torch
+
+    p = torch.full((len(preds), max(len(x) for x in preds)), pad, dtype=torch.int64)
+    for i, hyp in enumerate(preds):
+        p[i, : len(hyp)] = torch.tensor(hyp)
+    width = max(len(x) for r in refs for x in r)
+    t = torch.full((len(refs), max(len(r) for r in refs), width), pad, dtype=torch.int64)
+    for i, sentence_refs in enumerate(refs):
+        for j, ref in enumerate(sentence_refs):
+            t[i, j, : len(ref)] = torch.tensor(ref)
+    return p, t
+
+
+def tensor_lists(preds: list, refs: list) -> tuple[list, list]:
+    """The ragged form with 1-D tensors."""
+    import torch
+
+    return [torch.tensor(x) for x in preds], [[torch.tensor(x) for x in s] for s in refs]
+
+
+# the input forms a metric takes, each built from the same ragged lists (padding ID 0)
+FORMS: dict[str, Callable[[list, list], tuple[Any, Any]]] = {
+    "padded": padded,
+    "lists": lambda p, r: (p, r),
+    "tensors": tensor_lists,
+}
+
+
+def _gloo_worker(rank: int, world_size: int, port: int, out_dir: str, run: Callable, scenarios: dict) -> None:
+    import torch
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size)
+    try:
+        results = {}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for name, scenario in scenarios.items():
+                results[name] = run(rank, scenario)
+                dist.barrier()
+        torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+def run_on_gloo(run: Callable, scenarios: dict, world_size: int, out_dir: Path) -> list[dict]:
+    """Every scenario on ``world_size`` gloo processes: ``run(rank, scenario)`` (a module-level function) gives
+    what a rank computed; returns each rank's ``{scenario name: result}``."""
+    import torch
+    import torch.multiprocessing as mp
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_gloo_worker, args=(world_size, port, str(out_dir), run, scenarios), nprocs=world_size, join=True)
+    return [torch.load(out_dir / f"rank{r}.pt", weights_only=False) for r in range(world_size)]

@@ -6,16 +6,11 @@ One spawn runs every scenario; each rank saves what it computed and the parent c
 
 from __future__ import annotations
 
-import os
-import socket
-import warnings
 from pathlib import Path
 
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
-from corpus_utils import make_corpus
+from corpus_utils import FORMS, make_corpus, run_on_gloo
 from nltk.translate.gleu_score import corpus_gleu as nltk_corpus_gleu
 from nltk.translate.gleu_score import sentence_gleu as nltk_sentence_gleu
 
@@ -55,58 +50,23 @@ SCENARIOS: dict[str, dict] = {
 }
 
 
-def _padded(preds: list, refs: list) -> tuple[torch.Tensor, torch.Tensor]:
-    p = torch.full((len(preds), max(map(len, preds))), PAD, dtype=torch.int64)
-    for i, hyp in enumerate(preds):
-        p[i, : len(hyp)] = torch.tensor(hyp)
-    t = torch.full((len(refs), max(map(len, refs)), max(len(x) for r in refs for x in r)), PAD, dtype=torch.int64)
-    for i, sentence_refs in enumerate(refs):
-        for j, ref in enumerate(sentence_refs):
-            t[i, j, : len(ref)] = torch.tensor(ref)
-    return p, t
-
-
-FORMS = {
-    "padded": _padded,
-    "lists": lambda p, r: (p, r),
-    "tensors": lambda p, r: ([torch.tensor(x) for x in p], [[torch.tensor(x) for x in s] for s in r]),
-}
-
-
 def _batch(spec: tuple) -> tuple:
     form, start, end = spec
     preds, refs = CORPUS
     return FORMS[form](preds[start:end], refs[start:end])
 
 
-def _worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size)
-    try:
-        results = {}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            for name, scenario in SCENARIOS.items():
-                metric = TokenIDGLEU(pad_id=PAD, **scenario["kwargs"])
-                out: dict = {}
-                if scenario.get("forward"):
-                    out["batch_values"] = [metric(*_batch(b)) for b in scenario["batches"][rank]]
-                else:
-                    for b in scenario["batches"][rank]:
-                        metric.update(*_batch(b))
-                out["compute"] = metric.compute()
-                out["local_n_all"] = int(metric.n_all)  # unsynced again after compute()
-                results[name] = out
-                dist.barrier()
-        torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
-    finally:
-        dist.destroy_process_group()
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _run_scenario(rank: int, scenario: dict) -> dict:
+    metric = TokenIDGLEU(pad_id=PAD, **scenario["kwargs"])
+    out: dict = {}
+    if scenario.get("forward"):
+        out["batch_values"] = [metric(*_batch(b)) for b in scenario["batches"][rank]]
+    else:
+        for b in scenario["batches"][rank]:
+            metric.update(*_batch(b))
+    out["compute"] = metric.compute()
+    out["local_n_all"] = int(metric.n_all)  # unsynced again after compute()
+    return out
 
 
 def _expected(kwargs: dict, idx: list[int]) -> tuple[float, torch.Tensor]:
@@ -125,8 +85,7 @@ def _indices(batches: dict, ranks=range(WORLD_SIZE)) -> list[int]:
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_ddp_gloo_two_processes(tmp_path: Path):
-    mp.spawn(_worker, args=(WORLD_SIZE, _free_port(), str(tmp_path)), nprocs=WORLD_SIZE, join=True)
-    results = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(WORLD_SIZE)]
+    results = run_on_gloo(_run_scenario, SCENARIOS, WORLD_SIZE, tmp_path)
     for name, scenario in SCENARIOS.items():
         kwargs, batches = scenario["kwargs"], scenario["batches"]
         sentence_level = kwargs.get("return_sentence_level_score", False)

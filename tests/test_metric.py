@@ -12,7 +12,7 @@ import warnings
 
 import pytest
 import torch
-from corpus_utils import make_corpus
+from corpus_utils import make_corpus, padded, tensor_lists
 from nltk.translate.bleu_score import SmoothingFunction
 from nltk.translate.bleu_score import corpus_bleu as nltk_corpus_bleu
 from nltk.translate.bleu_score import sentence_bleu as nltk_sentence_bleu
@@ -29,26 +29,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # NLTK's zero-co
 
 
 # ------------------------------------------------------------------------------------------- data & oracles
-
-
-def padded(preds: list, refs: list, pad: int = PAD) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, L) candidates and (B, R, L') references, right-padded; absent references are all-pad rows."""
-    width = max(len(p) for p in preds)
-    p = torch.full((len(preds), width), pad, dtype=torch.int64)
-    for i, hyp in enumerate(preds):
-        p[i, : len(hyp)] = torch.tensor(hyp)
-    n_refs = max(len(r) for r in refs)
-    ref_width = max(len(x) for r in refs for x in r)
-    t = torch.full((len(refs), n_refs, ref_width), pad, dtype=torch.int64)
-    for i, sentence_refs in enumerate(refs):
-        for j, ref in enumerate(sentence_refs):
-            t[i, j, : len(ref)] = torch.tensor(ref)
-    return p, t
-
-
-def tensor_seqs(preds: list, refs: list) -> tuple[list, list]:
-    """Ragged form with 1-D tensors."""
-    return [torch.tensor(p) for p in preds], [[torch.tensor(x) for x in r] for r in refs]
 
 
 def nltk_corpus(preds, refs, n_gram=4, smoothing="method0", weights=None, auto_reweigh=False) -> float:
@@ -165,7 +145,7 @@ def test_states_equal_summed_functional_stats():
 def test_accumulated_equals_sacrebleu_corpus(smoothing, smooth_value, effective_order):
     preds, refs = CORPUS
     metric = TokenIDBLEU(pad_id=PAD, smoothing=smoothing, smooth_value=smooth_value, effective_order=effective_order)
-    forms = [padded, lambda p, r: (p, r), tensor_seqs, padded]
+    forms = [padded, lambda p, r: (p, r), tensor_lists, padded]
     for form, (p, r) in zip(forms, chunks(preds, refs, SIZES), strict=True):
         metric.update(*form(p, r))
     value = metric.compute()
@@ -291,7 +271,7 @@ def test_sentence_level_scores_sacrebleu_and_forward():
     metric = TokenIDBLEU(smoothing="exp", effective_order=True, return_sentence_level_score=True)
     seen = []
     for p, r in chunks(preds, refs, SIZES):
-        corpus, sentences = metric(*tensor_seqs(p, r))
+        corpus, sentences = metric(*tensor_lists(p, r))
         assert sentences.shape == (len(p),)
         torch.testing.assert_close(
             sentences, torch.tensor(sacre_sentences(p, r), dtype=torch.float32), rtol=0, atol=ABS

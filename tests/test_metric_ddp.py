@@ -6,17 +6,12 @@ One spawn runs every scenario; each rank saves what it computed and the parent p
 
 from __future__ import annotations
 
-import os
-import socket
 import time
-import warnings
 from pathlib import Path
 
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
-from corpus_utils import make_corpus
+from corpus_utils import FORMS, make_corpus, run_on_gloo
 from nltk.translate.bleu_score import SmoothingFunction
 from nltk.translate.bleu_score import corpus_bleu as nltk_corpus_bleu
 from nltk.translate.bleu_score import sentence_bleu as nltk_sentence_bleu
@@ -34,24 +29,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 CORPUS = make_corpus(seed=11, n=40, max_len=14)
 
-
-def _padded(preds: list, refs: list) -> tuple[torch.Tensor, torch.Tensor]:
-    p = torch.full((len(preds), max(len(x) for x in preds)), PAD, dtype=torch.int64)
-    for i, hyp in enumerate(preds):
-        p[i, : len(hyp)] = torch.tensor(hyp)
-    width = max(len(x) for r in refs for x in r)
-    t = torch.full((len(refs), max(len(r) for r in refs), width), PAD, dtype=torch.int64)
-    for i, sentence_refs in enumerate(refs):
-        for j, ref in enumerate(sentence_refs):
-            t[i, j, : len(ref)] = torch.tensor(ref)
-    return p, t
-
-
-FORMS = {
-    "padded": _padded,
-    "lists": lambda p, r: (p, r),
-    "tensors": lambda p, r: ([torch.tensor(x) for x in p], [[torch.tensor(x) for x in s] for s in r]),
-}
 
 # Each batch is (input form, first sentence, end); ranks list their batches in order. Rank 0's sentences come
 # before rank 1's in the gathered sentence scores, so the expected order is "all rank 0 batches, then rank 1".
@@ -134,27 +111,6 @@ def _run_scenario(rank: int, scenario: dict) -> dict:
     return out
 
 
-def _worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size)
-    try:
-        results = {}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            for name, scenario in SCENARIOS.items():
-                results[name] = _run_scenario(rank, scenario)
-                dist.barrier()
-        torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
-    finally:
-        dist.destroy_process_group()
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 # ------------------------------------------------------------------------------------------------ oracles
 def _indices(batches: dict, ranks=range(WORLD_SIZE)) -> list[int]:
     return [i for rank in ranks for _, start, end in batches.get(rank, []) for i in range(start, end)]
@@ -233,9 +189,8 @@ def _expected_sentences(kwargs: dict, idx: list[int]) -> torch.Tensor:
 @pytest.mark.timeout(300)
 def test_ddp_gloo_two_processes(tmp_path: Path):
     start = time.perf_counter()
-    mp.spawn(_worker, args=(WORLD_SIZE, _free_port(), str(tmp_path)), nprocs=WORLD_SIZE, join=True)
+    results = run_on_gloo(_run_scenario, SCENARIOS, WORLD_SIZE, tmp_path)
     elapsed = time.perf_counter() - start
-    results = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(WORLD_SIZE)]
     print(f"2-process gloo run of {len(SCENARIOS)} scenarios: {elapsed:.1f}s")
 
     for name, scenario in SCENARIOS.items():

@@ -6,16 +6,11 @@ functional result on all the data.
 
 from __future__ import annotations
 
-import os
-import socket
-import warnings
 from pathlib import Path
 
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
-from corpus_utils import make_corpus
+from corpus_utils import make_corpus, run_on_gloo
 from test_rouge import ATOL32, SEP, rouge_oracle
 
 from tensorbleu_metrics import TokenIDROUGE
@@ -56,27 +51,6 @@ def _run(rank: int, scenario: dict) -> dict:
     return out
 
 
-def _worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            results = {}
-            for name, scenario in SCENARIOS.items():
-                results[name] = _run(rank, scenario)
-                dist.barrier()
-        torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
-    finally:
-        dist.destroy_process_group()
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _indices(batches: dict) -> list[int]:
     return [i for rank in range(WORLD_SIZE) for start, end in batches[rank] for i in range(start, end)]
 
@@ -102,8 +76,7 @@ def _check(name: str, kwargs: dict, idx: list[int], value) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_ddp_gloo_two_processes(tmp_path: Path) -> None:
-    mp.spawn(_worker, args=(WORLD_SIZE, _free_port(), str(tmp_path)), nprocs=WORLD_SIZE, join=True)
-    results = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(WORLD_SIZE)]
+    results = run_on_gloo(_run, SCENARIOS, WORLD_SIZE, tmp_path)
     for name, scenario in SCENARIOS.items():
         batches = scenario["batches"]
         for rank in range(WORLD_SIZE):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from corpus_utils import make_corpus
+from corpus_utils import make_corpus, padded
 from test_rouge import ATOL32, SEP, rouge_oracle
 from torchmetrics import MetricCollection
 
@@ -16,17 +16,6 @@ KEYS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 CORPUS = make_corpus(seed=21, n=24, max_len=14)
 
 pytestmark = pytest.mark.filterwarnings("ignore:The ``compute`` method of metric:UserWarning")
-
-
-def _padded(preds: list, refs: list) -> tuple[torch.Tensor, torch.Tensor]:
-    p = torch.full((len(preds), max(map(len, preds))), PAD, dtype=torch.int64)
-    for i, hyp in enumerate(preds):
-        p[i, : len(hyp)] = torch.tensor(hyp)
-    t = torch.full((len(refs), max(map(len, refs)), max(len(x) for r in refs for x in r)), PAD, dtype=torch.int64)
-    for i, sentence_refs in enumerate(refs):
-        for j, ref in enumerate(sentence_refs):
-            t[i, j, : len(ref)] = torch.tensor(ref)
-    return p, t
 
 
 def _means(preds: list, refs: list, accumulate: str = "best") -> dict[str, float]:
@@ -45,7 +34,7 @@ def _assert_close(got: dict[str, torch.Tensor], expected: dict[str, float]) -> N
 def test_mean_over_updates_matches_rouge_score(accumulate: str) -> None:
     preds, refs = CORPUS  # token IDs 1..8: SEP (1) splits sentences
     metric = TokenIDROUGE(rouge_keys=KEYS, accumulate=accumulate, sep_id=SEP, pad_id=PAD)
-    metric.update(*_padded(preds[:7], refs[:7]))
+    metric.update(*padded(preds[:7], refs[:7]))
     metric.update(preds[7:15], refs[7:15])
     metric.update([torch.tensor(p) for p in preds[15:]], [[torch.tensor(r) for r in rs] for rs in refs[15:]])
     _assert_close(metric.compute(), _means(preds, refs, accumulate))
@@ -141,7 +130,7 @@ def test_plot() -> None:
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA device tests skipped: no GPU")
 def test_cuda_matches_cpu() -> None:
     preds, refs = CORPUS
-    p, t = _padded(preds, refs)
+    p, t = padded(preds, refs)
     cpu = TokenIDROUGE(rouge_keys=KEYS, sep_id=SEP, pad_id=PAD)
     gpu = TokenIDROUGE(rouge_keys=KEYS, sep_id=SEP, pad_id=PAD).cuda()
     cpu.update(p, t)
