@@ -34,7 +34,8 @@ def load_functional(root: str) -> ModuleType:
         sys.path.pop(0)
 
 
-def _sizes(text: str) -> list[tuple[int, int]]:
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    """``"64x128,512x1024"`` -> ``[(64, 128), (512, 1024)]``."""
     out = []
     for item in text.split(","):
         batch, length = item.lower().split("x")
@@ -42,11 +43,24 @@ def _sizes(text: str) -> list[tuple[int, int]]:
     return out
 
 
+def interleaved(calls: dict[str, Any], rounds: int) -> dict[str, list[float]]:
+    """Seconds per call of each callable, the callables called in turn, ``rounds`` times."""
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("before", help="checkout of the version to compare against")
     parser.add_argument("after", help="checkout of the version measured")
-    parser.add_argument("--sizes", type=_sizes, default=_sizes("64x128,64x256,256x256,512x1024"), help="B x L list")
+    parser.add_argument(
+        "--sizes", type=parse_sizes, default=parse_sizes("64x128,64x256,256x256,512x1024"), help="B x L list"
+    )
     parser.add_argument("--refs", default="1,4", help="references per candidate, comma-separated (1,4)")
     parser.add_argument("--repeats", type=int, default=15, help="timed calls per version and size (15)")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
@@ -66,12 +80,7 @@ def main(argv: list[str] | None = None) -> None:
                 for name, fn in versions.items()
             }
             assert torch.equal(calls["before"](), calls["after"]()), "the two versions disagree"
-            times: dict[str, list[float]] = {name: [] for name in calls}
-            for _ in range(args.repeats):
-                for name, call in calls.items():
-                    start = time.perf_counter()
-                    call()
-                    times[name].append(time.perf_counter() - start)
+            times = interleaved(calls, args.repeats)
             before, after = (statistics.median(times[k]) * 1e3 for k in ("before", "after"))
             low_b, low_a = (min(times[k]) * 1e3 for k in ("before", "after"))
             print(

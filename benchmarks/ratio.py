@@ -12,41 +12,21 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
-from typing import Any
 
 import torch
 
+from benchmarks.ab import interleaved, parse_sizes
 from benchmarks.data import make_batch
 from benchmarks.impls import IMPLS, SENTENCE
 
 OURS = "tensorbleu-sentence"
 
 
-def _sizes(text: str) -> list[tuple[int, int]]:
-    out = []
-    for item in text.split(","):
-        batch, length = item.lower().split("x")
-        out.append((int(batch), int(length)))
-    return out
-
-
-def interleaved(calls: dict[str, Any], rounds: int) -> dict[str, list[float]]:
-    """Seconds per call of each callable, the callables called in turn ``rounds`` times (after one warm-up each)."""
-    for call in calls.values():
-        call()
-    times: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(rounds):
-        for name, call in calls.items():
-            start = time.perf_counter()
-            call()
-            times[name].append(time.perf_counter() - start)
-    return times
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", type=_sizes, default=_sizes("64x128,64x256,256x256,512x1024"), help="B x L list")
+    parser.add_argument(
+        "--sizes", type=parse_sizes, default=parse_sizes("64x128,64x256,256x256,512x1024"), help="B x L list"
+    )
     parser.add_argument("--refs", default="1,4", help="references per candidate, comma-separated (1,4)")
     parser.add_argument("--peers", default="nltk-sentence,bleuscore-sentence", help="peer implementations")
     parser.add_argument("--rounds", type=int, default=9, help="rounds of interleaved calls per size (9)")
@@ -67,6 +47,8 @@ def main(argv: list[str] | None = None) -> None:
             batch = make_batch(batch_size, length, refs, args.vocab, seed=0)
             calls = {OURS: IMPLS[OURS].build(batch)}
             calls.update({p: IMPLS[p].build(batch) for p in available})
+            for call in calls.values():  # one warm-up call each
+                call()
             times = interleaved(calls, args.rounds)
             ours = times[OURS]
             cells = []
