@@ -63,6 +63,12 @@ def _closest_ref_len(pred_len: Tensor, ref_len: Tensor, present: Tensor) -> Tens
     return key.min(dim=1).values & 0xFFFFFFFF
 
 
+def _row_width(batch: TokenBatch) -> int:
+    """Width W of a :func:`_row_layout` row: every sequence of a sentence and one empty position after each."""
+    n_refs, ref_width = batch.refs.shape[1:]
+    return batch.preds.shape[1] + 1 + n_refs * (ref_width + 1)
+
+
 def _row_layout(batch: TokenBatch) -> tuple[Tensor, Tensor]:
     """Each sentence's candidate and references side by side in one row: ``[candidate | ref 0 | ref 1 | ...]``.
 
@@ -73,7 +79,7 @@ def _row_layout(batch: TokenBatch) -> tuple[Tensor, Tensor]:
     n_sent, n_refs, ref_width = batch.refs.shape
     pred_width = batch.preds.shape[1]
     device = batch.preds.device
-    first_key = torch.full((n_sent, pred_width + 1 + n_refs * (ref_width + 1)), -1, dtype=torch.int64, device=device)
+    first_key = torch.full((n_sent, _row_width(batch)), -1, dtype=torch.int64, device=device)
     columns = torch.arange(max(pred_width, ref_width), device=device)
     first_key[:, :pred_width] = torch.where(columns[:pred_width] < batch.pred_len.unsqueeze(1), batch.preds, -1)
     refs = first_key[:, pred_width + 1 :].view(n_sent, n_refs, ref_width + 1)
@@ -297,8 +303,7 @@ def count_ngrams(batch: TokenBatch, n_gram: int, *, per_reference: bool = False)
     ref_matches = torch.zeros(n_sent, n_refs, n_gram, dtype=torch.int64, device=device) if per_reference else None
     # sentences are independent: on the CPU they are counted a block of rows at a time, so that the working set
     # stays in cache and the memory freed by one block serves the next (fresh memory costs page faults)
-    width = batch.preds.shape[1] + 1 + n_refs * (batch.refs.shape[2] + 1)
-    block = max(1, _CPU_BLOCK // width) if _inputs.host_reads_are_free(device) else n_sent
+    block = max(1, _CPU_BLOCK // _row_width(batch)) if _inputs.host_reads_are_free(device) else n_sent
     for start in range(0, n_sent, block):
         rows = slice(start, start + block)
         part = TokenBatch(*(field[rows] for field in batch))
