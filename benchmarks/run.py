@@ -119,6 +119,15 @@ def build_parser() -> argparse.ArgumentParser:
         default="process",
         help="CPU: one worker process per point (peak RSS, hard time limit) or in-process (no memory figures)",
     )
+    p.add_argument(
+        "--kernel",
+        action="append",
+        default=[],
+        metavar="NAME=INT",
+        help="set a private constant of tensorbleu_metrics.functional._counting in the measuring process (CUDA "
+        "points, --isolation none): A/B of the kernel's choices, e.g. _STACKED_BLOCK=0 (benchmarks.gpu_probe "
+        "prints the one it measured best)",
+    )
     p.add_argument("--no-agreement", action="store_true", help="skip the agreement check")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -203,11 +212,24 @@ class _Progress:
             self.bar.close()
 
 
+def set_kernel_constants(settings: list[str]) -> None:
+    """Apply ``NAME=INT`` settings to private constants of the counting kernel (each must exist)."""
+    from tensorbleu_metrics.functional import _counting
+
+    for setting in settings:
+        name, _, value = setting.partition("=")
+        if not hasattr(_counting, name):
+            raise SystemExit(f"--kernel {setting}: the counting kernel has no constant {name!r}")
+        setattr(_counting, name, int(value))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     import torch
 
-    devices = ["cpu", "cuda"] if args.device == "both" else [args.device]
+    set_kernel_constants(args.kernel)
+    # CUDA first: a run stopped early (a lent machine's time limit) keeps the points only that machine can measure
+    devices = ["cuda", "cpu"] if args.device == "both" else [args.device]
     gpu = None
     if "cuda" in devices:
         if not torch.cuda.is_available():
