@@ -4,8 +4,9 @@
 #      agreement with the CPU) and the fastest one within the memory bound (OUT_DIR/kernel.txt);
 #   2. the CUDA variants of the test suite (pytest -m cuda);
 #   3. gpu.sh (the benchmark grid against NLTK, bleuscore and the paper's code), with the probe's choice.
-# Each step has its own time limit (PROBE_S, TESTS_S, BENCH_S seconds), so that a slow step leaves the others
-# their time and whatever was measured is kept.
+# Each step has its own time limit (PROBE_S, TESTS_S, BENCH_S seconds; BENCH_S=0 skips the grid), so that a slow
+# step leaves the others their time and whatever was measured is kept. PROBE_ARGS, BENCH_ARGS: more
+# options for the probe and for benchmarks.run.
 #
 # Usage: benchmarks/gpu_check.sh [OUT_DIR]   (default $OUT when set, else benchmarks/results/gpu-check-<date>)
 # Offline machines: wheels in .whl/ (nltk, bleuscore, rxlm, rouge-score; see benchmarks/README.md).
@@ -27,7 +28,8 @@ export PYTHONPATH="$SITE:$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 nvidia-smi -L || true
 
 echo "== $(date -Iseconds) probe"
-timeout "${PROBE_S:-150}" "$PY" -m benchmarks.gpu_probe --out "$OUT_DIR" 2>&1 | tee "$OUT_DIR/probe.log"
+# shellcheck disable=SC2086  # PROBE_ARGS: extra options, split
+timeout "${PROBE_S:-150}" "$PY" -m benchmarks.gpu_probe --out "$OUT_DIR" ${PROBE_ARGS:-} 2>&1 | tee "$OUT_DIR/probe.log"
 
 echo "== $(date -Iseconds) CUDA tests"
 timeout "${TESTS_S:-170}" "$PY" -m pytest -q -m cuda -n "${TEST_WORKERS:-8}" -p no:cacheprovider \
@@ -37,11 +39,13 @@ timeout "${TESTS_S:-170}" "$PY" -m pytest -q -m cuda -n "${TEST_WORKERS:-8}" -p 
 echo "pytest exit status $? (124: stopped at TESTS_S)" | tee -a "$OUT_DIR/tests.log"
 tail -5 "$OUT_DIR/tests.log"
 
-echo "== $(date -Iseconds) benchmark grid"
-KERNEL="$(cat "$OUT_DIR/kernel.txt" 2>/dev/null || true)"
-# shellcheck disable=SC2086  # KERNEL is one option and its value, or nothing
-BENCH_SITE="$SITE" timeout "${BENCH_S:-280}" benchmarks/gpu.sh "$OUT_DIR/gpu" --no-plots --vocab 32000 $KERNEL \
-    >/dev/null 2>&1
-echo "gpu.sh exit status $? (124: stopped at BENCH_S)"
-tail -8 "$OUT_DIR/gpu/run.log" 2>/dev/null
+if [ "${BENCH_S:-280}" != 0 ]; then
+    echo "== $(date -Iseconds) benchmark grid"
+    KERNEL="$(cat "$OUT_DIR/kernel.txt" 2>/dev/null || true)"
+    # shellcheck disable=SC2086  # KERNEL: one option and its value, or nothing; BENCH_ARGS: more options, split
+    BENCH_SITE="$SITE" timeout "${BENCH_S:-280}" benchmarks/gpu.sh "$OUT_DIR/gpu" --no-plots --vocab 32000 $KERNEL \
+        ${BENCH_ARGS:-} >/dev/null 2>&1
+    echo "gpu.sh exit status $? (124: stopped at BENCH_S)"
+    tail -8 "$OUT_DIR/gpu/run.log" 2>/dev/null
+fi
 echo "== $(date -Iseconds) done"

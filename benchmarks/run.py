@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME=INT",
         help="set a private constant of tensorbleu_metrics.functional._counting in the measuring process (CUDA "
-        "points, --isolation none): A/B of the kernel's choices, e.g. _STACKED_BLOCK=0 (benchmarks.gpu_probe "
+        "points, --isolation none): A/B of the kernel's choices, e.g. _ONE_SORT_ROW=0 (benchmarks.gpu_probe "
         "prints the one it measured best)",
     )
     p.add_argument("--no-agreement", action="store_true", help="skip the agreement check")

@@ -51,7 +51,7 @@ def _t(seq, device) -> torch.Tensor:
 
 
 def _assert_close(got: torch.Tensor, expected, atol: float = ATOL64, what: str = "") -> None:
-    exp = torch.as_tensor(expected, dtype=torch.float64)
+    exp = torch.as_tensor(expected, dtype=torch.float64, device="cpu")
     got64 = got.detach().to("cpu", torch.float64)
     assert got64.shape == exp.shape, f"{what}: shape {tuple(got64.shape)} != {tuple(exp.shape)}"
     diff = (got64 - exp).abs()
@@ -703,16 +703,16 @@ def test_property_weight_list_equals_stacked_single_calls(oracle, batch, setup, 
 
 
 # the kernel's paths, forced on the CPU: the first order sorted row by row, or flat (a radix sort); a few rows per
-# block; and the accelerator's choices (no host reads: every order in one sort, in blocks of rows, or the orders
-# one by one with tables sized from shapes, int32 counts, one block, row sorts)
+# block; and the accelerator's choices (no host reads: every order in one sort for one reference and short rows, or
+# the orders one by one with tables sized from shapes, int32 counts, one block, row sorts)
 _ACCELERATOR = lambda device: False  # noqa: E731
 _KERNEL_PATHS = {
     "row sorts": {"_FLAT_SORT_MIN": 1 << 62},
     "flat sorts": {"_FLAT_SORT_MIN": 1},
     "small blocks": {"_CPU_BLOCK": 700},
     "accelerator choices": {"host_reads_are_free": _ACCELERATOR},
-    "accelerator, one sort in small blocks": {"host_reads_are_free": _ACCELERATOR, "_STACKED_BLOCK": 1 << 13},
-    "accelerator, order by order": {"host_reads_are_free": _ACCELERATOR, "_STACKED_BLOCK": 0},
+    "accelerator, one sort for long rows": {"host_reads_are_free": _ACCELERATOR, "_ONE_SORT_ROW": 1 << 62},
+    "accelerator, order by order": {"host_reads_are_free": _ACCELERATOR, "_ONE_SORT_ROW": 0},
 }
 
 
@@ -754,12 +754,12 @@ def test_accelerator_choices_where_no_packing_fits(oracle, monkeypatch, n_gram: 
     """Orders whose n-grams do not pack into 63 bits take the order-by-order pass on accelerators too."""
     from tensorbleu_metrics.functional import _counting
 
-    _force_kernel_path(monkeypatch, "accelerator choices")
+    _force_kernel_path(monkeypatch, "accelerator, one sort for long rows")
     rng = random.Random(n_gram)
     hyps = [[rng.randint(1, 6) for _ in range(rng.randint(100, 200))] for _ in range(5)]
     refs = [[[t if rng.random() < 0.8 else rng.randint(1, 6) for t in h]] for h in hyps]
     width = max(map(len, hyps)) + 1 + max(len(r[0]) for r in refs) + 1
-    assert (_counting._packing(width, n_gram, 1) is None) == (n_gram == 12)
+    assert (_counting._order_shift(width, n_gram) is None) == (n_gram == 12)
     ours = sentence_bleu(hyps, refs, n_gram=n_gram, smoothing="method1", dtype=torch.float64)
     expected = [oracle.nltk_sentence(h, r, n_gram, "method1") for h, r in zip(hyps, refs, strict=True)]
     assert torch.allclose(ours, torch.tensor(expected, dtype=torch.float64), atol=1e-12, rtol=0)

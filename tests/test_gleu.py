@@ -68,7 +68,7 @@ def test_sentence_and_corpus_equal_nltk(device, min_len, max_len):
     expected_corpus = nltk_corpus(preds, refs, min_len, max_len)
     for name, p, r in _forms(preds, refs, device):
         got = sentence_gleu(p, r, min_len=min_len, max_len=max_len, pad_id=PAD, dtype=F64)
-        assert got.device.type == device.type, name
+        assert got.device.type == (device.type if name != "lists" else "cpu"), name
         _close(got, expected_sentences)
         _close(corpus_gleu(p, r, min_len=min_len, max_len=max_len, pad_id=PAD, dtype=F64), expected_corpus)
 

@@ -487,7 +487,8 @@ def score_checked(
     """
     n_gram = checked.order
     value = SMOOTH_DEFAULTS[smoothing] if smooth_value is None else float(smooth_value)
-    weight_matrix = checked.matrix.to(stats.matches.device)
+    # copies from host memory that need no wait for the device (a blocking copy synchronises the stream)
+    weight_matrix = checked.matrix.to(stats.matches.device, non_blocking=True)
     f64 = torch.float64
     counts = _Counts(
         stats.matches[..., :n_gram].to(f64),
@@ -502,7 +503,7 @@ def score_checked(
         next_order = None
         if smoothing in ("method5", "method7"):
             next_order = stats.matches[..., _NEXT_ORDER - 1].to(f64) / stats.clamped_totals[..., _NEXT_ORDER - 1]
-        lengths = checked.lengths.to(stats.matches.device)
+        lengths = checked.lengths.to(stats.matches.device, non_blocking=True)
         score = _nltk_score(counts, next_order, weight_matrix, lengths, smoothing, value or 0.0, auto_reweigh)
     # a score above the result dtype's range (only with huge weights on precisions above 1) saturates
     score = score.clamp(max=torch.finfo(dtype).max).to(dtype)
