@@ -1,12 +1,12 @@
 """The counting kernel's paths on a CUDA device, side by side in one process.
 
-For each size and kernel variant (every order in one sort, in blocks of several sizes, and the order-by-order
-pass), ``sentence_bleu`` on padded CUDA tensors is timed with the variants' calls interleaved (median over the
+For each size and kernel variant (the order-by-order pass, the default choice, and every order in one sort at any
+size), ``sentence_bleu`` on padded CUDA tensors is timed with the variants' calls interleaved (median over the
 rounds, ``torch.cuda.synchronize()`` around each call), its peak CUDA memory is measured above the inputs, its
 host synchronisations are counted (torch's sync debug mode, with and without ``validate``), and its scores are
-compared with the CPU's. A profile of the default variant splits a call into host time and device (kernel) time.
-Last, the variant fastest over all sizes (geometric mean) among those within ``--max-bytes-per-token`` is
-printed as a ``--kernel`` option for ``benchmarks.run``, and written to ``OUT/kernel.txt``.
+compared with the CPU's. Profiles split a call into host time, device (kernel) time and launches. The variant
+fastest over all sizes (geometric mean) among those within ``--max-bytes-per-token`` is printed as ``--kernel``
+options for ``benchmarks.run`` (nothing for the default) and written to ``OUT/kernel.txt``.
 
     python -m benchmarks.gpu_probe --out DIR
 """
@@ -29,17 +29,23 @@ from benchmarks.ab import interleaved, parse_sizes
 from benchmarks.data import make_batch
 from tensorbleu_metrics.functional import _counting, sentence_bleu
 
-# name -> value of _counting._ONE_SORT_ROW: the longest rows (positions x orders) counted with every order in one
-# sort, one reference (0: always the order-by-order pass)
-VARIANTS = {
-    "order by order": 0,
-    "one sort, rows <= 2^12": 1 << 12,
-    "one sort, any row": 1 << 62,
+# name -> the counting kernel's constants that select its path (the defaults: a one-sort count for one reference,
+# short rows and small batches; else the order-by-order pass)
+VARIANTS: dict[str, dict[str, int]] = {
+    "order by order": {"_ONE_SORT_ROW": 0},
+    "default": {},
+    "one sort, any size": {"_ONE_SORT_ROW": 1 << 62, "_ONE_SORT_MAX": 1 << 62},
 }
+DEFAULTS = {name: getattr(_counting, name) for name in ("_ONE_SORT_ROW", "_ONE_SORT_MAX")}
 
 
-def _call(preds: torch.Tensor, target: torch.Tensor, block: int, validate: bool = True) -> torch.Tensor:
-    _counting._ONE_SORT_ROW = block
+def _set(variant: dict[str, int]) -> None:
+    for name, value in (DEFAULTS | variant).items():
+        setattr(_counting, name, value)
+
+
+def _call(preds: torch.Tensor, target: torch.Tensor, variant: dict[str, int], validate: bool = True) -> torch.Tensor:
+    _set(variant)
     return sentence_bleu(preds, target, pad_id=0, validate=validate)
 
 
@@ -102,24 +108,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--refs", default="1,4")
     parser.add_argument("--profile-sizes", default="512x1024,64x256")
     parser.add_argument("--rounds", type=int, default=25)
-    parser.add_argument("--max-bytes-per-token", type=float, default=150.0)
+    parser.add_argument("--max-bytes-per-token", type=float, default=160.0)
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         raise SystemExit("no CUDA device")
-    default_block = _counting._ONE_SORT_ROW
     rows: list[dict[str, Any]] = []
     for n_refs in [int(r) for r in args.refs.split(",")]:
         for batch_size, length in parse_sizes(args.sizes):
             batch = make_batch(batch_size, length, n_refs, 32000)
             cpu = sentence_bleu(batch.preds, batch.target_for_ours(), pad_id=0)
             preds, target = batch.preds.cuda(), batch.target_for_ours().cuda()
-            calls = {name: partial(_call, preds, target, block) for name, block in VARIANTS.items()}
+            calls = {name: partial(_call, preds, target, variant) for name, variant in VARIANTS.items()}
             for call in calls.values():  # warm-up
                 call()
                 call()
             times = interleaved({name: _timed(call) for name, call in calls.items()}, args.rounds)
-            for name, block in VARIANTS.items():
+            for name, variant in VARIANTS.items():
                 row = {
                     "variant": name,
                     "B": batch_size,
@@ -129,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
                     "min_ms": min(times[name]) * 1e3,
                     "bytes_per_token": _peak_bytes(calls[name]) / batch.input_tokens,
                     "syncs": _syncs(calls[name]),
-                    "syncs_no_validate": _syncs(partial(_call, preds, target, block, validate=False)),
+                    "syncs_no_validate": _syncs(partial(_call, preds, target, variant, validate=False)),
                     "max_abs_diff_vs_cpu": (calls[name]().cpu() - cpu).abs().max().item(),
                 }
                 rows.append(row)
@@ -139,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
                     f"{row['syncs_no_validate']}  diff {row['max_abs_diff_vs_cpu']:.1e}",
                     flush=True,
                 )
-    _counting._ONE_SORT_ROW = default_block
+    _set({})
     # the choice: fastest geometric mean over the sizes, within the memory bound at every size
     best, best_score = None, math.inf
     for name in VARIANTS:
@@ -151,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
         if score < best_score:
             best, best_score = name, score
     meta = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__, "rounds": args.rounds}
-    choice = f"--kernel _ONE_SORT_ROW={VARIANTS[best]}" if best is not None else ""
+    choice = " ".join(f"--kernel {k}={v}" for k, v in VARIANTS[best].items()) if best is not None else ""
     print(f"choice: {best} -> {choice}", flush=True)
     profiles: dict[str, dict[str, float]] = {}
     if args.out:
@@ -166,12 +171,12 @@ def main(argv: list[str] | None = None) -> None:
             for n_refs in (1, 4):
                 batch = make_batch(batch_size, length, n_refs, 32000)
                 preds, target = batch.preds.cuda(), batch.target_for_ours().cuda()
-                for name in ("order by order", "one sort, any row"):
+                for name in ("order by order", "one sort, any size"):
                     key = f"{size} r{n_refs} {name}"
                     profiles[key] = _profile(partial(_call, preds, target, VARIANTS[name]))
                     print(f"profile {key}: {profiles[key]}", flush=True)
     finally:
-        _counting._ONE_SORT_ROW = default_block
+        _set({})
         if args.out:
             _write(args.out, meta, rows, profiles, best)
 

@@ -711,7 +711,11 @@ _KERNEL_PATHS = {
     "flat sorts": {"_FLAT_SORT_MIN": 1},
     "small blocks": {"_CPU_BLOCK": 700},
     "accelerator choices": {"host_reads_are_free": _ACCELERATOR},
-    "accelerator, one sort for long rows": {"host_reads_are_free": _ACCELERATOR, "_ONE_SORT_ROW": 1 << 62},
+    "accelerator, one sort for long rows": {
+        "host_reads_are_free": _ACCELERATOR,
+        "_ONE_SORT_ROW": 1 << 62,
+        "_ONE_SORT_MAX": 1 << 62,
+    },
     "accelerator, order by order": {"host_reads_are_free": _ACCELERATOR, "_ONE_SORT_ROW": 0},
 }
 

@@ -295,12 +295,14 @@ def _clip_against_refs(matches: Tensor, ref_matches: Tensor | None, n_refs: int)
 
 # ---- every order in one sort (accelerators, one reference, short rows) ----
 
-# On an accelerator, rows of at most this many n-grams (positions x orders) with one reference are counted with every
-# order in one sort. Measured on an H200: about two thirds of the launches and 1.5x faster where launches set the
-# time, with no host synchronisation; but a CUDA sort of longer int64 rows is several times slower than the
-# order-by-order sorts of the shorter ones, and a table per (n-gram, source) of every order costs more memory per
-# reference than the order-by-order pass (200-280 bytes per token with four references)
+# On an accelerator, batches with one reference, rows of at most _ONE_SORT_ROW n-grams (positions x orders) and at
+# most _ONE_SORT_MAX in all are counted with every order in one sort. Measured on an H200: two thirds of the launches,
+# no host synchronisation, and 1.2-1.5x faster where launches set the time (up to 256 x 256); slower once the device
+# work does (512 x 256), and a CUDA sort of longer int64 rows is several times slower than the order-by-order sorts
+# of the shorter ones. A table per (n-gram, source) of every order costs 155 bytes per token with one reference
+# (the order-by-order pass: 54), 200-280 with four
 _ONE_SORT_ROW = 1 << 12
+_ONE_SORT_MAX = 1 << 20
 
 
 def _order_shift(width: int, n_gram: int) -> int | None:
@@ -371,7 +373,8 @@ def count_ngrams(batch: TokenBatch, n_gram: int, *, per_reference: bool = False)
     width = _row_width(batch)
     reads_free = _inputs.host_reads_are_free(device)
     order_shift = _order_shift(width, n_gram)
-    if not reads_free and n_refs == 1 and width * n_gram <= _ONE_SORT_ROW and order_shift is not None:
+    one_sort = n_refs == 1 and width * n_gram <= _ONE_SORT_ROW and n_sent * width * n_gram <= _ONE_SORT_MAX
+    if one_sort and not reads_free and order_shift is not None:
         _count_one_sort(batch, n_gram, order_shift, matches)
         if ref_matches is not None:
             ref_matches[:, 0] = matches
