@@ -54,6 +54,24 @@ def test_parse_grid() -> None:
     assert run.parse_bytes("4GiB") == 4 << 30 and run.parse_bytes("none") is None
 
 
+def test_kernel_constants_are_set_by_name(monkeypatch) -> None:
+    from tensorbleu_metrics.functional import _counting
+
+    monkeypatch.setattr(_counting, "_ONE_SORT_ROW", _counting._ONE_SORT_ROW)
+    run.set_kernel_constants(["_ONE_SORT_ROW=0"])
+    assert _counting._ONE_SORT_ROW == 0
+    with pytest.raises(SystemExit, match="no constant '_NO_SUCH'"):
+        run.set_kernel_constants(["_NO_SUCH=1"])
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a GPU is available here")
+def test_gpu_probe_needs_cuda() -> None:
+    from benchmarks import gpu_probe
+
+    with pytest.raises(SystemExit, match="no CUDA device"):
+        gpu_probe.main([])
+
+
 def test_runner_tiny_grid(tmp_path) -> None:
     peers = [p for p in PEERS if _installed(p)]
     impls = ["tensorbleu-sentence", "tensorbleu-corpus", *peers]
