@@ -60,6 +60,19 @@ FORMS: dict[str, Callable[[list, list], tuple[Any, Any]]] = {
 }
 
 
+def feed_and_compute(metric: Any, batches: list, forward: bool) -> dict:
+    """A rank's batches (argument tuples) through ``forward``, recording each batch value, or through ``update``;
+    then ``compute()``. Returns ``{"compute": ..., "batch_values": [...]}`` (the values only for ``forward``)."""
+    out: dict = {}
+    if forward:
+        out["batch_values"] = [metric(*batch) for batch in batches]
+    else:
+        for batch in batches:
+            metric.update(*batch)
+    out["compute"] = metric.compute()
+    return out
+
+
 def _gloo_worker(rank: int, world_size: int, port: int, out_dir: str, run: Callable, scenarios: dict) -> None:
     import torch
     import torch.distributed as dist

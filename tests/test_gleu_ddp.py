@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from corpus_utils import FORMS, make_corpus, run_on_gloo
+from corpus_utils import FORMS, feed_and_compute, make_corpus, run_on_gloo
 from nltk.translate.gleu_score import corpus_gleu as nltk_corpus_gleu
 from nltk.translate.gleu_score import sentence_gleu as nltk_sentence_gleu
 
@@ -58,13 +58,8 @@ def _batch(spec: tuple) -> tuple:
 
 def _run_scenario(rank: int, scenario: dict) -> dict:
     metric = TokenIDGLEU(pad_id=PAD, **scenario["kwargs"])
-    out: dict = {}
-    if scenario.get("forward"):
-        out["batch_values"] = [metric(*_batch(b)) for b in scenario["batches"][rank]]
-    else:
-        for b in scenario["batches"][rank]:
-            metric.update(*_batch(b))
-    out["compute"] = metric.compute()
+    batches = [_batch(b) for b in scenario["batches"][rank]]
+    out = feed_and_compute(metric, batches, scenario.get("forward", False))
     out["local_n_all"] = int(metric.n_all)  # unsynced again after compute()
     return out
 

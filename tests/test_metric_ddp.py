@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from corpus_utils import FORMS, make_corpus, run_on_gloo
+from corpus_utils import FORMS, feed_and_compute, make_corpus, run_on_gloo
 from nltk.translate.bleu_score import SmoothingFunction
 from nltk.translate.bleu_score import corpus_bleu as nltk_corpus_bleu
 from nltk.translate.bleu_score import sentence_bleu as nltk_sentence_bleu
@@ -92,13 +92,8 @@ def _batch(spec: tuple) -> tuple:
 
 def _run_scenario(rank: int, scenario: dict) -> dict:
     metric = TokenIDBLEU(**{"pad_id": PAD, **scenario["kwargs"]})
-    out: dict = {}
-    if scenario.get("forward"):
-        out["batch_values"] = [metric(*_batch(b)) for b in scenario["batches"][rank]]
-    else:
-        for b in scenario["batches"][rank]:
-            metric.update(*_batch(b))
-    out["compute"] = metric.compute()
+    batches = [_batch(b) for b in scenario["batches"][rank]]
+    out = feed_and_compute(metric, batches, scenario.get("forward", False))
     out["compute_cached"] = metric.compute()
     out["local_pred_len"] = metric.pred_len.clone()  # unsynced again after compute()
     out["local_sentences"] = (

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from corpus_utils import make_corpus, run_on_gloo
+from corpus_utils import feed_and_compute, make_corpus, run_on_gloo
 from test_rouge import ATOL32, SEP, rouge_oracle
 
 from tensorbleu_metrics import TokenIDROUGE
@@ -40,13 +40,8 @@ SCENARIOS: dict[str, dict] = {
 def _run(rank: int, scenario: dict) -> dict:
     metric = TokenIDROUGE(rouge_keys=KEYS, sep_id=SEP, **scenario["kwargs"])
     preds, refs = CORPUS
-    out: dict = {"batch_values": []}
-    for start, end in scenario["batches"][rank]:
-        if scenario.get("forward"):
-            out["batch_values"].append(metric(preds[start:end], refs[start:end]))
-        else:
-            metric.update(preds[start:end], refs[start:end])
-    out["compute"] = metric.compute()
+    batches = [(preds[start:end], refs[start:end]) for start, end in scenario["batches"][rank]]
+    out = feed_and_compute(metric, batches, scenario.get("forward", False))
     out["local_sentences"] = int(metric.n_sentences)  # each rank's own state again after compute()
     return out
 
