@@ -27,6 +27,7 @@ import torch
 
 from benchmarks.ab import interleaved, parse_sizes
 from benchmarks.data import make_batch
+from benchmarks.run import set_kernel_constants
 from tensorbleu_metrics.functional import _counting, sentence_bleu
 
 # name -> the counting kernel's constants that select its path (the defaults: a one-sort count for one reference,
@@ -40,8 +41,7 @@ DEFAULTS = {name: getattr(_counting, name) for name in ("_ONE_SORT_ROW", "_ONE_S
 
 
 def _set(variant: dict[str, int]) -> None:
-    for name, value in (DEFAULTS | variant).items():
-        setattr(_counting, name, value)
+    set_kernel_constants(DEFAULTS | variant)
 
 
 def _call(preds: torch.Tensor, target: torch.Tensor, variant: dict[str, int], validate: bool = True) -> torch.Tensor:

@@ -212,22 +212,21 @@ class _Progress:
             self.bar.close()
 
 
-def set_kernel_constants(settings: list[str]) -> None:
-    """Apply ``NAME=INT`` settings to private constants of the counting kernel (each must exist)."""
+def set_kernel_constants(values: dict[str, int]) -> None:
+    """Set private constants of the counting kernel by name (each must exist)."""
     from tensorbleu_metrics.functional import _counting
 
-    for setting in settings:
-        name, _, value = setting.partition("=")
+    for name, value in values.items():
         if not hasattr(_counting, name):
-            raise SystemExit(f"--kernel {setting}: the counting kernel has no constant {name!r}")
-        setattr(_counting, name, int(value))
+            raise SystemExit(f"--kernel {name}={value}: the counting kernel has no constant {name!r}")
+        setattr(_counting, name, value)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     import torch
 
-    set_kernel_constants(args.kernel)
+    set_kernel_constants({name: int(value) for name, _, value in (s.partition("=") for s in args.kernel)})
     # CUDA first: a run stopped early (a lent machine's time limit) keeps the points only that machine can measure
     devices = ["cuda", "cpu"] if args.device == "both" else [args.device]
     gpu = None

@@ -58,10 +58,10 @@ def test_kernel_constants_are_set_by_name(monkeypatch) -> None:
     from tensorbleu_metrics.functional import _counting
 
     monkeypatch.setattr(_counting, "_ONE_SORT_ROW", _counting._ONE_SORT_ROW)
-    run.set_kernel_constants(["_ONE_SORT_ROW=0"])
+    run.set_kernel_constants({"_ONE_SORT_ROW": 0})
     assert _counting._ONE_SORT_ROW == 0
     with pytest.raises(SystemExit, match="no constant '_NO_SUCH'"):
-        run.set_kernel_constants(["_NO_SUCH=1"])
+        run.set_kernel_constants({"_NO_SUCH": 1})
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a GPU is available here")

@@ -176,6 +176,13 @@ def _sort_rows(first_key: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return flat[:n_keys].view(n_rows, width), perm[:n_keys].view(n_rows, width), counted
 
 
+def _token_ids(ids: Tensor, pos: Tensor, n_gram: int, dtype: torch.dtype) -> Tensor:
+    """Every position named by its token's order-1 id, flat: ``ids`` (-1 for no token) scattered to the flat
+    positions ``pos``, and -1 past the end, so that the n-gram starting at any position can be read."""
+    token_id = torch.full((ids.numel() + n_gram - 1,), -1, dtype=dtype, device=ids.device)
+    return token_id.scatter_(0, pos.view(-1), ids.view(-1).to(dtype))
+
+
 def _sorted_pass(first_key: Tensor, source: Tensor, n_gram: int, reduce: _Reduction) -> None:
     """Orders 1..``n_gram`` of every row, each handed to ``reduce`` grouped by n-gram.
 
@@ -197,16 +204,13 @@ def _sorted_pass(first_key: Tensor, source: Tensor, n_gram: int, reduce: _Reduct
     src = source.to(torch.int32).expand(n_rows, width).gather(1, pos - rows * width)
     order = reduce(1, key, src, counted)
     del key
-    # every token named by its order-1 id within its row, flat; -1 where there is none and past the end, so that
-    # an n-gram is countable exactly when its last position holds a token. int32 where the ids fit: the
-    # per-order lookups in this table are the pass's only scattered reads
+    # int32 where the ids fit: the per-order lookups in this table are the pass's only scattered reads
     token_span = order.span
     id_dtype = torch.int32 if token_span < 2**31 else torch.int64
-    token_id = torch.full((n_rows * width + n_gram - 1,), -1, dtype=id_dtype, device=device)
     # the positions without a token sort first and form group 0 of their row: one less names them -1 (and
     # leaves the other ids distinct). Done in place: the reduction's ids serve as the (n-1)-gram ids below
     group = order.group.sub_(counted[:, :1].logical_not().long())
-    token_id.scatter_(0, pos.view(-1), group.view(-1).to(id_dtype))
+    token_id = _token_ids(group, pos, n_gram, id_dtype)
     carry, span = order.carry, order.span
     del order, counted
     for n in range(2, n_gram + 1):
@@ -327,8 +331,7 @@ def _count_one_sort(batch: TokenBatch, n_gram: int, order_shift: int, matches: T
     key, pos, _ = _sort_rows(first_key)
     del first_key
     # order-1 ids: every row has positions without a token (one after each sequence); they sort first, group 0
-    token_id = torch.full((n_rows * width + n_gram - 1,), -1, dtype=torch.int64, device=device)
-    token_id.scatter_(0, pos.view(-1), _group(key).group.sub_(1).view(-1))
+    token_id = _token_ids(_group(key).group.sub_(1), pos, n_gram, torch.int64)
     del key, pos
     # the n-grams starting at each position, orders 1..N side by side: the ids are digits, most significant
     # first, so order n's key is the running sum of its first n weighted ids; then its order and source
@@ -371,9 +374,9 @@ def count_ngrams(batch: TokenBatch, n_gram: int, *, per_reference: bool = False)
     ref_matches = torch.zeros(n_sent, n_refs, n_gram, dtype=torch.int64, device=device) if per_reference else None
     width = _row_width(batch)
     reads_free = _inputs.host_reads_are_free(device)
-    order_shift = _order_shift(width, n_gram)
     one_sort = n_refs == 1 and width * n_gram <= _ONE_SORT_ROW and n_sent * width * n_gram <= _ONE_SORT_MAX
-    if one_sort and not reads_free and order_shift is not None:
+    order_shift = _order_shift(width, n_gram) if one_sort and not reads_free else None
+    if order_shift is not None:
         _count_one_sort(batch, n_gram, order_shift, matches)
         if ref_matches is not None:
             ref_matches[:, 0] = matches
