@@ -31,13 +31,14 @@ from benchmarks.run import set_kernel_constants
 from tensorbleu_metrics.functional import _counting, sentence_bleu
 
 # name -> the counting kernel's constants that select its path (the defaults: a one-sort count for one reference,
-# short rows and small batches; else the order-by-order pass)
+# short rows and small batches; else the order-by-order pass, its rows sorted whole, without host reads)
 VARIANTS: dict[str, dict[str, int]] = {
     "order by order": {"_ONE_SORT_ROW": 0},
+    "order by order, rows cut": {"_ONE_SORT_ROW": 0, "_CUT_ROWS_ANYWHERE": 1},
     "default": {},
     "one sort, any size": {"_ONE_SORT_ROW": 1 << 62, "_ONE_SORT_MAX": 1 << 62},
 }
-DEFAULTS = {name: getattr(_counting, name) for name in ("_ONE_SORT_ROW", "_ONE_SORT_MAX")}
+DEFAULTS = {name: getattr(_counting, name) for name in ("_ONE_SORT_ROW", "_ONE_SORT_MAX", "_CUT_ROWS_ANYWHERE")}
 
 
 def _set(variant: dict[str, int]) -> None:
@@ -171,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
             for n_refs in (1, 4):
                 batch = make_batch(batch_size, length, n_refs, 32000)
                 preds, target = batch.preds.cuda(), batch.target_for_ours().cuda()
-                for name in ("order by order", "one sort, any size"):
+                for name in ("order by order", "order by order, rows cut", "one sort, any size"):
                     key = f"{size} r{n_refs} {name}"
                     profiles[key] = _profile(partial(_call, preds, target, VARIANTS[name]))
                     print(f"profile {key}: {profiles[key]}", flush=True)

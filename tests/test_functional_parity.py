@@ -704,7 +704,8 @@ def test_property_weight_list_equals_stacked_single_calls(oracle, batch, setup, 
 
 # the kernel's paths, forced on the CPU: the first order sorted row by row, or flat (a radix sort); a few rows per
 # block; and the accelerator's choices (no host reads: every order in one sort for one reference and short rows, or
-# the orders one by one with tables sized from shapes, int32 counts, one block, row sorts)
+# the orders one by one with tables sized from shapes, int32 counts, one block, whole rows sorted; and, measured
+# side by side on GPUs, those rows cut to their counted prefix)
 _ACCELERATOR = lambda device: False  # noqa: E731
 _KERNEL_PATHS = {
     "row sorts": {"_FLAT_SORT_MIN": 1 << 62},
@@ -717,6 +718,11 @@ _KERNEL_PATHS = {
         "_ONE_SORT_MAX": 1 << 62,
     },
     "accelerator, order by order": {"host_reads_are_free": _ACCELERATOR, "_ONE_SORT_ROW": 0},
+    "accelerator, order by order, rows cut": {
+        "host_reads_are_free": _ACCELERATOR,
+        "_ONE_SORT_ROW": 0,
+        "_CUT_ROWS_ANYWHERE": 1,
+    },
 }
 
 
@@ -767,3 +773,45 @@ def test_accelerator_choices_where_no_packing_fits(oracle, monkeypatch, n_gram: 
     ours = sentence_bleu(hyps, refs, n_gram=n_gram, smoothing="method1", dtype=torch.float64)
     expected = [oracle.nltk_sentence(h, r, n_gram, "method1") for h, r in zip(hyps, refs, strict=True)]
     assert torch.allclose(ours, torch.tensor(expected, dtype=torch.float64), atol=1e-12, rtol=0)
+
+
+class _NoHostReads(torch.utils._python_dispatch.TorchDispatchMode):
+    """Fails on every operation that makes the host read a tensor's values: on an accelerator each is a wait for
+    the device (item/int/bool go through ``_local_scalar_dense``; the others size their output from the data)."""
+
+    READS = ("_local_scalar_dense", "nonzero", "masked_select", "unique", "repeat_interleave", "equal", "is_nonzero")
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func.overloadpacket.__name__
+        if any(name.startswith(read) or name.startswith(f"_{read}") for read in self.READS):
+            raise AssertionError(f"the host reads values: {func}")
+        if name == "index" and any(i is not None and i.dtype == torch.bool for i in args[1]):
+            raise AssertionError(f"boolean indexing reads values: {func}")
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("path", ["accelerator choices", "accelerator, order by order"])
+@pytest.mark.parametrize("n_refs", [1, 3])
+def test_accelerator_paths_read_nothing_on_the_host(monkeypatch, path: str, n_refs: int) -> None:
+    """With ``validate=False`` a padded batch is counted and scored without one host read on either accelerator
+    path (so without one synchronisation on a GPU), and gives the scores of the CPU's path."""
+    from tensorbleu_metrics.functional import _counting, _inputs
+
+    gen = torch.Generator().manual_seed(n_refs)
+    preds = torch.randint(1, 30, (6, 40), generator=gen)
+    preds[:, 30:] = 0
+    target = torch.randint(1, 30, (6, n_refs, 35), generator=gen)
+    target[:, :, 25:] = 0
+    target[:, :, :10] = preds[:, None, :10]
+    expected_bleu = sentence_bleu(preds, target, pad_id=0, smoothing="method1", dtype=torch.float64)
+    expected_counts = _counting.count_ngrams(_inputs.normalise_inputs(preds, target, 0, None), 4, per_reference=True)
+    _force_kernel_path(monkeypatch, path)
+    with _NoHostReads():
+        batch = _inputs.normalise_inputs(preds, target, 0, None, validate=False)
+        bleu = sentence_bleu(preds, target, pad_id=0, smoothing="method1", dtype=torch.float64, validate=False)
+        corpus_bleu(preds, target, pad_id=0, validate=False)
+        counts = _counting.count_ngrams(batch, 4, per_reference=True)  # GLEU's and ROUGE-N's counts
+    assert torch.equal(bleu, expected_bleu)
+    assert torch.equal(counts.ref_matches, expected_counts.ref_matches)
+    for ours, theirs in zip(counts.stats, expected_counts.stats, strict=True):
+        assert torch.equal(ours, theirs)

@@ -176,6 +176,11 @@ def _sort_rows(first_key: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return flat[:n_keys].view(n_rows, width), perm[:n_keys].view(n_rows, width), counted
 
 
+# 1: accelerators also cut the rows of orders 2.. to their counted prefix, one host read (a synchronisation) per
+# order; kept for side-by-side measurements (benchmarks/gpu_probe.py)
+_CUT_ROWS_ANYWHERE = 0
+
+
 def _token_ids(ids: Tensor, pos: Tensor, n_gram: int, dtype: torch.dtype) -> Tensor:
     """Every position named by its token's order-1 id, flat: ``ids`` (-1 for no token) scattered to the flat
     positions ``pos``, and -1 past the end, so that the n-gram starting at any position can be read."""
@@ -213,33 +218,43 @@ def _sorted_pass(first_key: Tensor, source: Tensor, n_gram: int, reduce: _Reduct
     token_id = _token_ids(group, pos, n_gram, id_dtype)
     carry, span = order.carry, order.span
     del order, counted
+    # on the CPU the rows are cut, order by order, to their longest prefix of counted n-grams (the host reads that
+    # length for free); an accelerator sorts the rows whole and reads nothing, so no call waits for the device
+    cut_rows = bool(_CUT_ROWS_ANYWHERE) or _inputs.host_reads_are_free(device)
     for n in range(2, n_gram + 1):
         last_token = token_id[n - 1 :].gather(0, pos.view(-1)).view(pos.shape)
         # carried n-grams are counted ones (a reduction carries nothing it did not count): the carry flags are
         # the reduction's own tensor, updated in place like the keys (every large temporary costs page faults)
         counted = carry.logical_and_(last_token >= 0)
-        n_counted = counted.sum(1, keepdim=True)
-        kept = int(n_counted.max())
-        if kept == 0:
-            break
         # an n-gram's key is (id of its (n-1)-gram, id of its last token), below key_span when it is counted
-        # (ids are >= -1). The others get a key past every counted one of their row (an addition, several times
-        # faster than a masked fill), sort after them, and the rows are cut to the longest counted prefix. Rows
-        # are already sorted by the (n-1)-gram id, so the sort mostly reorders within groups
+        # (ids are >= -1). An n-gram's occurrences are all counted or none is: it has one (n-1)-gram and one last
+        # token. Rows are already sorted by the (n-1)-gram id, so the sort mostly reorders within groups
         key_span = span * token_span
-        past = key_span + token_span + 1
+        past = key_span + token_span + 1 if cut_rows else 0
         # in int32 where the keys fit: the CPU's int64 arithmetic is about three times slower
         if last_token.dtype == torch.int32 and key_span + past < 2**31:
             group = group.to(torch.int32)
-        key = torch.add(last_token, group, alpha=token_span).add_(counted.logical_not_(), alpha=past)
-        # what the sort no longer needs is freed before it allocates (the peak is what costs page faults)
-        del last_token, group, counted, carry
-        # (a flat radix sort of the rows end to end was measured too: no faster on these nearly sorted rows)
-        key, column = torch.sort(key, dim=1, stable=True)
-        key, column = key[:, :kept], column[:, :kept]
+        key = torch.add(last_token, group, alpha=token_span)
+        del last_token, group, carry
+        if cut_rows:
+            n_counted = counted.sum(1, keepdim=True)
+            kept = int(n_counted.max())
+            if kept == 0:
+                break
+            # the uncounted get a key past every counted one of their row (an addition, several times faster
+            # than a masked fill), sort after them, and the rows are cut to the longest counted prefix
+            key.add_(counted.logical_not_(), alpha=past)
+            del counted  # what the sort no longer needs is freed before it allocates (the peak costs page faults)
+            # (a flat radix sort of the rows end to end was measured too: no faster on these nearly sorted rows)
+            key, column = torch.sort(key, dim=1, stable=True)
+            key, column = key[:, :kept], column[:, :kept]
+            counted = torch.arange(kept, device=device) < n_counted
+        else:
+            key, column = torch.sort(key, dim=1, stable=True)
+            counted = counted.gather(1, column)
         pos, src = torch.gather(pos, 1, column), torch.gather(src, 1, column)
         del column
-        order = reduce(n, key, src, torch.arange(kept, device=device) < n_counted)
+        order = reduce(n, key, src, counted)
         # read at the top of the next iteration (the linter does not follow the loop past the dels above)
         carry, group, span = order.carry, order.group, order.span  # noqa: F841
         del order
