@@ -55,12 +55,18 @@ def ngram_totals(lengths: Tensor, n_gram: int) -> Tensor:
     return (lengths.unsqueeze(-1) - orders + 1).clamp(min=0)
 
 
+# the closest reference length of a sentence without a reference (unvalidated input): its brevity penalty is 0
+_NO_REF_LEN = 2**32 - 1
+
+
 def _closest_ref_len(pred_len: Tensor, ref_len: Tensor, present: Tensor) -> Tensor:
     """Length of the reference closest in length to each candidate, the shorter one on ties."""
+    if ref_len.shape[1] == 1:
+        return torch.where(present[:, 0], ref_len[:, 0], _NO_REF_LEN)
     distance = (ref_len - pred_len.unsqueeze(1)).abs()
     # one integer key orders by distance, then by length (lengths are below 2**31); absent references never win
     key = torch.where(present, (distance << 32) + ref_len, torch.iinfo(torch.int64).max)
-    return key.min(dim=1).values & 0xFFFFFFFF
+    return key.min(dim=1).values & _NO_REF_LEN
 
 
 def _row_width(batch: TokenBatch) -> int:
@@ -84,10 +90,10 @@ def _row_layout(batch: TokenBatch) -> tuple[Tensor, Tensor]:
     first_key[:, :pred_width] = torch.where(columns[:pred_width] < batch.pred_len.unsqueeze(1), batch.preds, -1)
     refs = first_key[:, pred_width + 1 :].view(n_sent, n_refs, ref_width + 1)
     refs[:, :, :ref_width] = torch.where(columns[:ref_width] < batch.ref_len.unsqueeze(2), batch.refs, -1)
-    source = torch.cat(
+    source = torch.cat(  # int32, as the pass keeps the sources
         [
-            torch.zeros(pred_width + 1, dtype=torch.int64, device=device),
-            torch.arange(1, n_refs + 1, device=device).repeat_interleave(ref_width + 1),
+            torch.zeros(pred_width + 1, dtype=torch.int32, device=device),
+            torch.arange(1, n_refs + 1, dtype=torch.int32, device=device).repeat_interleave(ref_width + 1),
         ]
     )
     return first_key, source
@@ -203,10 +209,9 @@ def _sorted_pass(first_key: Tensor, source: Tensor, n_gram: int, reduce: _Reduct
     device = first_key.device
     key, pos, counted = _sort_rows(first_key)
     del first_key
-    rows = torch.arange(n_rows, device=device).unsqueeze(1)
     # gathers, not indexing: on the CPU a gather is parallel and several times faster than take or []; the
     # sources are int32 (they are small), like every array the pass keeps that is not used as an index
-    src = source.to(torch.int32).expand(n_rows, width).gather(1, pos - rows * width)
+    src = source.to(torch.int32).repeat(n_rows).gather(0, pos.view(-1)).view(n_rows, width)
     order = reduce(1, key, src, counted)
     del key
     # int32 where the ids fit: the per-order lookups in this table are the pass's only scattered reads
