@@ -211,7 +211,8 @@ def _sorted_pass(first_key: Tensor, source: Tensor, n_gram: int, reduce: _Reduct
     del first_key
     # gathers, not indexing: on the CPU a gather is parallel and several times faster than take or []; the
     # sources are int32 (they are small), like every array the pass keeps that is not used as an index
-    src = source.to(torch.int32).repeat(n_rows).gather(0, pos.view(-1)).view(n_rows, width)
+    rows = torch.arange(n_rows, device=device).unsqueeze(1)
+    src = source.to(torch.int32).expand(n_rows, width).gather(1, pos - rows * width)
     order = reduce(1, key, src, counted)
     del key
     # int32 where the ids fit: the per-order lookups in this table are the pass's only scattered reads

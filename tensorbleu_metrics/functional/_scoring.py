@@ -277,10 +277,9 @@ def checked_weights(
 
 
 def _brevity_penalty(pred_len: Tensor, ref_len: Tensor) -> Tensor:
-    safe_len = pred_len.clamp(min=1)
-    penalty = torch.exp(1.0 - ref_len / safe_len)
-    penalty = torch.where(pred_len > ref_len, 1.0, penalty)
-    return torch.where(pred_len == 0, 0.0, penalty)
+    """exp(1 - r/c) for c <= r, else 1. An empty candidate (c = 0) has no matches: every caller scores it 0."""
+    # exp(min(0, x)) is exactly 1 where x >= 0 (exp(0) == 1): no comparison and select (each a kernel launch)
+    return torch.exp((1.0 - ref_len / pred_len.clamp(min=1)).clamp_(max=0.0))
 
 
 # ---- SacreBLEU ----
@@ -295,17 +294,19 @@ def _sacrebleu_score(counts: _Counts, weights: Tensor, method: str, value: float
         bump[1:] = value
         matches, totals = matches + bump, totals + bump
     # orders from the first one without candidate n-grams on are dropped (SacreBLEU stops there)
-    alive = torch.cumprod((totals > 0).to(torch.int64), dim=-1).bool()
+    alive = torch.cumsum(totals <= 0, dim=-1) == 0
     safe_totals = torch.where(totals > 0, totals, 1.0)
-    no_match = (matches == 0) & alive
     precision = matches / safe_totals
-    if method == "exp":
-        halvings = torch.cumsum(no_match.to(torch.float64), dim=-1)
-        precision = torch.where(no_match, 1.0 / (torch.pow(2.0, halvings) * safe_totals), precision)
-    elif method == "floor":
-        precision = torch.where(no_match, value / safe_totals, precision)
+    if method in ("exp", "floor"):
+        no_match = (matches == 0) & alive
+        if method == "exp":
+            halvings = torch.cumsum(no_match, dim=-1, dtype=torch.float64)
+            precision = torch.where(no_match, 1.0 / (torch.pow(2.0, halvings) * safe_totals), precision)
+        else:
+            precision = torch.where(no_match, value / safe_totals, precision)
     precision = torch.where(alive, precision, 0.0)
-    log_p = torch.where(precision > 0, torch.log(torch.where(precision > 0, precision, 1.0)), _SACREBLEU_LOG_ZERO)
+    # precisions are finite and >= 0: the log of 0 (-inf) becomes SacreBLEU's stand-in, every other log is above it
+    log_p = torch.log(precision).clamp_(min=_SACREBLEU_LOG_ZERO)
     weights = weights.view(weights.shape[0], *([1] * (matches.dim() - 1)), n_gram)
     if effective_order:
         # the mean runs over the orders up to the last one with candidate n-grams; weights are renormalised
@@ -320,8 +321,9 @@ def _sacrebleu_score(counts: _Counts, weights: Tensor, method: str, value: float
 def _exp_weighted_sum(weights: Tensor, log_p: Tensor) -> Tensor:
     """exp(sum_n w_n log p_n), never inf or NaN: an order with weight 0 adds nothing (as NLTK's ``zip`` over a
     shorter weight tuple never looks at it), and overflow saturates at the largest float64."""
-    terms = torch.where(weights > 0, (weights * log_p).clamp(-_TERM_CAP, _TERM_CAP), 0.0)
-    return torch.exp(terms.sum(-1).clamp(max=_LOG_FLOAT_MAX))
+    # log_p holds no NaN, so a NaN term is a weight of 0 times an infinite log: 0 (a masked select costs two ops)
+    terms = torch.mul(weights, log_p).nan_to_num_(nan=0.0, posinf=math.inf, neginf=-math.inf)
+    return torch.exp(terms.clamp_(-_TERM_CAP, _TERM_CAP).sum(-1).clamp_(max=_LOG_FLOAT_MAX))
 
 
 # ---- NLTK ----
@@ -415,8 +417,8 @@ def _nltk_score(
         short = is_default & (hyp_len < 4) & (hyp_len > 0)
         reweighed = torch.where(orders < hyp_len, 1.0 / hyp_len.clamp(min=1), 0.0)
         weights = torch.where(short, reweighed, weights)
-    # NLTK leaves zero precisions out of the sum
-    log_p = torch.where(p > 0, torch.log(torch.where(p > 0, p, 1.0)), 0.0)
+    # NLTK leaves zero precisions out of the sum (log 0 = -inf becomes 0; so does NaN, which p > 0 excludes too)
+    log_p = torch.log(p).nan_to_num_(nan=0.0, posinf=math.inf, neginf=0.0)
     score = _brevity_penalty(counts.pred_len, counts.ref_len) * _exp_weighted_sum(weights, log_p)
     valid = counts.matches[..., 0] > 0
     if method == "method6":
@@ -490,13 +492,12 @@ def score_checked(
     # copies from host memory that need no wait for the device (a blocking copy synchronises the stream)
     weight_matrix = checked.matrix.to(stats.matches.device, non_blocking=True)
     f64 = torch.float64
-    counts = _Counts(
-        stats.matches[..., :n_gram].to(f64),
-        stats.totals[..., :n_gram].to(f64),
-        stats.clamped_totals[..., :n_gram].to(f64),
-        stats.pred_len.to(f64),
-        stats.ref_len.to(f64),
-    )
+    # every statistic converted in one operation (each is a kernel launch on a GPU)
+    fields = [stats.matches[..., :n_gram], stats.totals[..., :n_gram], stats.clamped_totals[..., :n_gram]]
+    fields += [stats.pred_len.unsqueeze(-1), stats.ref_len.unsqueeze(-1)]
+    as_f64 = torch.cat(fields, dim=-1).to(f64)
+    orders = as_f64[..., : 3 * n_gram].unflatten(-1, (3, n_gram)).unbind(-2)
+    counts = _Counts(*orders, as_f64[..., 3 * n_gram], as_f64[..., 3 * n_gram + 1])
     if smoothing in SACREBLEU_METHODS:
         score = _sacrebleu_score(counts, weight_matrix, smoothing, value or 0.0, effective_order)
     else:
