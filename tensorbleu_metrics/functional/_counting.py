@@ -218,9 +218,10 @@ def _sorted_pass(first_key: Tensor, source: Tensor, n_gram: int, reduce: _Reduct
     # int32 where the ids fit: the per-order lookups in this table are the pass's only scattered reads
     token_span = order.span
     id_dtype = torch.int32 if token_span < 2**31 else torch.int64
-    # the positions without a token sort first and form group 0 of their row: one less names them -1 (and
-    # leaves the other ids distinct). Done in place: the reduction's ids serve as the (n-1)-gram ids below
-    group = order.group.sub_(counted[:, :1].logical_not().long())
+    # every row has positions without a token (one after each sequence): they sort first and form group 0 of
+    # their row, so one less names them -1 and leaves the other ids distinct. Done in place: the reduction's ids
+    # serve as the (n-1)-gram ids below
+    group = order.group.sub_(1)
     token_id = _token_ids(group, pos, n_gram, id_dtype)
     carry, span = order.carry, order.span
     del order, counted
