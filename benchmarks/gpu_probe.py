@@ -1,12 +1,14 @@
 """The counting kernel's paths on a CUDA device, side by side in one process.
 
-For each size and kernel variant (the order-by-order pass, the default choice, and every order in one sort at any
-size), ``sentence_bleu`` on padded CUDA tensors is timed with the variants' calls interleaved (median over the
-rounds, ``torch.cuda.synchronize()`` around each call), its peak CUDA memory is measured above the inputs, its
-host synchronisations are counted (torch's sync debug mode, with and without ``validate``), and its scores are
-compared with the CPU's. Profiles split a call into host time, device (kernel) time and launches. The variant
-fastest over all sizes (geometric mean) among those within ``--max-bytes-per-token`` is printed as ``--kernel``
-options for ``benchmarks.run`` (nothing for the default) and written to ``OUT/kernel.txt``.
+For each size and kernel variant (the order-by-order pass, the same with its rows cut to their counted prefix,
+the default choice, and every order in one sort at any size), ``sentence_bleu`` on padded CUDA tensors is timed
+with the variants' calls interleaved (median over the rounds, ``torch.cuda.synchronize()`` around each call), its
+peak CUDA memory is measured above the inputs, its host synchronisations are counted (torch's sync debug mode,
+with and without ``validate``), and its scores are compared with the CPU's. Beside them, the default
+``validate=False`` call eager against its replay from a captured CUDA graph (or why the capture failed). Profiles
+split a call into host time, device (kernel) time and launches. The variant fastest over all sizes (geometric
+mean) among those within ``--max-bytes-per-token`` is printed as ``--kernel`` options for ``benchmarks.run``
+(nothing for the default) and written to ``OUT/kernel.txt``.
 
     python -m benchmarks.gpu_probe --out DIR
 """
@@ -48,6 +50,50 @@ def _set(variant: dict[str, int]) -> None:
 def _call(preds: torch.Tensor, target: torch.Tensor, variant: dict[str, int], validate: bool = True) -> torch.Tensor:
     _set(variant)
     return sentence_bleu(preds, target, pad_id=0, validate=validate)
+
+
+def _captured(preds: torch.Tensor, target: torch.Tensor) -> Any:
+    """The default ``sentence_bleu(..., validate=False)`` captured in a CUDA graph on copies of the inputs; the
+    returned call refills them and replays the graph (what a training loop with fixed shapes would do)."""
+    static_preds, static_target = preds.clone(), target.clone()
+
+    def call() -> torch.Tensor:
+        return sentence_bleu(static_preds, static_target, pad_id=0, validate=False)
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm-up away from the default stream, as capture requires
+        for _ in range(3):
+            call()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = call()
+
+    def replay() -> torch.Tensor:
+        static_preds.copy_(preds)
+        static_target.copy_(target)
+        graph.replay()
+        return out
+
+    return replay
+
+
+def _graph_row(preds: torch.Tensor, target: torch.Tensor, rounds: int) -> dict[str, Any]:
+    """Eager ``validate=False`` calls against their CUDA-graph replay, interleaved; the capture's error if any."""
+    _set({})
+    eager = partial(_call, preds, target, {}, validate=False)
+    try:
+        replay = _captured(preds, target)
+    except Exception as exc:  # the measurement records why a capture failed
+        return {"graph_error": f"{type(exc).__name__}: {exc}"[:300]}
+    times = interleaved({"eager": _timed(eager), "graph": _timed(replay)}, rounds)
+    return {
+        "eager_no_validate_ms": statistics.median(times["eager"]) * 1e3,
+        "graph_ms": statistics.median(times["graph"]) * 1e3,
+        "graph_min_ms": min(times["graph"]) * 1e3,
+        "graph_equals_eager": bool(torch.equal(replay(), eager())),
+    }
 
 
 def _timed(call: Any) -> Any:
@@ -145,11 +191,15 @@ def main(argv: list[str] | None = None) -> None:
                     f"{row['syncs_no_validate']}  diff {row['max_abs_diff_vs_cpu']:.1e}",
                     flush=True,
                 )
+            graph = {"variant": "CUDA graph", "B": batch_size, "L": length, "refs": n_refs}
+            graph.update(_graph_row(preds, target, args.rounds))
+            rows.append(graph)
+            print(f"{batch_size:>4}x{length:<5} r{n_refs} CUDA graph: {graph}", flush=True)
     _set({})
     # the choice: fastest geometric mean over the sizes, within the memory bound at every size
     best, best_score = None, math.inf
     for name in VARIANTS:
-        mine = [r for r in rows if r["variant"] == name]
+        mine = [r for r in rows if r["variant"] == name]  # (the CUDA-graph rows are no kernel variant)
         if max(r["bytes_per_token"] for r in mine) > args.max_bytes_per_token:
             continue
         score = sum(math.log(r["median_ms"]) for r in mine)

@@ -323,3 +323,19 @@ def test_property_input_forms_agree(batch, seed, n_gram):
     base = bleu_stats(hyps, refs, n_gram=n_gram)
     for name, preds, target, kwargs in _forms(hyps, refs, "cpu", seed):
         _assert_same_stats(bleu_stats(preds, target, n_gram=n_gram, **kwargs), base, name)
+
+
+def test_device_constants_stay_on_the_host_or_are_copied_once() -> None:
+    """The kernel's small constants (weights, digit values): the CPU's are used as they are; another device gets
+    one copy per distinct value, shape and dtype, reused by later calls (no copy to launch, none to capture)."""
+    from tensorbleu_metrics.functional._inputs import on_device
+
+    weights = torch.tensor([[0.25] * 4, [0.5, 0.5, 0.0, 0.0]], dtype=torch.float64)
+    assert on_device(weights, torch.device("cpu")) is weights
+    meta = torch.device("meta")  # a device without values: enough to see what is copied and kept
+    first = on_device(weights, meta)
+    assert (first.device, first.shape, first.dtype) == (meta, weights.shape, weights.dtype)
+    assert on_device(weights.clone(), meta) is first
+    assert on_device(weights * 2, meta) is not first
+    assert on_device(weights.view(4, 2), meta).shape == (4, 2)
+    assert on_device(weights.to(torch.float32), meta).dtype == torch.float32

@@ -815,3 +815,43 @@ def test_accelerator_paths_read_nothing_on_the_host(monkeypatch, path: str, n_re
     assert torch.equal(counts.ref_matches, expected_counts.ref_matches)
     for ours, theirs in zip(counts.stats, expected_counts.stats, strict=True):
         assert torch.equal(ours, theirs)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("n_refs", [1, 4])
+def test_sentence_bleu_replays_from_a_cuda_graph(n_refs: int) -> None:
+    """With ``validate=False`` a call reads nothing on the host and, its constants once on the device, copies
+    nothing from it: it can be captured in a CUDA graph (both kernel paths: one sort for one reference, order by
+    order for four) and replayed on new inputs of the same shape, giving the eager call's scores."""
+    gen = torch.Generator().manual_seed(n_refs)
+
+    def batch() -> tuple[torch.Tensor, torch.Tensor]:
+        preds = torch.randint(1, 30, (8, 40), generator=gen)
+        target = torch.randint(1, 30, (8, n_refs, 35), generator=gen)
+        target[:, :, :12] = preds[:, None, :12]
+        target[:, :, 30:] = 0
+        return preds.cuda(), target.cuda()
+
+    static_preds, static_target = batch()
+
+    def call(preds: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return sentence_bleu(preds, target, pad_id=0, smoothing="method1", dtype=torch.float64, validate=False)
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(2):
+            call(static_preds, static_target)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = call(static_preds, static_target)
+    for _ in range(2):
+        preds, target = batch()
+        static_preds.copy_(preds)
+        static_target.copy_(target)
+        graph.replay()
+        assert torch.equal(out, call(preds, target))
+        expected = sentence_bleu(preds.cpu(), target.cpu(), pad_id=0, smoothing="method1", dtype=torch.float64)
+        assert torch.allclose(out.cpu(), expected, atol=1e-12, rtol=0)

@@ -358,8 +358,8 @@ def _count_one_sort(batch: TokenBatch, n_gram: int, order_shift: int, matches: T
     # the n-grams starting at each position, orders 1..N side by side: the ids are digits, most significant
     # first, so order n's key is the running sum of its first n weighted ids; then its order and source
     windows = token_id.unfold(0, n_gram, 1)[: n_rows * width]
-    weights = torch.tensor([width ** (n_gram - 1 - i) << 1 for i in range(n_gram)])
-    ngram = torch.mul(windows, weights.to(device, non_blocking=True)).cumsum_(1)
+    weights = _inputs.on_device(torch.tensor([width ** (n_gram - 1 - i) << 1 for i in range(n_gram)]), device)
+    ngram = torch.mul(windows, weights).cumsum_(1)
     ngram.add_(torch.arange(n_gram, device=device) << order_shift)
     ngram = ngram.view(n_rows, width, n_gram).add_(source.view(1, width, 1))
     # an n-gram exists where its positions all hold tokens (a sequence's tokens come first, then no-token

@@ -7,6 +7,7 @@ arrays are taken wherever tensors are.
 
 from __future__ import annotations
 
+import functools
 import numbers
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -191,6 +192,25 @@ def host_reads_are_free(device: torch.device) -> bool:
     Tests patch this to run the accelerator's choices on the CPU.
     """
     return device.type == "cpu"
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_constant(
+    values: tuple[Any, ...], shape: tuple[int, ...], dtype: torch.dtype, device: torch.device
+) -> Tensor:
+    return torch.tensor(values, dtype=dtype, device=device).view(shape)
+
+
+def on_device(values: Tensor, device: torch.device) -> Tensor:
+    """A small constant host tensor (weights, digit values) on ``device``; callers must not modify the result.
+
+    On the CPU, ``values`` itself. Elsewhere one copy per distinct (values, dtype, device), kept (64 at most):
+    later calls launch no copy, and a call captured in a CUDA graph finds the constant already there (a copy
+    from pageable host memory cannot be captured).
+    """
+    if device.type == "cpu":
+        return values
+    return _cached_constant(tuple(values.flatten().tolist()), tuple(values.shape), values.dtype, device)
 
 
 def _left_align(x: Tensor, keep: Tensor | None) -> tuple[Tensor, Tensor]:

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from tensorbleu_metrics.functional._counting import BLEUStats
+from tensorbleu_metrics.functional._inputs import on_device
 
 SACREBLEU_METHODS = ("none", "floor", "add-k", "exp")
 NLTK_METHODS = tuple(f"method{i}" for i in range(8))
@@ -489,8 +490,8 @@ def score_checked(
     """
     n_gram = checked.order
     value = SMOOTH_DEFAULTS[smoothing] if smooth_value is None else float(smooth_value)
-    # copies from host memory that need no wait for the device (a blocking copy synchronises the stream)
-    weight_matrix = checked.matrix.to(stats.matches.device, non_blocking=True)
+    device = stats.matches.device
+    weight_matrix = on_device(checked.matrix, device)
     f64 = torch.float64
     # every statistic converted in one operation (each is a kernel launch on a GPU)
     fields = [stats.matches[..., :n_gram], stats.totals[..., :n_gram], stats.clamped_totals[..., :n_gram]]
@@ -504,7 +505,7 @@ def score_checked(
         next_order = None
         if smoothing in ("method5", "method7"):
             next_order = stats.matches[..., _NEXT_ORDER - 1].to(f64) / stats.clamped_totals[..., _NEXT_ORDER - 1]
-        lengths = checked.lengths.to(stats.matches.device, non_blocking=True)
+        lengths = on_device(checked.lengths, device)
         score = _nltk_score(counts, next_order, weight_matrix, lengths, smoothing, value or 0.0, auto_reweigh)
     # a score above the result dtype's range (only with huge weights on precisions above 1) saturates
     score = score.clamp(max=torch.finfo(dtype).max).to(dtype)
