@@ -226,3 +226,24 @@ def test_validate_false_trusts_values_without_failing() -> None:
     assert torch.equal(sentence_bleu(preds, no_ref, pad_id=0, validate=False), torch.zeros(2))
     with pytest.raises(TypeError, match="`validate`"):
         sentence_bleu(preds, target, validate=1)
+
+
+def test_gleu_validate_false_trusts_values_without_failing() -> None:
+    """GLEU takes ``validate`` as BLEU does: the same scores for valid input, finite ones for invalid input."""
+    from tensorbleu_metrics.functional import corpus_gleu, gleu_stats, sentence_gleu
+
+    preds = torch.tensor([[1, 2, 3, 4, 0], [5, 6, 7, 0, 0]])
+    target = torch.tensor([[[1, 2, 3, 4, 0], [0, 0, 0, 0, 0]], [[5, 6, 8, 0, 0], [5, 6, 7, 9, 0]]])
+    for fn in (sentence_gleu, corpus_gleu):
+        assert torch.equal(fn(preds, target, pad_id=0), fn(preds, target, pad_id=0, validate=False))
+    checked, trusted = gleu_stats(preds, target, pad_id=0), gleu_stats(preds, target, pad_id=0, validate=False)
+    assert all(torch.equal(a, b) for a, b in zip(checked, trusted, strict=True))
+    bad_preds = torch.tensor([[1, -7, 3, 4, 0], [5, 6, 7, -(2**62), 0]])
+    with pytest.raises(ValueError, match="negative token ID"):
+        sentence_gleu(bad_preds, target, pad_id=0)
+    assert bool(torch.isfinite(sentence_gleu(bad_preds, target, pad_id=0, validate=False)).all())
+    with pytest.raises(ValueError, match="no reference"):
+        sentence_gleu(preds, torch.zeros_like(target), pad_id=0)
+    assert torch.equal(sentence_gleu(preds, torch.zeros_like(target), pad_id=0, validate=False), torch.zeros(2))
+    with pytest.raises(TypeError, match="`validate`"):
+        corpus_gleu(preds, target, validate="no")

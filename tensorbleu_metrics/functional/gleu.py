@@ -66,6 +66,7 @@ def gleu_stats(
     max_len: int = 4,
     pad_id: int | None = None,
     eos_id: int | None = None,
+    validate: bool = True,
 ) -> GLEUStats:
     """Per-sentence sufficient statistics of GLEU against the best reference of each sentence.
 
@@ -82,6 +83,8 @@ def gleu_stats(
         max_len: the highest n-gram order.
         pad_id: a token ID ignored wherever it stands.
         eos_id: a token ID that ends a sequence (excluded from it).
+        validate: check the token values, as :func:`tensorbleu_metrics.functional.sentence_bleu` does (one host
+            synchronisation); ``False`` trusts them.
 
     Returns:
         :class:`GLEUStats` of ``(B,)`` int64 tensors on the input's device; ``stats.sum()`` gives the corpus.
@@ -97,7 +100,7 @@ def gleu_stats(
         (tensor([5]), tensor([7]))
     """
     check_gleu_options(min_len, max_len)
-    batch = normalise_inputs(preds, target, pad_id, eos_id)
+    batch = normalise_inputs(preds, target, pad_id, eos_id, validate)
     ref_matches = count_ngrams(batch, max_len, per_reference=True).ref_matches
     assert ref_matches is not None
     tp = ref_matches[..., min_len - 1 :].sum(-1)  # (B, R)
@@ -136,6 +139,7 @@ def sentence_gleu(
     max_len: int = 4,
     pad_id: int | None = None,
     eos_id: int | None = None,
+    validate: bool = True,
     dtype: torch.dtype = torch.float32,
 ) -> Tensor:
     """GLEU of each hypothesis against its references, equal to NLTK's ``sentence_gleu``.
@@ -154,7 +158,7 @@ def sentence_gleu(
         tensor([0.7778, 0.6000], dtype=torch.float64)
     """
     check_dtype(dtype)
-    stats = gleu_stats(preds, target, min_len=min_len, max_len=max_len, pad_id=pad_id, eos_id=eos_id)
+    stats = gleu_stats(preds, target, min_len=min_len, max_len=max_len, pad_id=pad_id, eos_id=eos_id, validate=validate)
     return gleu_from_stats(stats, dtype=dtype)
 
 
@@ -166,6 +170,7 @@ def corpus_gleu(
     max_len: int = 4,
     pad_id: int | None = None,
     eos_id: int | None = None,
+    validate: bool = True,
     dtype: torch.dtype = torch.float32,
 ) -> Tensor:
     """GLEU of the batch as one corpus, equal to NLTK's ``corpus_gleu``: summed ``matches`` over summed ``n_all``.
@@ -181,5 +186,5 @@ def corpus_gleu(
         tensor(0.7143)
     """
     check_dtype(dtype)
-    stats = gleu_stats(preds, target, min_len=min_len, max_len=max_len, pad_id=pad_id, eos_id=eos_id)
+    stats = gleu_stats(preds, target, min_len=min_len, max_len=max_len, pad_id=pad_id, eos_id=eos_id, validate=validate)
     return gleu_from_stats(stats.sum(), dtype=dtype)
