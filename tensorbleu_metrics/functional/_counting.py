@@ -491,7 +491,9 @@ def _clip_leave_one_out(matches: Tensor) -> _Reduction:
         # the samples lie in one row, so the row's n-gram ids are ids over the whole batch
         groups = _group(key)
         group = groups.group.view(-1)
-        n_groups = group.numel()
+        # the per-n-gram tables hold the n-grams there are where the host reads their number for free (few at low
+        # orders), else an upper bound: one per occurrence
+        n_groups = int(group[-1]) + 1 if _inputs.host_reads_are_free(key.device) else group.numel()
         flat_src = src.view(-1)
         run_first, run_count = _runs(groups.starts.view(-1), flat_src, counted.view(-1))
         run_group = group[run_first]
