@@ -1,4 +1,4 @@
-"""Seeded ragged corpora, their input forms, and the gloo runner shared by the metric tests."""
+"""Seeded ragged corpora, their input forms, the gloo runner and a host-read detector shared by the tests."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 
 def make_corpus(seed: int, n: int, max_refs: int = 3, vocab: int = 8, max_len: int = 12) -> tuple[list, list]:
@@ -102,3 +105,19 @@ def run_on_gloo(run: Callable, scenarios: dict, world_size: int, out_dir: Path) 
         port = s.getsockname()[1]
     mp.spawn(_gloo_worker, args=(world_size, port, str(out_dir), run, scenarios), nprocs=world_size, join=True)
     return [torch.load(out_dir / f"rank{r}.pt", weights_only=False) for r in range(world_size)]
+
+
+class NoHostReads(TorchDispatchMode):
+    """Fails on every operation that makes the host read a tensor's values: on an accelerator each is a wait for
+    the device (item/int/bool go through ``_local_scalar_dense``; the others size their output from the data)."""
+
+    READS = ("_local_scalar_dense", "nonzero", "masked_select", "unique", "repeat_interleave", "equal", "is_nonzero")
+    INDEXING = ("index", "index_put", "index_put_", "_index_put_impl_")
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        name = func.overloadpacket.__name__
+        if any(name.startswith(read) or name.startswith(f"_{read}") for read in self.READS):
+            raise AssertionError(f"the host reads values: {func}")
+        if name in self.INDEXING and any(i is not None and i.dtype == torch.bool for i in args[1]):
+            raise AssertionError(f"boolean indexing reads values: {func}")
+        return func(*args, **(kwargs or {}))

@@ -13,6 +13,7 @@ from fractions import Fraction
 
 import pytest
 import torch
+from corpus_utils import NoHostReads
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -281,3 +282,57 @@ def test_invalid_inputs():
         self_bleu([[1]], smoothing="method9")
     with pytest.raises(ValueError, match="effective_order"):
         self_bleu([[1]], smoothing="method1", effective_order=True)
+
+
+def _padded_samples(gen: torch.Generator, n_samples: int, width: int, vocab: int) -> torch.Tensor:
+    preds = torch.randint(1, vocab, (n_samples, width), generator=gen)
+    lengths = torch.randint(0, width + 1, (n_samples,), generator=gen)
+    return torch.where(torch.arange(width) < lengths.unsqueeze(1), preds, 0)
+
+
+@pytest.mark.parametrize("with_groups", [False, True])
+def test_diversity_reads_nothing_on_accelerators(monkeypatch, with_groups: bool) -> None:
+    """With ``validate=False`` and the accelerator's choices (every position laid out, tables of one slot per
+    occurrence), Self-BLEU and distinct-n of one set read nothing on the host, so wait for no GPU, and give the
+    CPU path's numbers; distinct-n per group reads only the number of groups (the size of its result)."""
+    from tensorbleu_metrics.functional import _inputs
+
+    gen = torch.Generator().manual_seed(5)
+    preds = _padded_samples(gen, 24, 20, 9)
+    groups = torch.randint(-3, 4, (24,), generator=gen) * 1000 if with_groups else None
+    expected = self_bleu(preds, groups=groups, pad_id=0, dtype=F64)
+    expected_distinct = [distinct_ngrams(preds, n_gram=n, groups=groups, pad_id=0, dtype=F64) for n in (1, 2, 4)]
+    monkeypatch.setattr(_inputs, "host_reads_are_free", lambda device: False)
+    with NoHostReads():
+        got = self_bleu(preds, groups=groups, pad_id=0, dtype=F64, validate=False)
+        if groups is None:
+            got_distinct = [distinct_ngrams(preds, n_gram=n, pad_id=0, dtype=F64, validate=False) for n in (1, 2, 4)]
+    if groups is not None:
+        got_distinct = [distinct_ngrams(preds, n_gram=n, groups=groups, pad_id=0, dtype=F64) for n in (1, 2, 4)]
+    assert torch.equal(got, expected)
+    for ours, theirs in zip(got_distinct, expected_distinct, strict=True):
+        assert torch.equal(ours, theirs)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), n_samples=st.integers(1, 12), width=st.integers(1, 14))
+def test_property_accelerator_layout_equals_the_cpu_one(seed: int, n_samples: int, width: int) -> None:
+    """Every position laid out (accelerators) or only the tokens (CPU): the same Self-BLEU and distinct-n, for
+    padded samples, empty ones and groups in any order."""
+    from tensorbleu_metrics.functional import _inputs
+
+    gen = torch.Generator().manual_seed(seed)
+    preds = _padded_samples(gen, n_samples, width, 5)
+    groups = torch.randint(0, 3, (n_samples,), generator=gen)
+    cpu = [self_bleu(preds, groups=groups, pad_id=0, dtype=F64), distinct_ngrams(preds, groups=groups, pad_id=0)]
+    original = _inputs.host_reads_are_free
+    _inputs.host_reads_are_free = lambda device: False
+    try:
+        accelerator = [
+            self_bleu(preds, groups=groups, pad_id=0, dtype=F64),
+            distinct_ngrams(preds, groups=groups, pad_id=0),
+        ]
+    finally:
+        _inputs.host_reads_are_free = original
+    for ours, theirs in zip(accelerator, cpu, strict=True):
+        assert torch.equal(ours, theirs)

@@ -9,6 +9,7 @@ import random
 
 import pytest
 import torch
+from corpus_utils import NoHostReads
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -775,27 +776,12 @@ def test_accelerator_choices_where_no_packing_fits(oracle, monkeypatch, n_gram: 
     assert torch.allclose(ours, torch.tensor(expected, dtype=torch.float64), atol=1e-12, rtol=0)
 
 
-class _NoHostReads(torch.utils._python_dispatch.TorchDispatchMode):
-    """Fails on every operation that makes the host read a tensor's values: on an accelerator each is a wait for
-    the device (item/int/bool go through ``_local_scalar_dense``; the others size their output from the data)."""
-
-    READS = ("_local_scalar_dense", "nonzero", "masked_select", "unique", "repeat_interleave", "equal", "is_nonzero")
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        name = func.overloadpacket.__name__
-        if any(name.startswith(read) or name.startswith(f"_{read}") for read in self.READS):
-            raise AssertionError(f"the host reads values: {func}")
-        if name == "index" and any(i is not None and i.dtype == torch.bool for i in args[1]):
-            raise AssertionError(f"boolean indexing reads values: {func}")
-        return func(*args, **(kwargs or {}))
-
-
 @pytest.mark.parametrize("path", ["accelerator choices", "accelerator, order by order"])
 @pytest.mark.parametrize("n_refs", [1, 3])
 def test_accelerator_paths_read_nothing_on_the_host(monkeypatch, path: str, n_refs: int) -> None:
     """With ``validate=False`` a padded batch is counted and scored without one host read on either accelerator
-    path (so without one synchronisation on a GPU), and gives the scores of the CPU's path."""
-    from tensorbleu_metrics.functional import _counting, _inputs
+    path (so without one synchronisation on a GPU), and gives the scores of the CPU's path; GLEU and ROUGE-N too."""
+    from tensorbleu_metrics.functional import _counting, _inputs, rouge_score, sentence_gleu
 
     gen = torch.Generator().manual_seed(n_refs)
     preds = torch.randint(1, 30, (6, 40), generator=gen)
@@ -806,11 +792,13 @@ def test_accelerator_paths_read_nothing_on_the_host(monkeypatch, path: str, n_re
     expected_bleu = sentence_bleu(preds, target, pad_id=0, smoothing="method1", dtype=torch.float64)
     expected_counts = _counting.count_ngrams(_inputs.normalise_inputs(preds, target, 0, None), 4, per_reference=True)
     _force_kernel_path(monkeypatch, path)
-    with _NoHostReads():
+    with NoHostReads():
         batch = _inputs.normalise_inputs(preds, target, 0, None, validate=False)
         bleu = sentence_bleu(preds, target, pad_id=0, smoothing="method1", dtype=torch.float64, validate=False)
         corpus_bleu(preds, target, pad_id=0, validate=False)
         counts = _counting.count_ngrams(batch, 4, per_reference=True)  # GLEU's and ROUGE-N's counts
+        sentence_gleu(preds, target, pad_id=0, validate=False)
+        rouge_score(preds, target, rouge_keys=("rouge1", "rouge4"), sep_id=29, pad_id=0, validate=False)
     assert torch.equal(bleu, expected_bleu)
     assert torch.equal(counts.ref_matches, expected_counts.ref_matches)
     for ours, theirs in zip(counts.stats, expected_counts.stats, strict=True):

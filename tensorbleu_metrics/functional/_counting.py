@@ -126,14 +126,33 @@ def _group(key: Tensor) -> _Groups:
     return _Groups(starts, torch.cumsum(starts, 1))
 
 
-def _runs(starts: Tensor, src: Tensor, counted: Tensor) -> tuple[Tensor, Tensor]:
-    """First index and length of every run of one source within an n-gram (one flat row); uncounted runs get 0."""
+class _Runs(NamedTuple):
+    """Runs of one source within an n-gram, in the order of a flat sorted row: one slot per run (on an accelerator,
+    one per occurrence, the slots past the last run empty: count 0)."""
+
+    group: Tensor  # the run's n-gram id
+    src: Tensor  # the run's source
+    count: Tensor  # int64 occurrences in the run, 0 where uncounted
+
+
+def _runs(starts: Tensor, group: Tensor, src: Tensor, counted: Tensor) -> _Runs:
+    """The runs of one source within each n-gram of one flat sorted row (``starts``: where an n-gram begins)."""
     new_run = starts.clone()
     new_run[0] = True
     new_run[1:] |= src[1:] != src[:-1]
-    run_first = new_run.nonzero().squeeze(1)
-    run_count = torch.diff(run_first, append=run_first.new_tensor([new_run.numel()]))
-    return run_first, torch.where(counted[run_first], run_count, 0)
+    if _inputs.host_reads_are_free(starts.device):
+        run_first = new_run.nonzero().squeeze(1)
+        run_count = torch.diff(run_first, append=run_first.new_tensor([new_run.numel()]))
+        return _Runs(group[run_first], src[run_first], torch.where(counted[run_first], run_count, 0))
+    # no compaction (its size is a host read): tables indexed by each occurrence's run; an n-gram is counted at
+    # all its occurrences or at none, so a run's count is its number of counted occurrences
+    run = torch.cumsum(new_run, 0).sub_(1)
+    n_slots = run.numel()
+    return _Runs(
+        torch.zeros(n_slots, dtype=group.dtype, device=group.device).scatter_(0, run, group),
+        torch.zeros(n_slots, dtype=src.dtype, device=src.device).scatter_(0, run, src),
+        torch.zeros(n_slots, dtype=torch.int64, device=src.device).scatter_add_(0, run, counted.long()),
+    )
 
 
 def _count_per_group(group: Tensor, flags: Tensor, n_groups: int) -> Tensor:
@@ -426,42 +445,64 @@ def count_stats(batch: TokenBatch, n_gram: int) -> BLEUStats:
 class GroupedTokens(NamedTuple):
     """Samples laid end to end in one row, with their groups, for counts across the samples of a group."""
 
-    first_key: Tensor  # (1, T + B) each token named with its group, sample after sample, each followed by -1;
-    # overwritten by the count that uses it
-    sample: Tensor  # (T + B,) which sample each position belongs to
+    first_key: Tensor  # (1, P) each token named with its group, sample after sample, each followed by -1 (no
+    # token); overwritten by the count that uses it
+    sample: Tensor  # (P,) which sample each position belongs to
     lengths: Tensor  # (B,) sample lengths
     group: Tensor  # (B,) group index of each sample, 0..G-1 in order of first appearance
-    n_groups: int
+
+
+def _dense_ranks(values: Tensor) -> Tensor:
+    """Each value's rank among the distinct values of a 1-D tensor (0 for the smallest), no host read."""
+    ordered, order = torch.sort(values)
+    return torch.empty_like(order).scatter_(0, order, _group(ordered.unsqueeze(0)).group.view(-1))
+
+
+def _first_appearance_ids(groups: Tensor) -> Tensor:
+    """Group ids 0..G-1 numbered by first appearance in ``groups``, with tables of ``B`` slots (no host read)."""
+    n_samples = groups.numel()
+    device = groups.device
+    by_value = _dense_ranks(groups)
+    samples = torch.arange(n_samples, device=device)
+    first_seen = torch.full((n_samples,), n_samples, dtype=torch.int64, device=device)
+    first_seen.scatter_reduce_(0, by_value, samples, reduce="amin")
+    # the slots no group took hold n_samples and sort after every group's first sample
+    rank = torch.empty_like(first_seen).scatter_(0, torch.argsort(first_seen, stable=True), samples)
+    return rank.gather(0, by_value)
 
 
 def group_tokens(preds: Tensor, pred_len: Tensor, groups: Tensor | None) -> GroupedTokens:
-    """Lay left-aligned ``(B, L)`` samples end to end and number their groups by first appearance."""
+    """Lay left-aligned ``(B, L)`` samples end to end and number their groups by first appearance.
+
+    On the CPU only the tokens and one empty position after each sample are laid out (P = T + B), their keys
+    below ``G * distinct tokens``. On an accelerator, where reading how many tokens there are costs a host
+    synchronisation, every position is (P = B * (L + 1), the padding as positions without a token).
+    """
     n_samples, width = preds.shape
     device = preds.device
     if groups is None:
         group = torch.zeros(n_samples, dtype=torch.int64, device=device)
-        n_groups = 1
     else:
-        values, inverse = torch.unique(groups, return_inverse=True)
-        n_groups = values.numel()
-        # renumber by first appearance: the smallest sample index of each sorted group value
-        first_seen = torch.full((n_groups,), n_samples, dtype=torch.int64, device=device)
-        first_seen.scatter_reduce_(0, inverse, torch.arange(n_samples, device=device), reduce="amin")
-        rank = torch.empty_like(first_seen)
-        rank[torch.argsort(first_seen)] = torch.arange(n_groups, device=device)
-        group = rank[inverse]
+        group = _first_appearance_ids(groups)
     # each sample's tokens and one more position (-1, no token) that keeps n-grams from running into the next
-    keep = torch.arange(width + 1, device=device) <= pred_len.unsqueeze(1)
     is_token = torch.arange(width + 1, device=device) < pred_len.unsqueeze(1)
     padded = torch.nn.functional.pad(preds, (0, 1))
-    sample = torch.arange(n_samples, device=device).unsqueeze(1).expand(n_samples, width + 1)[keep]
+    sample = torch.arange(n_samples, device=device).unsqueeze(1).expand(n_samples, width + 1)
+    if not _inputs.host_reads_are_free(device):
+        # tokens named by their rank among the values at all positions, then with their group: keys below B * P
+        n_positions = padded.numel()
+        token = _dense_ranks(torch.where(is_token, padded, -1).view(-1)).view(is_token.shape)
+        first_key = torch.where(is_token, group.unsqueeze(1) * n_positions + token, -1)
+        return GroupedTokens(first_key.view(1, -1), sample.reshape(-1), pred_len, group)
+    keep = torch.arange(width + 1, device=device) <= pred_len.unsqueeze(1)
+    sample = sample[keep]
     tokens = padded[keep]
     token_mask = is_token[keep]
     # tokens named by their rank among the distinct tokens, then with their group: keys below B * T
     values, token = torch.unique(tokens[token_mask], return_inverse=True)
     first_key = torch.full_like(tokens, -1)
     first_key[token_mask] = group[sample[token_mask]] * max(values.numel(), 1) + token
-    return GroupedTokens(first_key.unsqueeze(0), sample, pred_len, group, n_groups)
+    return GroupedTokens(first_key.unsqueeze(0), sample, pred_len, group)
 
 
 def _closest_other_len(lengths: Tensor, group: Tensor) -> Tensor:
@@ -494,9 +535,8 @@ def _clip_leave_one_out(matches: Tensor) -> _Reduction:
         # the per-n-gram tables hold the n-grams there are where the host reads their number for free (few at low
         # orders), else an upper bound: one per occurrence
         n_groups = int(group[-1]) + 1 if _inputs.host_reads_are_free(key.device) else group.numel()
-        flat_src = src.view(-1)
-        run_first, run_count = _runs(groups.starts.view(-1), flat_src, counted.view(-1))
-        run_group = group[run_first]
+        runs = _runs(groups.starts.view(-1), group, src.view(-1), counted.view(-1))
+        run_group, run_count = runs.group, runs.count
         top = torch.zeros(n_groups, dtype=torch.int64, device=key.device)
         top.scatter_reduce_(0, run_group, run_count, reduce="amax")
         at_top = run_count == top[run_group]
@@ -504,7 +544,7 @@ def _clip_leave_one_out(matches: Tensor) -> _Reduction:
         second = torch.zeros_like(top).scatter_reduce_(0, run_group, torch.where(at_top, 0, run_count), reduce="amax")
         # the largest count among the others is the group maximum unless this sample alone holds it
         others = torch.where(at_top & (n_top[run_group] == 1), second[run_group], top[run_group])
-        matches[:, n - 1].scatter_add_(0, flat_src[run_first].long(), torch.minimum(run_count, others))
+        matches[:, n - 1].scatter_add_(0, runs.src.long(), torch.minimum(run_count, others))
         holders = _count_per_group(run_group, run_count > 0, n_groups)
         return _Order(groups.group, (holders >= 2).gather(0, group).view(key.shape), n_groups)
 
@@ -535,11 +575,11 @@ def _count_distinct(distinct: Tensor, sample_group: Tensor) -> _Reduction:
     return reduce
 
 
-def count_distinct(grouped: GroupedTokens, n_gram: int) -> tuple[Tensor, Tensor]:
+def count_distinct(grouped: GroupedTokens, n_gram: int, n_groups: int) -> tuple[Tensor, Tensor]:
     """``(G, N)`` numbers of different n-grams and of all n-grams of each group, orders 1..``n_gram``."""
     device = grouped.lengths.device
     per_sample = ngram_totals(grouped.lengths, n_gram)
-    totals = torch.zeros(grouped.n_groups, n_gram, dtype=torch.int64, device=device)
+    totals = torch.zeros(n_groups, n_gram, dtype=torch.int64, device=device)
     totals.scatter_add_(0, grouped.group.unsqueeze(1).expand_as(per_sample), per_sample)
     distinct = torch.zeros_like(totals)
     _sorted_pass(grouped.first_key, grouped.sample, n_gram, _count_distinct(distinct, grouped.group))

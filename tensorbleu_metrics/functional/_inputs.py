@@ -383,15 +383,19 @@ def normalise_inputs(
     return TokenBatch(preds_aligned, pred_len, refs_aligned, ref_len, present)
 
 
-def normalise_preds(preds: Any, pad_id: int | None, eos_id: int | None) -> tuple[Tensor, Tensor]:
+def normalise_preds(preds: Any, pad_id: int | None, eos_id: int | None, validate: bool = True) -> tuple[Tensor, Tensor]:
     """Validate ``preds`` alone (metrics comparing samples among themselves) and left-align them.
 
-    Returns the ``(B, L)`` int64 tokens, valid in ``[0, length)``, and the ``(B,)`` lengths.
+    Returns the ``(B, L)`` int64 tokens, valid in ``[0, length)``, and the ``(B,)`` lengths. With
+    ``validate=False`` the values are not searched for negative IDs (no host synchronisation).
     """
+    if not isinstance(validate, bool):
+        raise TypeError(f"`validate` must be a bool, got {validate!r}.")
     pad_id, eos_id = check_special_ids(pad_id, eos_id)
     preds = _from_numpy(preds, "preds")
     tokens, valid = _normalise_preds(preds, _find_device(preds, None))
     if tokens.shape[0] == 0:
         raise ValueError("`preds` is an empty batch: at least one sentence is needed.")
-    _check_ids(tokens, "preds", pad_id, eos_id)
+    if validate:
+        _check_ids(tokens, "preds", pad_id, eos_id)
     return _left_align(tokens, _keep_mask(tokens, valid, pad_id, eos_id))

@@ -57,6 +57,7 @@ def self_bleu(
     auto_reweigh: bool = False,
     pad_id: int | None = None,
     eos_id: int | None = None,
+    validate: bool = True,
     dtype: torch.dtype = torch.float32,
 ) -> Tensor:
     """Self-BLEU (Zhu et al. 2018): the BLEU of each sample with every *other* sample of its group as references.
@@ -83,6 +84,8 @@ def self_bleu(
         auto_reweigh: NLTK's ``auto_reweigh`` (NLTK methods only).
         pad_id: a token ID ignored wherever it stands.
         eos_id: a token ID that ends a sample (excluded from it).
+        validate: check the token values for negative IDs (one host synchronisation); ``False`` trusts them: the
+            call then reads nothing on the host, on an accelerator too.
         dtype: floating dtype of the result (computed in float64).
 
     Returns:
@@ -102,7 +105,7 @@ def self_bleu(
     """
     check_dtype(dtype)
     checked = checked_weights(n_gram, weights, smoothing, smooth_value, effective_order, auto_reweigh)
-    tokens, lengths = normalise_preds(preds, pad_id, eos_id)
+    tokens, lengths = normalise_preds(preds, pad_id, eos_id, validate)
     grouped = group_tokens(tokens, lengths, _checked_groups(groups, tokens.shape[0], tokens.device))
     stats = count_leave_one_out(grouped, counted_orders(checked.order, smoothing))
     return score_checked(stats, checked, smoothing, smooth_value, effective_order, auto_reweigh, dtype)
@@ -115,6 +118,7 @@ def distinct_ngrams(
     groups: Any = None,
     pad_id: int | None = None,
     eos_id: int | None = None,
+    validate: bool = True,
     dtype: torch.dtype = torch.float32,
 ) -> Tensor:
     """distinct-n (Li et al. 2016): the number of different n-grams over the number of all n-grams of the samples.
@@ -128,6 +132,8 @@ def distinct_ngrams(
         groups: a ``(B,)`` integer tensor (or sequence of ints) of group ids, in any order; ``None`` for one set.
         pad_id: a token ID ignored wherever it stands.
         eos_id: a token ID that ends a sample (excluded from it).
+        validate: check the token values for negative IDs (one host synchronisation); ``False`` trusts them. With
+            ``groups`` the host still reads their number (the size of the result).
         dtype: floating dtype of the result (computed in float64).
 
     Returns:
@@ -148,9 +154,10 @@ def distinct_ngrams(
     """
     _check_n_gram(n_gram)
     check_dtype(dtype)
-    tokens, lengths = normalise_preds(preds, pad_id, eos_id)
+    tokens, lengths = normalise_preds(preds, pad_id, eos_id, validate)
     grouped = group_tokens(tokens, lengths, _checked_groups(groups, tokens.shape[0], tokens.device))
-    distinct, totals = count_distinct(grouped, n_gram)
+    n_groups = 1 if groups is None else int(grouped.group.max()) + 1
+    distinct, totals = count_distinct(grouped, n_gram, n_groups)
     distinct, totals = distinct[:, n_gram - 1], totals[:, n_gram - 1]
     score = torch.where(totals > 0, distinct / totals.clamp(min=1).to(torch.float64), 0.0).to(dtype)
     return score[0] if groups is None else score
