@@ -98,12 +98,16 @@ class _TokenIDMetric(Metric):
         # per list state: the trailing shape and dtype of its tensors (what an empty contribution looks like)
         self._list_state_layout: dict[str, tuple[tuple[int, ...], torch.dtype]] = {}
 
-    def _set_token_options(self, pad_id: Any, eos_id: Any, return_sentence_level_score: Any) -> None:
+    def _set_token_options(
+        self, pad_id: Any, eos_id: Any, return_sentence_level_score: Any, validate: Any = True
+    ) -> None:
         """Validate and keep the options every token-ID metric takes (IDs as Python ints)."""
         self.pad_id, self.eos_id = check_special_ids(pad_id, eos_id)
-        if not isinstance(return_sentence_level_score, bool):
-            raise TypeError(f"`return_sentence_level_score` must be a bool, got {return_sentence_level_score!r}.")
+        for name, value in (("return_sentence_level_score", return_sentence_level_score), ("validate", validate)):
+            if not isinstance(value, bool):
+                raise TypeError(f"`{name}` must be a bool, got {value!r}.")
         self.return_sentence_level_score = return_sentence_level_score
+        self.validate = validate
 
     # ------------------------------------------------------------------ declaring states
     def _add_sum_state(self, name: str, shape: Sequence[int] = (), dtype: torch.dtype = torch.int64) -> None:

@@ -41,6 +41,9 @@ class TokenIDGLEU(_TokenIDMetric):
         eos_id: Token ID ending a sequence at its first occurrence (excluded).
         return_sentence_level_score: Also return the GLEU of every sentence seen, in update order (under DDP rank
             0's sentences first), kept in a float64 state that grows with the number of sentences.
+        validate: Check the token values of every batch (negative IDs, sentences without a reference: one host
+            synchronisation per ``update`` on an accelerator); ``False`` trusts them, as the functional API's
+            ``validate=False``.
         kwargs: Additional keyword arguments of :class:`torchmetrics.Metric`.
 
     Raises:
@@ -83,11 +86,12 @@ class TokenIDGLEU(_TokenIDMetric):
         pad_id: int | None = None,
         eos_id: int | None = None,
         return_sentence_level_score: bool = False,
+        validate: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         functional.check_gleu_options(min_len, max_len)
-        self._set_token_options(pad_id, eos_id, return_sentence_level_score)
+        self._set_token_options(pad_id, eos_id, return_sentence_level_score, validate)
         self.min_len = min_len
         self.max_len = max_len
         for name in functional.GLEUStats._fields:
@@ -104,7 +108,13 @@ class TokenIDGLEU(_TokenIDMetric):
     def update(self, preds: Any, target: Any) -> None:
         """Add the GLEU statistics (and, if requested, the sentence scores) of a batch."""
         stats = functional.gleu_stats(
-            preds, target, min_len=self.min_len, max_len=self.max_len, pad_id=self.pad_id, eos_id=self.eos_id
+            preds,
+            target,
+            min_len=self.min_len,
+            max_len=self.max_len,
+            pad_id=self.pad_id,
+            eos_id=self.eos_id,
+            validate=self.validate,
         )
         batch = stats.sum()
         device = self.matches.device

@@ -71,6 +71,9 @@ class TokenIDBLEU(_TokenIDMetric):
         eos_id: Token ID ending a sequence at its first occurrence (excluded).
         return_sentence_level_score: Also return the BLEU of every sentence seen (kept in a float64 state that
             grows with the number of sentences).
+        validate: Check the token values of every batch (negative IDs, sentences without a reference: one host
+            synchronisation per ``update`` on an accelerator); ``False`` trusts them, as the functional API's
+            ``validate=False``.
         kwargs: Additional keyword arguments of :class:`torchmetrics.Metric` (``sync_on_compute``,
             ``dist_sync_on_step``, ``process_group``, ``compute_on_cpu``, ...).
 
@@ -122,12 +125,13 @@ class TokenIDBLEU(_TokenIDMetric):
         pad_id: int | None = None,
         eos_id: int | None = None,
         return_sentence_level_score: bool = False,
+        validate: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         # the BLEU order: n_gram, or the longest weight tuple's length (4 without weights)
         n_gram = functional.check_bleu_options(n_gram, weights, smoothing, smooth_value, effective_order, auto_reweigh)
-        self._set_token_options(pad_id, eos_id, return_sentence_level_score)
+        self._set_token_options(pad_id, eos_id, return_sentence_level_score, validate)
         self.n_gram = n_gram
         self.weights = weights
         self.smoothing = smoothing
@@ -184,7 +188,12 @@ class TokenIDBLEU(_TokenIDMetric):
         error and leaves the metric exactly as it was.
         """
         stats = functional.bleu_stats(
-            preds, target, n_gram=self._counted_orders, pad_id=self.pad_id, eos_id=self.eos_id
+            preds,
+            target,
+            n_gram=self._counted_orders,
+            pad_id=self.pad_id,
+            eos_id=self.eos_id,
+            validate=self.validate,
         )
         batch = stats.sum()
         scores = None

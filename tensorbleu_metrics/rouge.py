@@ -46,6 +46,9 @@ class TokenIDROUGE(_TokenIDMetric):
         return_sentence_level_score: also return every sentence's scores (a float64 state growing with the
             number of sentences): ``compute`` then returns ``(means, sentence_scores)``, two dicts with the same
             keys, the second holding ``(S,)`` tensors in update order (under DDP rank 0's sentences first).
+        validate: check the token values of every batch (negative IDs, sentences without a reference: one host
+            synchronisation per ``update`` on an accelerator); ``False`` trusts them, as the functional API's
+            ``validate=False``.
         kwargs: additional keyword arguments of :class:`torchmetrics.Metric` (``sync_on_compute``,
             ``dist_sync_on_step``, ``process_group``, ``compute_on_cpu``, ...).
 
@@ -81,11 +84,12 @@ class TokenIDROUGE(_TokenIDMetric):
         pad_id: int | None = None,
         eos_id: int | None = None,
         return_sentence_level_score: bool = False,
+        validate: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.rouge_keys, sep_id = check_rouge_options(rouge_keys, accumulate, sep_id)
-        self._set_token_options(pad_id, eos_id, return_sentence_level_score)
+        self._set_token_options(pad_id, eos_id, return_sentence_level_score, validate)
         if sep_id is not None and sep_id in (self.pad_id, self.eos_id):
             raise ValueError(f"`sep_id` ({sep_id}) must differ from `pad_id` and `eos_id`.")
         self.accumulate = accumulate
@@ -107,6 +111,7 @@ class TokenIDROUGE(_TokenIDMetric):
             sep_id=self.sep_id,
             pad_id=self.pad_id,
             eos_id=self.eos_id,
+            validate=self.validate,
             dtype=torch.float64,
         )
         return torch.stack([scores[name] for name in self._names], 1)

@@ -193,3 +193,32 @@ def test_token_id_bleu_uses_the_base():
     assert issubclass(TokenIDBLEU, _TokenIDMetric)
     for name in ("forward", "_apply", "_sync_dist", "_wrap_update", "_wrap_compute"):
         assert name not in vars(TokenIDBLEU), name
+
+
+def _flat(result) -> list[Tensor]:
+    values = result.values() if isinstance(result, dict) else [result]
+    return [v.reshape(-1) for v in values]
+
+
+@pytest.mark.parametrize("name", ["TokenIDBLEU", "TokenIDGLEU", "TokenIDROUGE"])
+def test_every_metric_takes_validate(name: str) -> None:
+    """``validate=False`` as in the functional API: the same result for valid batches; invalid values are taken
+    (finite results) instead of raising, so that an update on an accelerator waits for no host read; a non-bool
+    is a TypeError naming it."""
+    import tensorbleu_metrics
+
+    metric_class = getattr(tensorbleu_metrics, name)
+    preds = torch.tensor([[1, 2, 3, 4, 0], [5, 6, 7, 0, 0]])
+    target = torch.tensor([[[1, 2, 3, 4, 0], [0, 0, 0, 0, 0]], [[5, 6, 8, 0, 0], [5, 6, 7, 9, 0]]])
+    checked, trusted = metric_class(pad_id=0), metric_class(pad_id=0, validate=False)
+    checked.update(preds, target)
+    trusted.update(preds, target)
+    for ours, theirs in zip(_flat(trusted.compute()), _flat(checked.compute()), strict=True):
+        assert torch.equal(ours, theirs)
+    bad = torch.tensor([[1, -7, 3, 4, 0], [5, 6, 7, -(2**62), 0]])
+    with pytest.raises(ValueError, match="negative token ID"):
+        checked.update(bad, target)
+    trusted.update(bad, target)
+    assert all(bool(torch.isfinite(v).all()) for v in _flat(trusted.compute()))
+    with pytest.raises(TypeError, match="`validate`"):
+        metric_class(validate=1)
