@@ -109,6 +109,11 @@ class _TokenIDMetric(Metric):
         self.return_sentence_level_score = return_sentence_level_score
         self.validate = validate
 
+    @property
+    def _token_options(self) -> dict[str, Any]:
+        """The keyword arguments every functional call of an ``update`` takes from the metric's token options."""
+        return {"pad_id": self.pad_id, "eos_id": self.eos_id, "validate": self.validate}
+
     # ------------------------------------------------------------------ declaring states
     def _add_sum_state(self, name: str, shape: Sequence[int] = (), dtype: torch.dtype = torch.int64) -> None:
         """A tensor state of zeros summed across processes (kept in ``dtype`` exactly)."""

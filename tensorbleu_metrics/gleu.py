@@ -107,15 +107,7 @@ class TokenIDGLEU(_TokenIDMetric):
 
     def update(self, preds: Any, target: Any) -> None:
         """Add the GLEU statistics (and, if requested, the sentence scores) of a batch."""
-        stats = functional.gleu_stats(
-            preds,
-            target,
-            min_len=self.min_len,
-            max_len=self.max_len,
-            pad_id=self.pad_id,
-            eos_id=self.eos_id,
-            validate=self.validate,
-        )
+        stats = functional.gleu_stats(preds, target, min_len=self.min_len, max_len=self.max_len, **self._token_options)
         batch = stats.sum()
         device = self.matches.device
         for name in functional.GLEUStats._fields:

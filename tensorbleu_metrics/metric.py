@@ -187,14 +187,7 @@ class TokenIDBLEU(_TokenIDMetric):
         Everything is computed before any state is touched, so an invalid batch raises the functional API's
         error and leaves the metric exactly as it was.
         """
-        stats = functional.bleu_stats(
-            preds,
-            target,
-            n_gram=self._counted_orders,
-            pad_id=self.pad_id,
-            eos_id=self.eos_id,
-            validate=self.validate,
-        )
+        stats = functional.bleu_stats(preds, target, n_gram=self._counted_orders, **self._token_options)
         batch = stats.sum()
         scores = None
         if self.return_sentence_level_score:

@@ -109,10 +109,8 @@ class TokenIDROUGE(_TokenIDMetric):
             rouge_keys=self.rouge_keys,
             accumulate=self.accumulate,
             sep_id=self.sep_id,
-            pad_id=self.pad_id,
-            eos_id=self.eos_id,
-            validate=self.validate,
             dtype=torch.float64,
+            **self._token_options,
         )
         return torch.stack([scores[name] for name in self._names], 1)
 
