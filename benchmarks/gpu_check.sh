@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Everything a lent GPU machine is for, in one call (about 8 minutes on an H100/H200 host), written to one folder:
 #   1. benchmarks.gpu_probe: the kernel's paths side by side on CUDA (time, peak memory, host synchronisations,
-#      agreement with the CPU) and the fastest one within the memory bound (OUT_DIR/kernel.txt);
+#      agreement with the CPU; the default call eager against its CUDA-graph replay) and the fastest one within
+#      the memory bound (OUT_DIR/kernel.txt);
 #   2. the CUDA variants of the test suite (pytest -m cuda);
 #   3. gpu.sh (the benchmark grid against NLTK, bleuscore and the paper's code), with the probe's choice.
 # Each step has its own time limit (PROBE_S, TESTS_S, BENCH_S seconds; BENCH_S=0 skips the grid), so that a slow
