@@ -126,6 +126,15 @@ def _group(key: Tensor) -> _Groups:
     return _Groups(starts, torch.cumsum(starts, 1))
 
 
+def _table_size(group: Tensor) -> int:
+    """Slots of a per-n-gram table for ``(rows, A)`` ids ascending along each row: the n-grams there are where the
+    host reads their number for free (the CPU), else an upper bound, one per occurrence of a row, which spares a
+    host synchronisation."""
+    if _inputs.host_reads_are_free(group.device):
+        return int(group[:, -1].max()) + 1
+    return group.shape[1]
+
+
 class _Runs(NamedTuple):
     """Runs of one source within an n-gram, in the order of a flat sorted row: one slot per run (on an accelerator,
     one per occurrence, the slots past the last run empty: count 0)."""
@@ -313,12 +322,10 @@ def _clip_against_refs(matches: Tensor, ref_matches: Tensor | None, n_refs: int)
         n_rows, width = key.shape
         device = key.device
         group = _group(key).group
-        # the table holds the n-grams there are on the CPU (the host knows their number for free); on the GPU an
-        # upper bound spares a host synchronisation. A row holds at most W occurrences: int16 counts on the CPU
-        # if W allows (halving the table), int32 on the GPU (whose atomic adds are native in 32 bits)
-        reads_free = _inputs.host_reads_are_free(device)
-        n_groups = int(group[:, -1].max()) + 1 if reads_free else width
-        count_dtype = torch.int16 if reads_free and width < 2**15 else torch.int32
+        n_groups = _table_size(group)
+        # a row holds at most W occurrences: int16 counts on the CPU if W allows (halving the table), int32 on the
+        # GPU (whose atomic adds are native in 32 bits)
+        count_dtype = torch.int16 if _inputs.host_reads_are_free(device) and width < 2**15 else torch.int32
         # occurrences per (n-gram, source) in one scatter per row: the candidate's count and each reference's
         counts = torch.zeros(n_rows, n_groups * slots, dtype=count_dtype, device=device)
         counts.scatter_add_(1, torch.add(src, group, alpha=slots), counted.to(count_dtype))
@@ -532,9 +539,7 @@ def _clip_leave_one_out(matches: Tensor) -> _Reduction:
         # the samples lie in one row, so the row's n-gram ids are ids over the whole batch
         groups = _group(key)
         group = groups.group.view(-1)
-        # the per-n-gram tables hold the n-grams there are where the host reads their number for free (few at low
-        # orders), else an upper bound: one per occurrence
-        n_groups = int(group[-1]) + 1 if _inputs.host_reads_are_free(key.device) else group.numel()
+        n_groups = _table_size(groups.group)  # on the CPU few at low orders
         runs = _runs(groups.starts.view(-1), group, src.view(-1), counted.view(-1))
         run_group, run_count = runs.group, runs.count
         top = torch.zeros(n_groups, dtype=torch.int64, device=key.device)

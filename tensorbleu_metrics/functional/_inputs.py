@@ -340,6 +340,12 @@ def check_special_ids(pad_id: Any, eos_id: Any) -> tuple[int | None, int | None]
     return out[0], out[1]
 
 
+def check_validate(validate: Any) -> None:
+    """``validate`` must be a bool."""
+    if not isinstance(validate, bool):
+        raise TypeError(f"`validate` must be a bool, got {validate!r}.")
+
+
 def check_dtype(dtype: Any) -> None:
     """The ``dtype`` of a result must be a floating torch dtype."""
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
@@ -359,8 +365,7 @@ def normalise_inputs(
     With ``validate=False`` the values are trusted (types and shapes are still checked): no search for negative
     IDs or sentences without a reference, so no host synchronisation.
     """
-    if not isinstance(validate, bool):
-        raise TypeError(f"`validate` must be a bool, got {validate!r}.")
+    check_validate(validate)
     pad_id, eos_id = check_special_ids(pad_id, eos_id)
     preds, target = _from_numpy(preds, "preds"), _from_numpy(target, "target")
     device = _find_device(preds, target)
@@ -389,8 +394,7 @@ def normalise_preds(preds: Any, pad_id: int | None, eos_id: int | None, validate
     Returns the ``(B, L)`` int64 tokens, valid in ``[0, length)``, and the ``(B,)`` lengths. With
     ``validate=False`` the values are not searched for negative IDs (no host synchronisation).
     """
-    if not isinstance(validate, bool):
-        raise TypeError(f"`validate` must be a bool, got {validate!r}.")
+    check_validate(validate)
     pad_id, eos_id = check_special_ids(pad_id, eos_id)
     preds = _from_numpy(preds, "preds")
     tokens, valid = _normalise_preds(preds, _find_device(preds, None))
