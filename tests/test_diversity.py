@@ -91,16 +91,16 @@ def test_self_bleu_equals_the_oracle_loop(oracle, device, smoothing, n_gram):
     _close(got, oracle_self_bleu(oracle, SAMPLES, GROUP_IDS, n_gram, smoothing))
 
 
-@pytest.mark.parametrize("path", ["row sorts", "flat sorts", "accelerator choices"])
+@pytest.mark.parametrize("path", ["torch sorts", "packed sorts in int64", "accelerator choices"])
 def test_self_bleu_and_distinct_on_every_sort_path(oracle, monkeypatch, path):
-    """The first order sorted row by row or flat (a radix sort), and the accelerator's choices (no host reads),
-    forced on the CPU, give the oracles' numbers."""
+    """The rows sorted by torch or as packed (value, column) pairs in int64, and the accelerator's choices (no host
+    reads), forced on the CPU, give the oracles' numbers."""
     from tensorbleu_metrics.functional import _counting, _inputs
 
     if path == "accelerator choices":
         monkeypatch.setattr(_inputs, "host_reads_are_free", lambda device: False)
     else:
-        monkeypatch.setattr(_counting, "_FLAT_SORT_MIN", 1 << 62 if path == "row sorts" else 1)
+        monkeypatch.setattr(_counting, "_PACKED_MAX" if path == "torch sorts" else "_PACKED_INT32_MAX", 0)
     got = self_bleu(SAMPLES, groups=torch.tensor(GROUP_IDS), n_gram=4, smoothing="method1", dtype=F64)
     _close(got, oracle_self_bleu(oracle, SAMPLES, GROUP_IDS, 4, "method1"))
     for n_gram in (1, 2, 3):

@@ -703,14 +703,16 @@ def test_property_weight_list_equals_stacked_single_calls(oracle, batch, setup, 
         _assert_close(corp, exp_c, what=f"corpus weights vs NLTK {smoothing}")
 
 
-# the kernel's paths, forced on the CPU: the first order sorted row by row, or flat (a radix sort); a few rows per
+# the kernel's paths, forced on the CPU: the rows sorted as packed (value, column) pairs in int32 or int64, or by
+# torch; a few rows per
 # block; and the accelerator's choices (no host reads: every order in one sort for one reference and short rows, or
 # the orders one by one with tables sized from shapes, int32 counts, one block, whole rows sorted; and, measured
 # side by side on GPUs, those rows cut to their counted prefix)
 _ACCELERATOR = lambda device: False  # noqa: E731
 _KERNEL_PATHS = {
-    "row sorts": {"_FLAT_SORT_MIN": 1 << 62},
-    "flat sorts": {"_FLAT_SORT_MIN": 1},
+    "packed sorts": {},
+    "packed sorts in int64": {"_PACKED_INT32_MAX": 0},
+    "torch row sorts": {"_PACKED_MAX": 0},
     "small blocks": {"_CPU_BLOCK": 700},
     "accelerator choices": {"host_reads_are_free": _ACCELERATOR},
     "accelerator, one sort for long rows": {

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -171,43 +172,49 @@ def _count_per_group(group: Tensor, flags: Tensor, n_groups: int) -> Tensor:
     return counts.scatter_add_(0, group, flags.long())
 
 
-# below this many keys, a padded flat sort still beats sorting the rows one by one on the CPU
-_FLAT_SORT_MIN = 1 << 12
-# torch sorts a 1-D integer tensor of at least this many elements with a radix sort on the CPU
-_RADIX_SORT_MIN = 1 << 15
+# the CPU packs (value, column) pairs below this bound for its sorts, in int32 below the second: otherwise torch
+# sorts the rows (tests lower them to reach every path)
+_PACKED_MAX = 2**63
+_PACKED_INT32_MAX = 2**31
+
+
+def _stable_sort_rows(key: Tensor, bound: int) -> tuple[Tensor, Tensor]:
+    """Each row of ``key`` (values in ``[-1, bound - 1)``) sorted, ties in column order: (equal-key names, columns).
+
+    ``key`` may be overwritten. On the CPU each value and its column are packed into one integer, ``(value + 1)
+    << bits | column``, unique within a row, so that an unstable numpy sort of the packed rows (vectorised, in
+    int32 where the packing fits) is the stable sort: several times faster than torch's stable row sort there,
+    and than its flat radix sort of ``row * span + value``. The sorted values only name equal keys (they come back
+    as ``value + 1`` on the CPU). Elsewhere, and where the packing does not fit in 63 bits, torch sorts the rows.
+    """
+    width = key.shape[1]
+    shift = (width - 1).bit_length() if width > 1 else 0
+    if not _inputs.host_reads_are_free(key.device) or bound << shift > _PACKED_MAX:
+        return torch.sort(key, dim=1, stable=True)
+    dtype = torch.int32 if bound << shift <= _PACKED_INT32_MAX else torch.int64
+    packed = key.to(dtype).add_(1).bitwise_left_shift_(shift)
+    packed.bitwise_or_(_inputs.on_device(torch.arange(width, dtype=dtype), key.device))
+    packed = torch.from_numpy(np.sort(packed.numpy(), axis=1))
+    column = torch.bitwise_and(packed, (1 << shift) - 1).long()
+    return packed.bitwise_right_shift_(shift), column
 
 
 def _sort_rows(first_key: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Stable sort of each row of keys >= -1: (equal-key names, flat positions, whether each holds a token).
 
     ``first_key`` is overwritten.
-
-    On the CPU, a flat sort of ``row * span + key`` is a radix sort, several times faster than sorting each row
-    (and faster again in int32); reshaped, it is every row sorted, ties in column order. Smaller inputs are
-    padded up to the radix sort's threshold, which still beats the row sort. The sorted values only name equal
-    keys: they are not converted back.
     """
     n_rows, width = first_key.shape
     first_key = first_key.clamp_(min=-1)  # negative IDs let through unvalidated are no tokens, not other rows' keys
     device = first_key.device
-    rows = torch.arange(n_rows, device=device).unsqueeze(1)
-    # on the GPU a segmented sort of the rows needs no host synchronisation to find the keys' span
-    flat_sort = _inputs.host_reads_are_free(device) and first_key.numel() >= _FLAT_SORT_MIN
-    span = int(first_key.max()) + 2 if flat_sort else 2**62
-    if n_rows * span >= 2**62:
-        key, column = torch.sort(first_key, dim=1, stable=True)
-        return key, column + rows * width, key >= 0
+    # the CPU reads the keys' span (free there) to pack them; an accelerator sorts the rows as they are
+    bound = int(first_key.max()) + 2 if _inputs.host_reads_are_free(device) and first_key.numel() else 2**63
     # the positions without a token (-1) sort first in every row
-    n_empty = (first_key < 0).sum(1, keepdim=True)
-    counted = torch.arange(width, device=device) >= n_empty
-    flat_dtype = torch.int32 if n_rows * span < 2**31 else torch.int64
-    flat = first_key.add_(rows * span + 1).view(-1).to(flat_dtype)
-    del first_key  # the caller's tensor, overwritten: every large temporary is memory the system must hand out
-    n_keys = flat.numel()
-    if n_keys < _RADIX_SORT_MIN:  # padded with a value above every key, sorted last
-        flat = torch.cat([flat, flat.new_full((_RADIX_SORT_MIN - n_keys,), n_rows * span)])
-    flat, perm = torch.sort(flat, stable=True)
-    return flat[:n_keys].view(n_rows, width), perm[:n_keys].view(n_rows, width), counted
+    counted = torch.arange(width, device=device) >= (first_key < 0).sum(1, keepdim=True)
+    key, column = _stable_sort_rows(first_key, bound)
+    del first_key
+    rows = torch.arange(n_rows, device=device).unsqueeze(1)
+    return key, column + rows * width, counted
 
 
 # 1: accelerators also cut the rows of orders 2.. to their counted prefix, one host read (a synchronisation) per
@@ -280,12 +287,11 @@ def _sorted_pass(first_key: Tensor, source: Tensor, n_gram: int, reduce: _Reduct
             # than a masked fill), sort after them, and the rows are cut to the longest counted prefix
             key.add_(counted.logical_not_(), alpha=past)
             del counted  # what the sort no longer needs is freed before it allocates (the peak costs page faults)
-            # (a flat radix sort of the rows end to end was measured too: no faster on these nearly sorted rows)
-            key, column = torch.sort(key, dim=1, stable=True)
+            key, column = _stable_sort_rows(key, key_span + past + 1)
             key, column = key[:, :kept], column[:, :kept]
             counted = torch.arange(kept, device=device) < n_counted
         else:
-            key, column = torch.sort(key, dim=1, stable=True)
+            key, column = _stable_sort_rows(key, key_span + 1)
             counted = counted.gather(1, column)
         pos, src = torch.gather(pos, 1, column), torch.gather(src, 1, column)
         del column
