@@ -179,20 +179,20 @@ _PACKED_INT32_MAX = 2**31
 
 
 def _stable_sort_rows(key: Tensor, bound: int) -> tuple[Tensor, Tensor]:
-    """Each row of ``key`` (values in ``[-1, bound - 1)``) sorted, ties in column order: (equal-key names, columns).
+    """Each row of ``key`` (values in ``[0, bound)``) sorted, ties in column order: (sorted values, columns).
 
-    ``key`` may be overwritten. On the CPU each value and its column are packed into one integer, ``(value + 1)
-    << bits | column``, unique within a row, so that an unstable numpy sort of the packed rows (vectorised, in
-    int32 where the packing fits) is the stable sort: several times faster than torch's stable row sort there,
-    and than its flat radix sort of ``row * span + value``. The sorted values only name equal keys (they come back
-    as ``value + 1`` on the CPU). Elsewhere, and where the packing does not fit in 63 bits, torch sorts the rows.
+    ``key`` may be overwritten. On the CPU each value and its column are packed into one integer, ``value << bits
+    | column``, unique within a row, so that an unstable numpy sort of the packed rows (vectorised, in int32 where
+    the packing fits) is the stable sort: several times faster than torch's stable row sort there, and than its
+    flat radix sort of ``row * span + value``. Elsewhere, and where the packing does not fit in 63 bits, torch
+    sorts the rows.
     """
     width = key.shape[1]
     shift = (width - 1).bit_length() if width > 1 else 0
     if not _inputs.host_reads_are_free(key.device) or bound << shift > _PACKED_MAX:
         return torch.sort(key, dim=1, stable=True)
     dtype = torch.int32 if bound << shift <= _PACKED_INT32_MAX else torch.int64
-    packed = key.to(dtype).add_(1).bitwise_left_shift_(shift)
+    packed = key.to(dtype).bitwise_left_shift_(shift)
     packed.bitwise_or_(_inputs.on_device(torch.arange(width, dtype=dtype), key.device))
     packed = torch.from_numpy(np.sort(packed.numpy(), axis=1))
     column = torch.bitwise_and(packed, (1 << shift) - 1).long()
@@ -200,21 +200,21 @@ def _stable_sort_rows(key: Tensor, bound: int) -> tuple[Tensor, Tensor]:
 
 
 def _sort_rows(first_key: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Stable sort of each row of keys >= -1: (equal-key names, flat positions, whether each holds a token).
+    """Stable sort of each row of keys >= -1 (-1: no token): (the sorted keys plus one, so 0 where there is no
+    token and first in the row; flat positions; whether each holds a token).
 
     ``first_key`` is overwritten.
     """
     n_rows, width = first_key.shape
-    first_key = first_key.clamp_(min=-1)  # negative IDs let through unvalidated are no tokens, not other rows' keys
+    # negative IDs let through unvalidated are no tokens, not other rows' keys
+    first_key = first_key.clamp_(min=-1).add_(1)
     device = first_key.device
     # the CPU reads the keys' span (free there) to pack them; an accelerator sorts the rows as they are
-    bound = int(first_key.max()) + 2 if _inputs.host_reads_are_free(device) and first_key.numel() else 2**63
-    # the positions without a token (-1) sort first in every row
-    counted = torch.arange(width, device=device) >= (first_key < 0).sum(1, keepdim=True)
+    bound = int(first_key.max()) + 1 if _inputs.host_reads_are_free(device) and first_key.numel() else 2**63
     key, column = _stable_sort_rows(first_key, bound)
     del first_key
     rows = torch.arange(n_rows, device=device).unsqueeze(1)
-    return key, column + rows * width, counted
+    return key, column + rows * width, key > 0
 
 
 # 1: accelerators also cut the rows of orders 2.. to their counted prefix, one host read (a synchronisation) per
@@ -223,9 +223,9 @@ _CUT_ROWS_ANYWHERE = 0
 
 
 def _token_ids(ids: Tensor, pos: Tensor, n_gram: int, dtype: torch.dtype) -> Tensor:
-    """Every position named by its token's order-1 id, flat: ``ids`` (-1 for no token) scattered to the flat
-    positions ``pos``, and -1 past the end, so that the n-gram starting at any position can be read."""
-    token_id = torch.full((ids.numel() + n_gram - 1,), -1, dtype=dtype, device=ids.device)
+    """Every position named by its token's order-1 id, flat: ``ids`` (0 for no token) scattered to the flat
+    positions ``pos``, and 0 past the end, so that the n-gram starting at any position can be read."""
+    token_id = torch.zeros(ids.numel() + n_gram - 1, dtype=dtype, device=ids.device)
     return token_id.scatter_(0, pos.view(-1), ids.view(-1).to(dtype))
 
 
@@ -254,9 +254,8 @@ def _sorted_pass(first_key: Tensor, source: Tensor, n_gram: int, reduce: _Reduct
     token_span = order.span
     id_dtype = torch.int32 if token_span < 2**31 else torch.int64
     # every row has positions without a token (one after each sequence): they sort first and form group 0 of
-    # their row, so one less names them -1 and leaves the other ids distinct. Done in place: the reduction's ids
-    # serve as the (n-1)-gram ids below
-    group = order.group.sub_(1)
+    # their row, the tokens' ids are 1.. The reduction's ids serve as the (n-1)-gram ids below
+    group = order.group
     token_id = _token_ids(group, pos, n_gram, id_dtype)
     carry, span = order.carry, order.span
     del order, counted
@@ -267,14 +266,14 @@ def _sorted_pass(first_key: Tensor, source: Tensor, n_gram: int, reduce: _Reduct
         last_token = token_id[n - 1 :].gather(0, pos.view(-1)).view(pos.shape)
         # carried n-grams are counted ones (a reduction carries nothing it did not count): the carry flags are
         # the reduction's own tensor, updated in place like the keys (every large temporary costs page faults)
-        counted = carry.logical_and_(last_token >= 0)
-        # an n-gram's key is (id of its (n-1)-gram, id of its last token), below key_span when it is counted
-        # (ids are >= -1). An n-gram's occurrences are all counted or none is: it has one (n-1)-gram and one last
-        # token. Rows are already sorted by the (n-1)-gram id, so the sort mostly reorders within groups
+        counted = carry.logical_and_(last_token > 0)
+        # an n-gram's key is (id of its (n-1)-gram, id of its last token), below key_span (ids are >= 0). An
+        # n-gram's occurrences are all counted or none is: it has one (n-1)-gram and one last token. Rows are
+        # already sorted by the (n-1)-gram id, so the sort mostly reorders within groups
         key_span = span * token_span
-        past = key_span + token_span + 1 if cut_rows else 0
+        past = key_span if cut_rows else 0
         # in int32 where the keys fit: the CPU's int64 arithmetic is about three times slower
-        if last_token.dtype == torch.int32 and key_span + past < 2**31:
+        if last_token.dtype == torch.int32 and key_span + past <= 2**31:
             group = group.to(torch.int32)
         key = torch.add(last_token, group, alpha=token_span)
         del last_token, group, carry
@@ -287,11 +286,11 @@ def _sorted_pass(first_key: Tensor, source: Tensor, n_gram: int, reduce: _Reduct
             # than a masked fill), sort after them, and the rows are cut to the longest counted prefix
             key.add_(counted.logical_not_(), alpha=past)
             del counted  # what the sort no longer needs is freed before it allocates (the peak costs page faults)
-            key, column = _stable_sort_rows(key, key_span + past + 1)
+            key, column = _stable_sort_rows(key, key_span + past)
             key, column = key[:, :kept], column[:, :kept]
-            counted = torch.arange(kept, device=device) < n_counted
+            counted = key < key_span
         else:
-            key, column = _stable_sort_rows(key, key_span + 1)
+            key, column = _stable_sort_rows(key, key_span)
             counted = counted.gather(1, column)
         pos, src = torch.gather(pos, 1, column), torch.gather(src, 1, column)
         del column
@@ -385,7 +384,7 @@ def _count_one_sort(batch: TokenBatch, n_gram: int, order_shift: int, matches: T
     key, pos, _ = _sort_rows(first_key)
     del first_key
     # order-1 ids: every row has positions without a token (one after each sequence); they sort first, group 0
-    token_id = _token_ids(_group(key).group.sub_(1), pos, n_gram, torch.int64)
+    token_id = _token_ids(_group(key).group, pos, n_gram, torch.int64)
     del key, pos
     # the n-grams starting at each position, orders 1..N side by side: the ids are digits, most significant
     # first, so order n's key is the running sum of its first n weighted ids; then its order and source
@@ -396,7 +395,7 @@ def _count_one_sort(batch: TokenBatch, n_gram: int, order_shift: int, matches: T
     ngram = ngram.view(n_rows, width, n_gram).add_(source.view(1, width, 1))
     # an n-gram exists where its positions all hold tokens (a sequence's tokens come first, then no-token
     # positions); the others share one key past every order's
-    exists = (windows >= 0).cumprod(1).view(n_rows, width, n_gram).bool()
+    exists = (windows > 0).cumprod(1).view(n_rows, width, n_gram).bool()
     ngram = torch.where(exists, ngram, n_gram << order_shift).view(n_rows, width * n_gram)
     del windows, exists, token_id
     ngram = torch.sort(ngram, dim=1).values  # equal keys adjacent is all that is needed: no stable sort
