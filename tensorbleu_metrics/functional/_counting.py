@@ -6,6 +6,7 @@ sorts, and each order's occurrences, grouped by n-gram, go to a reduction that c
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -191,30 +192,39 @@ def _stable_sort_rows(key: Tensor, bound: int) -> tuple[Tensor, Tensor]:
     shift = (width - 1).bit_length() if width > 1 else 0
     if not _inputs.host_reads_are_free(key.device) or bound << shift > _PACKED_MAX:
         return torch.sort(key, dim=1, stable=True)
-    dtype = torch.int32 if bound << shift <= _PACKED_INT32_MAX else torch.int64
-    packed = key.to(dtype).bitwise_left_shift_(shift)
-    packed.bitwise_or_(_inputs.on_device(torch.arange(width, dtype=dtype), key.device))
-    packed = torch.from_numpy(np.sort(packed.numpy(), axis=1))
-    column = torch.bitwise_and(packed, (1 << shift) - 1).long()
-    return packed.bitwise_right_shift_(shift), column
+    # in numpy from here: its elementwise calls cost a fraction of torch's on these small arrays
+    dtype = np.int32 if bound << shift <= _PACKED_INT32_MAX else np.int64
+    values = key.numpy()
+    packed = values.astype(dtype, copy=values.dtype != dtype)
+    np.left_shift(packed, shift, out=packed)
+    np.bitwise_or(packed, _columns(width, dtype), out=packed)
+    packed.sort(axis=1)
+    column = np.bitwise_and(packed, (1 << shift) - 1).astype(np.int64)
+    np.right_shift(packed, shift, out=packed)
+    return torch.from_numpy(packed), torch.from_numpy(column)
+
+
+@functools.lru_cache(maxsize=16)
+def _columns(width: int, dtype: type) -> np.ndarray:
+    """``0..width-1`` (read-only, shared between calls)."""
+    columns = np.arange(width, dtype=dtype)
+    columns.flags.writeable = False
+    return columns
 
 
 def _sort_rows(first_key: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Stable sort of each row of keys >= -1 (-1: no token): (the sorted keys plus one, so 0 where there is no
-    token and first in the row; flat positions; whether each holds a token).
+    token and first in the row; the columns they come from; whether each holds a token).
 
     ``first_key`` is overwritten.
     """
-    n_rows, width = first_key.shape
     # negative IDs let through unvalidated are no tokens, not other rows' keys
     first_key = first_key.clamp_(min=-1).add_(1)
     device = first_key.device
     # the CPU reads the keys' span (free there) to pack them; an accelerator sorts the rows as they are
     bound = int(first_key.max()) + 1 if _inputs.host_reads_are_free(device) and first_key.numel() else 2**63
     key, column = _stable_sort_rows(first_key, bound)
-    del first_key
-    rows = torch.arange(n_rows, device=device).unsqueeze(1)
-    return key, column + rows * width, key > 0
+    return key, column, key > 0
 
 
 # 1: accelerators also cut the rows of orders 2.. to their counted prefix, one host read (a synchronisation) per
@@ -242,12 +252,12 @@ def _sorted_pass(first_key: Tensor, source: Tensor, n_gram: int, reduce: _Reduct
     if width == 0:
         return
     device = first_key.device
-    key, pos, counted = _sort_rows(first_key)
+    key, column, counted = _sort_rows(first_key)
     del first_key
     # gathers, not indexing: on the CPU a gather is parallel and several times faster than take or []; the
     # sources are int32 (they are small), like every array the pass keeps that is not used as an index
-    rows = torch.arange(n_rows, device=device).unsqueeze(1)
-    src = source.to(torch.int32).expand(n_rows, width).gather(1, pos - rows * width)
+    src = source.to(torch.int32).expand(n_rows, width).gather(1, column)
+    pos = column.add_(torch.arange(0, n_rows * width, width, device=device).unsqueeze(1))
     order = reduce(1, key, src, counted)
     del key
     # int32 where the ids fit: the per-order lookups in this table are the pass's only scattered reads
@@ -383,6 +393,7 @@ def _count_one_sort(batch: TokenBatch, n_gram: int, order_shift: int, matches: T
     width = first_key.shape[1]
     key, pos, _ = _sort_rows(first_key)
     del first_key
+    pos.add_(torch.arange(0, n_rows * width, width, device=device).unsqueeze(1))
     # order-1 ids: every row has positions without a token (one after each sequence); they sort first, group 0
     token_id = _token_ids(_group(key).group, pos, n_gram, torch.int64)
     del key, pos

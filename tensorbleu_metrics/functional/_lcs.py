@@ -80,8 +80,8 @@ def match_ids(preds: Tensor, pred_keep: Tensor, refs: Tensor, ref_keep: Tensor) 
     if tokens.shape[1] == 0:
         return MatchIds(preds.clone(), refs.clone(), 0)
     width = tokens.shape[1]
-    key, pos, is_token = _sort_rows(tokens)
-    column = pos - torch.arange(n_sent, device=pos.device).unsqueeze(1) * width
+    key, column, is_token = _sort_rows(tokens)
+    pos = column + torch.arange(0, n_sent * width, width, device=column.device).unsqueeze(1)
     starts = torch.ones_like(key, dtype=torch.bool)
     starts[:, 1:] = key[:, 1:] != key[:, :-1]
     # the sort is stable, so a value's candidate occurrences come before its references': a value has an id
