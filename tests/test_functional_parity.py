@@ -845,3 +845,17 @@ def test_sentence_bleu_replays_from_a_cuda_graph(n_refs: int) -> None:
         assert torch.equal(out, call(preds, target))
         expected = sentence_bleu(preds.cpu(), target.cpu(), pad_id=0, smoothing="method1", dtype=torch.float64)
         assert torch.allclose(out.cpu(), expected, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("path", sorted(_KERNEL_PATHS))
+def test_the_largest_int64_id_on_every_kernel_path(oracle, monkeypatch, path: str) -> None:
+    """2**63 - 1 is a token like any other (no key is shifted past it), alone and beside small IDs."""
+    _force_kernel_path(monkeypatch, path)
+    top = 2**63 - 1
+    hyps = [[top], [top, 5, top], [5, top, top, 5]]
+    refs = [[[top]], [[5, top, top]], [[top, top, 5], [5, 5]]]
+    got = sentence_bleu(hyps, refs, n_gram=2, smoothing="method1", dtype=torch.float64)
+    _assert_close(got, [oracle.sentence(h, rs, 2, "method1") for h, rs in zip(hyps, refs, strict=True)])
+    assert bleu_stats(hyps, refs, n_gram=2).matches.tolist() == [
+        oracle.nltk_stats(h, rs, 2)["matches"] for h, rs in zip(hyps, refs, strict=True)
+    ]

@@ -53,8 +53,7 @@ class BLEUStats(NamedTuple):
 
 def ngram_totals(lengths: Tensor, n_gram: int) -> Tensor:
     """``(..., N)`` numbers of n-grams of orders 1..``n_gram`` in sequences of the given lengths."""
-    orders = torch.arange(1, n_gram + 1, device=lengths.device)
-    return (lengths.unsqueeze(-1) - orders + 1).clamp(min=0)
+    return (lengths.unsqueeze(-1) - torch.arange(n_gram, device=lengths.device)).clamp_(min=0)
 
 
 # the closest reference length of a sentence without a reference (unvalidated input): its brevity penalty is 0
@@ -92,13 +91,19 @@ def _row_layout(batch: TokenBatch) -> tuple[Tensor, Tensor]:
     first_key[:, :pred_width] = torch.where(columns[:pred_width] < batch.pred_len.unsqueeze(1), batch.preds, -1)
     refs = first_key[:, pred_width + 1 :].view(n_sent, n_refs, ref_width + 1)
     refs[:, :, :ref_width] = torch.where(columns[:ref_width] < batch.ref_len.unsqueeze(2), batch.refs, -1)
-    source = torch.cat(  # int32, as the pass keeps the sources
+    return first_key, _row_sources(pred_width, n_refs, ref_width, device)
+
+
+@functools.lru_cache(maxsize=32)
+def _row_sources(pred_width: int, n_refs: int, ref_width: int, device: torch.device) -> Tensor:
+    """The (W,) int32 source of each :func:`_row_layout` column (kept between calls; callers only read it)."""
+    # built on the host and copied: no host read, and a call captured in a CUDA graph finds it already there
+    return torch.cat(
         [
-            torch.zeros(pred_width + 1, dtype=torch.int32, device=device),
-            torch.arange(1, n_refs + 1, dtype=torch.int32, device=device).repeat_interleave(ref_width + 1),
+            torch.zeros(pred_width + 1, dtype=torch.int32),
+            torch.arange(1, n_refs + 1, dtype=torch.int32).repeat_interleave(ref_width + 1),
         ]
-    )
-    return first_key, source
+    ).to(device)
 
 
 class _Order(NamedTuple):
@@ -179,14 +184,15 @@ _PACKED_MAX = 2**63
 _PACKED_INT32_MAX = 2**31
 
 
-def _stable_sort_rows(key: Tensor, bound: int) -> tuple[Tensor, Tensor]:
-    """Each row of ``key`` (values in ``[0, bound)``) sorted, ties in column order: (sorted values, columns).
+def _stable_sort_rows(key: Tensor, bound: int, offset: int = 0) -> tuple[Tensor, Tensor]:
+    """Each row of ``key`` (values in ``[-offset, bound - offset)``) sorted, ties in column order: (sorted values,
+    columns).
 
-    ``key`` may be overwritten. On the CPU each value and its column are packed into one integer, ``value << bits
-    | column``, unique within a row, so that an unstable numpy sort of the packed rows (vectorised, in int32 where
-    the packing fits) is the stable sort: several times faster than torch's stable row sort there, and than its
-    flat radix sort of ``row * span + value``. Elsewhere, and where the packing does not fit in 63 bits, torch
-    sorts the rows.
+    ``key`` may be overwritten. On the CPU each value and its column are packed into one integer, ``(value +
+    offset) << bits | column``, unique within a row, so that an unstable numpy sort of the packed rows
+    (vectorised, in int32 where the packing fits) is the stable sort: several times faster than torch's stable
+    row sort there, and than its flat radix sort of ``row * span + value``. Elsewhere, and where the packing does
+    not fit in 63 bits, torch sorts the rows.
     """
     width = key.shape[1]
     shift = (width - 1).bit_length() if width > 1 else 0
@@ -196,11 +202,15 @@ def _stable_sort_rows(key: Tensor, bound: int) -> tuple[Tensor, Tensor]:
     dtype = np.int32 if bound << shift <= _PACKED_INT32_MAX else np.int64
     values = key.numpy()
     packed = values.astype(dtype, copy=values.dtype != dtype)
+    if offset:
+        np.add(packed, offset, out=packed)
     np.left_shift(packed, shift, out=packed)
     np.bitwise_or(packed, _columns(width, dtype), out=packed)
     packed.sort(axis=1)
     column = np.bitwise_and(packed, (1 << shift) - 1).astype(np.int64)
     np.right_shift(packed, shift, out=packed)
+    if offset:
+        np.subtract(packed, offset, out=packed)
     return torch.from_numpy(packed), torch.from_numpy(column)
 
 
@@ -213,18 +223,19 @@ def _columns(width: int, dtype: type) -> np.ndarray:
 
 
 def _sort_rows(first_key: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Stable sort of each row of keys >= -1 (-1: no token): (the sorted keys plus one, so 0 where there is no
-    token and first in the row; the columns they come from; whether each holds a token).
+    """Stable sort of each row of keys >= -1 (-1: no token, sorted first): (the sorted keys, the columns they come
+    from, whether each holds a token).
 
     ``first_key`` is overwritten.
     """
     # negative IDs let through unvalidated are no tokens, not other rows' keys
-    first_key = first_key.clamp_(min=-1).add_(1)
+    first_key = first_key.clamp_(min=-1)
     device = first_key.device
-    # the CPU reads the keys' span (free there) to pack them; an accelerator sorts the rows as they are
-    bound = int(first_key.max()) + 1 if _inputs.host_reads_are_free(device) and first_key.numel() else 2**63
-    key, column = _stable_sort_rows(first_key, bound)
-    return key, column, key > 0
+    # the CPU reads the keys' span (free there) to pack them; an accelerator sorts the rows as they are (no key
+    # is shifted in place: the largest int64 ID must not wrap around)
+    bound = int(first_key.max()) + 2 if _inputs.host_reads_are_free(device) and first_key.numel() else 2**63
+    key, column = _stable_sort_rows(first_key, bound, offset=1)
+    return key, column, key >= 0
 
 
 # 1: accelerators also cut the rows of orders 2.. to their counted prefix, one host read (a synchronisation) per

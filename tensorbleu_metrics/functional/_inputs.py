@@ -131,7 +131,7 @@ def _negative_ids(x: Tensor, pad_id: int | None, eos_id: int | None) -> Tensor:
     """Where ``x`` holds a negative ID other than ``pad_id``/``eos_id``."""
     bad = x < 0
     for special in (pad_id, eos_id):
-        if special is not None:
+        if special is not None and special < 0:  # a special ID >= 0 is never among the negative ones
             bad &= x != special
     return bad
 
@@ -153,14 +153,14 @@ def _check_ids(x: Tensor, name: str, pad_id: int | None, eos_id: int | None) -> 
 def _check_values(preds: Tensor, refs: Tensor, present: Tensor, pad_id: int | None, eos_id: int | None) -> None:
     """Negative IDs and sentences without a reference, found with one host synchronisation."""
     bad_preds, bad_refs = _negative_ids(preds, pad_id, eos_id), _negative_ids(refs, pad_id, eos_id)
-    no_ref = ~present.any(-1)
-    found = torch.stack([bad_preds.any(), bad_refs.any(), no_ref.any()]).tolist()
+    has_ref = present.any(-1)
+    found = torch.stack([bad_preds.any(), bad_refs.any(), has_ref.all()]).tolist()
     if found[0]:
         _raise_negative(preds, bad_preds, "preds")
     if found[1]:
         _raise_negative(refs, bad_refs, "target")
-    if found[2]:
-        _raise_no_reference(int(no_ref.nonzero()[0, 0]))
+    if not found[2]:
+        _raise_no_reference(int(has_ref.logical_not().nonzero()[0, 0]))
 
 
 def _raise_no_reference(sentence: int) -> None:
@@ -384,7 +384,7 @@ def normalise_inputs(
         _check_values(pred_tokens, ref_tokens, present, pad_id, eos_id)
     preds_aligned, pred_len = _left_align(pred_tokens, _keep_mask(pred_tokens, pred_valid, pad_id, eos_id))
     refs_aligned, ref_len = _left_align(ref_tokens, _keep_mask(ref_tokens, ref_valid, pad_id, eos_id))
-    ref_len = torch.where(present, ref_len, 0)
+    ref_len = ref_len.mul_(present)  # absent references have length 0 (ref_len is _left_align's own tensor)
     return TokenBatch(preds_aligned, pred_len, refs_aligned, ref_len, present)
 
 

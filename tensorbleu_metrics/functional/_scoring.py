@@ -5,6 +5,7 @@ Every smoothing method is one vectorised function over the statistics; loops run
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import sys
@@ -159,13 +160,18 @@ def _weight_rows(weights: Any) -> tuple[list[Tensor], bool]:
     return rows, several
 
 
+@functools.lru_cache(maxsize=16)
+def _uniform_weights(order: int) -> WeightSets:
+    """Equal weights 1/order for orders 1..order (kept between calls; callers only read them)."""
+    return WeightSets(
+        torch.full((1, order), 1.0 / order, dtype=torch.float64), False, torch.tensor([order], dtype=torch.int64)
+    )
+
+
 def _weights_matrix(weights: Any, n_gram: int | None) -> WeightSets:
     """Validate the weights against ``n_gram`` (``None``: the longest weight set decides, 4 without weights)."""
     if weights is None:
-        order = 4 if n_gram is None else n_gram
-        return WeightSets(
-            torch.full((1, order), 1.0 / order, dtype=torch.float64), False, torch.tensor([order], dtype=torch.int64)
-        )
+        return _uniform_weights(4 if n_gram is None else n_gram)
     rows, several = _weight_rows(weights)
     lengths = [row.numel() for row in rows]
     if min(lengths) == 0:
