@@ -205,6 +205,17 @@ def test_property_self_bleu_equals_oracle(oracle, samples, group_seed, smoothing
 
 
 # ---------------------------------------------------------------------------------------------- distinct-n
+def test_self_bleu_and_distinct_with_ids_too_wide_to_pack(oracle):
+    """IDs up to 2**63 - 1 are named by their ranks (the packed keys would not fit): the same numbers."""
+    big = [[2**63 - 1 - 977 * t for t in s] for s in SAMPLES]
+    got = self_bleu(big, groups=torch.tensor(GROUP_IDS), n_gram=4, smoothing="method1", dtype=F64)
+    _close(got, oracle_self_bleu(oracle, big, GROUP_IDS, 4, "method1"))
+    _close(got, self_bleu(SAMPLES, groups=torch.tensor(GROUP_IDS), n_gram=4, smoothing="method1", dtype=F64).tolist())
+    for n_gram in (1, 3):
+        got = distinct_ngrams(big, n_gram=n_gram, groups=torch.tensor(GROUP_IDS), dtype=F64)
+        _close(got, python_distinct(big, n_gram, GROUP_IDS))
+
+
 def python_distinct(samples, n, groups=None) -> list[float]:
     """Different n-grams over all n-grams per group, groups in order of first appearance (a plain set count)."""
     groups = groups if groups is not None else [0] * len(samples)

@@ -508,9 +508,10 @@ def _first_appearance_ids(groups: Tensor) -> Tensor:
 def group_tokens(preds: Tensor, pred_len: Tensor, groups: Tensor | None) -> GroupedTokens:
     """Lay left-aligned ``(B, L)`` samples end to end and number their groups by first appearance.
 
-    On the CPU only the tokens and one empty position after each sample are laid out (P = T + B), their keys
-    below ``G * distinct tokens``. On an accelerator, where reading how many tokens there are costs a host
-    synchronisation, every position is (P = B * (L + 1), the padding as positions without a token).
+    Every position is laid out (P = B * (L + 1)): each sample's tokens, then its padding and one more position as
+    positions without a token, which keep n-grams from running into the next sample. A token's key is (group,
+    token): on the CPU its value itself where the keys stay narrow enough to pack for the sort (the host reads
+    their span for free), else its rank among the values of the batch, which needs no host read.
     """
     n_samples, width = preds.shape
     device = preds.device
@@ -518,25 +519,22 @@ def group_tokens(preds: Tensor, pred_len: Tensor, groups: Tensor | None) -> Grou
         group = torch.zeros(n_samples, dtype=torch.int64, device=device)
     else:
         group = _first_appearance_ids(groups)
-    # each sample's tokens and one more position (-1, no token) that keeps n-grams from running into the next
     is_token = torch.arange(width + 1, device=device) < pred_len.unsqueeze(1)
-    padded = torch.nn.functional.pad(preds, (0, 1))
-    sample = torch.arange(n_samples, device=device).unsqueeze(1).expand(n_samples, width + 1)
-    if not _inputs.host_reads_are_free(device):
-        # tokens named by their rank among the values at all positions, then with their group: keys below B * P
-        n_positions = padded.numel()
-        token = _dense_ranks(torch.where(is_token, padded, -1).view(-1)).view(is_token.shape)
-        first_key = torch.where(is_token, group.unsqueeze(1) * n_positions + token, -1)
-        return GroupedTokens(first_key.view(1, -1), sample.reshape(-1), pred_len, group)
-    keep = torch.arange(width + 1, device=device) <= pred_len.unsqueeze(1)
-    sample = sample[keep]
-    tokens = padded[keep]
-    token_mask = is_token[keep]
-    # tokens named by their rank among the distinct tokens, then with their group: keys below B * T
-    values, token = torch.unique(tokens[token_mask], return_inverse=True)
-    first_key = torch.full_like(tokens, -1)
-    first_key[token_mask] = group[sample[token_mask]] * max(values.numel(), 1) + token
-    return GroupedTokens(first_key.unsqueeze(0), sample, pred_len, group)
+    tokens = torch.where(is_token, torch.nn.functional.pad(preds, (0, 1)), -1)
+    n_positions = tokens.numel()
+    sample = torch.arange(n_samples, device=device).unsqueeze(1).expand(n_samples, width + 1).reshape(-1)
+    span = None
+    if _inputs.host_reads_are_free(device) and n_positions:
+        span = int(tokens.max()) + 1
+        n_groups = int(group.max()) + 1
+        if (n_groups * span + 1) << n_positions.bit_length() > _PACKED_MAX:
+            span = None  # too wide to pack: ranks instead
+    if span is None:
+        # tokens named by their rank among the values at all positions: keys below B * P
+        tokens = _dense_ranks(tokens.view(-1)).view(is_token.shape)
+        span = n_positions
+    first_key = torch.where(is_token, group.unsqueeze(1) * span + tokens, -1)
+    return GroupedTokens(first_key.view(1, -1), sample, pred_len, group)
 
 
 def _closest_other_len(lengths: Tensor, group: Tensor) -> Tensor:
