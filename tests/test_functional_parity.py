@@ -859,3 +859,22 @@ def test_the_largest_int64_id_on_every_kernel_path(oracle, monkeypatch, path: st
     assert bleu_stats(hyps, refs, n_gram=2).matches.tolist() == [
         oracle.nltk_stats(h, rs, 2)["matches"] for h, rs in zip(hyps, refs, strict=True)
     ]
+
+
+def test_inference_mode_gives_the_same_numbers() -> None:
+    """The CPU's sorts hand tensors to NumPy and back: inference tensors are no exception."""
+    from tensorbleu_metrics.functional import distinct_ngrams, rouge_score, self_bleu
+
+    gen = torch.Generator().manual_seed(5)
+    preds, target = torch.randint(1, 30, (6, 14), generator=gen), torch.randint(1, 30, (6, 2, 11), generator=gen)
+    calls = [
+        lambda: sentence_bleu(preds, target, smoothing="method1"),
+        lambda: self_bleu(preds),
+        lambda: distinct_ngrams(preds, n_gram=2),
+        lambda: rouge_score(preds, target)["rougeL_fmeasure"],
+    ]
+    eager = [call() for call in calls]
+    with torch.inference_mode():
+        inferred = [call() for call in calls]
+    for a, b in zip(eager, inferred, strict=True):
+        assert torch.equal(a, b)
