@@ -325,6 +325,26 @@ def test_diversity_reads_nothing_on_accelerators(monkeypatch, with_groups: bool)
         assert torch.equal(ours, theirs)
 
 
+def test_unvalidated_negative_ids_count_alike_on_every_layout(monkeypatch) -> None:
+    """Negative IDs let through with ``validate=False`` are tokens for Self-BLEU and distinct-n, on the CPU (which
+    then names tokens by rank instead of value, so no two groups' keys meet) as with the accelerator's choices."""
+    from tensorbleu_metrics.functional import _inputs
+
+    preds = torch.tensor([[3, -5, 4, 2, 7], [-5, 4, 2, 0, 0], [3, -5, 9, 9, 4], [4, 2, -5, 4, 0]])
+    groups = torch.tensor([0, 1, 1, 0])
+    kwargs = {"groups": groups, "pad_id": 0, "validate": False, "dtype": F64}
+    cpu = [self_bleu(preds, smoothing="method1", **kwargs)]
+    cpu += [distinct_ngrams(preds, n_gram=n, **kwargs) for n in (1, 2)]
+    samples = [[t for t in row if t != 0] for row in preds.tolist()]
+    assert cpu[1].tolist() == python_distinct(samples, 1, groups.tolist())
+    assert cpu[2].tolist() == python_distinct(samples, 2, groups.tolist())
+    monkeypatch.setattr(_inputs, "host_reads_are_free", lambda device: False)
+    accelerator = [self_bleu(preds, smoothing="method1", **kwargs)]
+    accelerator += [distinct_ngrams(preds, n_gram=n, **kwargs) for n in (1, 2)]
+    for ours, theirs in zip(cpu, accelerator, strict=True):
+        assert torch.equal(ours, theirs)
+
+
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), n_samples=st.integers(1, 12), width=st.integers(1, 14))
 def test_property_accelerator_layout_equals_the_cpu_one(seed: int, n_samples: int, width: int) -> None:

@@ -525,10 +525,13 @@ def group_tokens(preds: Tensor, pred_len: Tensor, groups: Tensor | None) -> Grou
     sample = torch.arange(n_samples, device=device).unsqueeze(1).expand(n_samples, width + 1).reshape(-1)
     span = None
     if _inputs.host_reads_are_free(device) and n_positions:
-        span = int(tokens.max()) + 1
+        low, high = (int(v) for v in torch.aminmax(tokens))
+        span = high + 1
         n_groups = int(group.max()) + 1
-        if (n_groups * span + 1) << n_positions.bit_length() > _PACKED_MAX:
-            span = None  # too wide to pack: ranks instead
+        # ranks where the keys are too wide to pack, or where negative IDs came through unvalidated (tokens
+        # there, as on accelerators)
+        if low < -1 or (n_groups * span + 1) << n_positions.bit_length() > _PACKED_MAX:
+            span = None
     if span is None:
         # tokens named by their rank among the values at all positions: keys below B * P
         tokens = _dense_ranks(tokens.view(-1)).view(is_token.shape)
