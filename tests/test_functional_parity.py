@@ -878,3 +878,40 @@ def test_inference_mode_gives_the_same_numbers() -> None:
         inferred = [call() for call in calls]
     for a, b in zip(eager, inferred, strict=True):
         assert torch.equal(a, b)
+
+
+def test_results_are_normal_tensors_that_take_updates_and_gradients() -> None:
+    """The work runs in inference mode; what comes back is normal: it can be updated in place (a reward
+    normalised) and multiply tensors that need gradients."""
+    from tensorbleu_metrics.functional import (
+        bleu_from_stats,
+        corpus_gleu,
+        distinct_ngrams,
+        gleu_stats,
+        rouge_score,
+        self_bleu,
+    )
+
+    gen = torch.Generator().manual_seed(9)
+    preds, target = torch.randint(1, 20, (5, 12), generator=gen), torch.randint(1, 20, (5, 2, 10), generator=gen)
+    stats = bleu_stats(preds, target)
+    results = [
+        sentence_bleu(preds, target),
+        corpus_bleu(preds, target),
+        bleu_from_stats(stats),
+        corpus_gleu(preds, target),
+        self_bleu(preds),
+        distinct_ngrams(preds, n_gram=2),
+        *stats,
+        *gleu_stats(preds, target),
+        *rouge_score(preds, target).values(),
+    ]
+    for result in results:
+        assert not result.is_inference()
+    reward = sentence_bleu(preds, target)
+    reward.sub_(reward.mean())  # in place, as a reward baseline does
+    logits = torch.zeros(5, requires_grad=True)
+    (reward * logits).sum().backward()
+    assert torch.equal(logits.grad, reward)
+    with torch.inference_mode():  # inside the caller's own inference mode, its tensors
+        assert sentence_bleu(preds, target).is_inference()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -192,6 +192,40 @@ def host_reads_are_free(device: torch.device) -> bool:
     Tests patch this to run the accelerator's choices on the CPU.
     """
     return device.type == "cpu"
+
+
+def without_autograd(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a public function's tensor work in inference mode and hand back normal tensors.
+
+    The work is integer counting and float scoring that autograd never sees: in inference mode every torch call
+    skips the autograd dispatch, 8-14 % of a call at RL-sized batches on the CPU. The results are cloned out of
+    inference mode (a handful of small tensors), so that callers may update them in place or use them beside
+    tensors that need gradients.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if torch.is_inference_mode_enabled():
+            return fn(*args, **kwargs)
+        with torch.inference_mode():
+            out = fn(*args, **kwargs)
+        return _normal_tensors(out)
+
+    return wrapper
+
+
+def _normal_tensors(out: Any) -> Any:
+    """``out`` with every inference tensor in it (alone, in a tuple, NamedTuple, list or dict) cloned."""
+    if isinstance(out, Tensor):
+        return out.clone() if out.is_inference() else out
+    if isinstance(out, dict):
+        return {key: _normal_tensors(value) for key, value in out.items()}
+    if isinstance(out, tuple):
+        items = [_normal_tensors(value) for value in out]
+        return type(out)(*items) if hasattr(out, "_fields") else tuple(items)
+    if isinstance(out, list):
+        return [_normal_tensors(value) for value in out]
+    return out
 
 
 @functools.lru_cache(maxsize=64)

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from tensorbleu_metrics.functional._counting import BLEUStats
-from tensorbleu_metrics.functional._inputs import on_device
+from tensorbleu_metrics.functional._inputs import on_device, without_autograd
 
 SACREBLEU_METHODS = ("none", "floor", "add-k", "exp")
 NLTK_METHODS = tuple(f"method{i}" for i in range(8))
@@ -434,6 +434,7 @@ def _nltk_score(
     return torch.where(valid, score, 0.0)
 
 
+@without_autograd
 def bleu_from_stats(
     stats: BLEUStats,
     *,

@@ -11,10 +11,11 @@ import torch
 from torch import Tensor
 
 from tensorbleu_metrics.functional._counting import BLEUStats, count_stats
-from tensorbleu_metrics.functional._inputs import check_dtype, normalise_inputs
+from tensorbleu_metrics.functional._inputs import check_dtype, normalise_inputs, without_autograd
 from tensorbleu_metrics.functional._scoring import check_bleu_options, checked_weights, counted_orders, score_checked
 
 
+@without_autograd
 def bleu_stats(
     preds: Any,
     target: Any,
@@ -92,6 +93,7 @@ def _bleu(
     )
 
 
+@without_autograd
 def sentence_bleu(
     preds: Any,
     target: Any,
@@ -164,6 +166,7 @@ def sentence_bleu(
     )
 
 
+@without_autograd
 def corpus_bleu(
     preds: Any,
     target: Any,

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from tensorbleu_metrics.functional._counting import count_distinct, count_leave_one_out, group_tokens
-from tensorbleu_metrics.functional._inputs import check_dtype, normalise_preds
+from tensorbleu_metrics.functional._inputs import check_dtype, normalise_preds, without_autograd
 from tensorbleu_metrics.functional._scoring import checked_weights, counted_orders, score_checked
 
 __all__ = ["distinct_ngrams", "self_bleu"]
@@ -45,6 +45,7 @@ def _check_n_gram(n_gram: Any) -> None:
         raise ValueError(f"`n_gram` must be at least 1, got {n_gram}.")
 
 
+@without_autograd
 def self_bleu(
     preds: Any,
     *,
@@ -111,6 +112,7 @@ def self_bleu(
     return score_checked(stats, checked, smoothing, smooth_value, effective_order, auto_reweigh, dtype)
 
 
+@without_autograd
 def distinct_ngrams(
     preds: Any,
     *,

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from tensorbleu_metrics.functional._counting import count_ngrams, ngram_totals
-from tensorbleu_metrics.functional._inputs import check_dtype, normalise_inputs
+from tensorbleu_metrics.functional._inputs import check_dtype, normalise_inputs, without_autograd
 
 __all__ = ["GLEUStats", "check_gleu_options", "corpus_gleu", "gleu_from_stats", "gleu_stats", "sentence_gleu"]
 
@@ -58,6 +58,7 @@ def _ngram_totals(lengths: Tensor, min_len: int, max_len: int) -> Tensor:
     return ngram_totals(lengths, max_len)[..., min_len - 1 :].sum(-1)
 
 
+@without_autograd
 def gleu_stats(
     preds: Any,
     target: Any,
@@ -117,6 +118,7 @@ def gleu_stats(
     return GLEUStats(matches, torch.where(any_kept, n_all.gather(-1, best).squeeze(-1), 0))
 
 
+@without_autograd
 def gleu_from_stats(stats: GLEUStats, *, dtype: torch.dtype = torch.float32) -> Tensor:
     """GLEU from statistics, ``matches / n_all`` (0 where ``n_all`` is 0): per sentence, or one corpus score.
 
@@ -131,6 +133,7 @@ def gleu_from_stats(stats: GLEUStats, *, dtype: torch.dtype = torch.float32) -> 
     return score.to(dtype)
 
 
+@without_autograd
 def sentence_gleu(
     preds: Any,
     target: Any,
@@ -162,6 +165,7 @@ def sentence_gleu(
     return gleu_from_stats(stats, dtype=dtype)
 
 
+@without_autograd
 def corpus_gleu(
     preds: Any,
     target: Any,

@@ -21,6 +21,7 @@ from tensorbleu_metrics.functional._inputs import (
     check_dtype,
     check_special_ids,
     normalise_inputs,
+    without_autograd,
 )
 from tensorbleu_metrics.functional._lcs import lcs_length, union_lcs_hits
 
@@ -96,6 +97,7 @@ def _accumulate(scores: tuple[Tensor, Tensor, Tensor], present: Tensor, accumula
     return tuple(torch.where(present, s, 0).sum(1) / count for s in scores)
 
 
+@without_autograd
 def rouge_score(
     preds: Any,
     target: Any,
