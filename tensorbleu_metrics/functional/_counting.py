@@ -238,6 +238,12 @@ def _sort_rows(first_key: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return key, column, key >= 0
 
 
+def _flat_positions(column: Tensor) -> Tensor:
+    """The flat positions ``row * W + column`` of the columns of ``(rows, W)`` sorted rows."""
+    n_rows, width = column.shape
+    return column + torch.arange(0, n_rows * width, width, device=column.device).unsqueeze(1)
+
+
 # 1: accelerators also cut the rows of orders 2.. to their counted prefix, one host read (a synchronisation) per
 # order; kept for side-by-side measurements (benchmarks/gpu_probe.py)
 _CUT_ROWS_ANYWHERE = 0
@@ -268,7 +274,8 @@ def _sorted_pass(first_key: Tensor, source: Tensor, n_gram: int, reduce: _Reduct
     # gathers, not indexing: on the CPU a gather is parallel and several times faster than take or []; the
     # sources are int32 (they are small), like every array the pass keeps that is not used as an index
     src = source.to(torch.int32).expand(n_rows, width).gather(1, column)
-    pos = column.add_(torch.arange(0, n_rows * width, width, device=device).unsqueeze(1))
+    pos = _flat_positions(column)
+    del column
     order = reduce(1, key, src, counted)
     del key
     # int32 where the ids fit: the per-order lookups in this table are the pass's only scattered reads
@@ -402,9 +409,10 @@ def _count_one_sort(batch: TokenBatch, n_gram: int, order_shift: int, matches: T
     device = batch.preds.device
     first_key, source = _row_layout(batch)
     width = first_key.shape[1]
-    key, pos, _ = _sort_rows(first_key)
+    key, column, _ = _sort_rows(first_key)
     del first_key
-    pos.add_(torch.arange(0, n_rows * width, width, device=device).unsqueeze(1))
+    pos = _flat_positions(column)
+    del column
     # order-1 ids: every row has positions without a token (one after each sequence); they sort first, group 0
     token_id = _token_ids(_group(key).group, pos, n_gram, torch.int64)
     del key, pos

@@ -215,17 +215,13 @@ def without_autograd(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _normal_tensors(out: Any) -> Any:
-    """``out`` with every inference tensor in it (alone, in a tuple, NamedTuple, list or dict) cloned."""
+    """``out`` (a tensor, a dict of them or a NamedTuple of them, as the public functions return) with every
+    inference tensor cloned."""
     if isinstance(out, Tensor):
         return out.clone() if out.is_inference() else out
     if isinstance(out, dict):
         return {key: _normal_tensors(value) for key, value in out.items()}
-    if isinstance(out, tuple):
-        items = [_normal_tensors(value) for value in out]
-        return type(out)(*items) if hasattr(out, "_fields") else tuple(items)
-    if isinstance(out, list):
-        return [_normal_tensors(value) for value in out]
-    return out
+    return type(out)(*(_normal_tensors(value) for value in out))
 
 
 @functools.lru_cache(maxsize=64)

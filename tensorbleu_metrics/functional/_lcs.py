@@ -16,7 +16,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from tensorbleu_metrics.functional._counting import _sort_rows
+from tensorbleu_metrics.functional._counting import _flat_positions, _sort_rows
 
 _WORD = 64
 _SIGN = -(2**63)  # xor with it maps unsigned order onto signed order
@@ -81,7 +81,7 @@ def match_ids(preds: Tensor, pred_keep: Tensor, refs: Tensor, ref_keep: Tensor) 
         return MatchIds(preds.clone(), refs.clone(), 0)
     width = tokens.shape[1]
     key, column, is_token = _sort_rows(tokens)
-    pos = column + torch.arange(0, n_sent * width, width, device=column.device).unsqueeze(1)
+    pos = _flat_positions(column)
     starts = torch.ones_like(key, dtype=torch.bool)
     starts[:, 1:] = key[:, 1:] != key[:, :-1]
     # the sort is stable, so a value's candidate occurrences come before its references': a value has an id
