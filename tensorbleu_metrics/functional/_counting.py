@@ -184,34 +184,87 @@ _PACKED_MAX = 2**63
 _PACKED_INT32_MAX = 2**31
 
 
-def _stable_sort_rows(key: Tensor, bound: int, offset: int = 0) -> tuple[Tensor, Tensor]:
-    """Each row of ``key`` (values in ``[-offset, bound - offset)``) sorted, ties in column order: (sorted values,
-    columns).
+def _row_shift(width: int) -> int:
+    """Bits of a column index of rows ``width`` wide: where a packed sort key puts its value."""
+    return (width - 1).bit_length() if width > 1 else 0
 
-    ``key`` may be overwritten. On the CPU each value and its column are packed into one integer, ``(value +
-    offset) << bits | column``, unique within a row, so that an unstable numpy sort of the packed rows
-    (vectorised, in int32 where the packing fits) is the stable sort: several times faster than torch's stable
-    row sort there, and than its flat radix sort of ``row * span + value``. Elsewhere, and where the packing does
-    not fit in 63 bits, torch sorts the rows.
+
+def _packs(bound: int, width: int, device: torch.device) -> bool:
+    """Whether rows of values below ``bound``, ``width`` wide, are sorted packed (on the CPU, in 63 bits)."""
+    return _inputs.host_reads_are_free(device) and bound << _row_shift(width) <= _PACKED_MAX
+
+
+def _packed_dtype(bound: int, width: int) -> type:
+    """The numpy dtype that packs values below ``bound`` with the columns of rows ``width`` wide."""
+    return np.int32 if bound << _row_shift(width) <= _PACKED_INT32_MAX else np.int64
+
+
+def _sort_packed(packed: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of non-negative values below ``bound`` (an array the sort may overwrite) sorted stably, in numpy:
+    (sorted values, int64 columns).
+
+    Each value and its column are packed into one integer, ``value << bits | column``, unique within a row, so
+    that an unstable numpy sort of the packed rows (vectorised, in int32 where the packing fits) is the stable
+    sort: several times faster than torch's stable row sort on the CPU, and than its flat radix sort of ``row *
+    span + value``. Its elementwise calls cost a fraction of torch's on these small arrays.
     """
-    width = key.shape[1]
-    shift = (width - 1).bit_length() if width > 1 else 0
-    if not _inputs.host_reads_are_free(key.device) or bound << shift > _PACKED_MAX:
-        return torch.sort(key, dim=1, stable=True)
-    # in numpy from here: its elementwise calls cost a fraction of torch's on these small arrays
-    dtype = np.int32 if bound << shift <= _PACKED_INT32_MAX else np.int64
-    values = key.numpy()
-    packed = values.astype(dtype, copy=values.dtype != dtype)
-    if offset:
-        np.add(packed, offset, out=packed)
+    width = packed.shape[1]
+    shift = _row_shift(width)
+    dtype = _packed_dtype(bound, width)
+    packed = packed.astype(dtype, copy=False)
     np.left_shift(packed, shift, out=packed)
     np.bitwise_or(packed, _columns(width, dtype), out=packed)
     packed.sort(axis=1)
     column = np.bitwise_and(packed, (1 << shift) - 1).astype(np.int64)
     np.right_shift(packed, shift, out=packed)
+    return packed, column
+
+
+def _stable_sort_rows(key: Tensor, bound: int, offset: int = 0) -> tuple[Tensor, Tensor]:
+    """Each row of ``key`` (values in ``[-offset, bound - offset)``) sorted, ties in column order: (sorted values,
+    columns).
+
+    ``key`` may be overwritten. Packed in numpy on the CPU (:func:`_sort_packed`); elsewhere, and where the
+    packing does not fit in 63 bits, torch sorts the rows.
+    """
+    if not _packs(bound, key.shape[1], key.device):
+        return torch.sort(key, dim=1, stable=True)
+    values = key.numpy()
+    if offset:
+        values = values.astype(_packed_dtype(bound, key.shape[1]), copy=False)
+        np.add(values, offset, out=values)
+    packed, column = _sort_packed(values, bound)
     if offset:
         np.subtract(packed, offset, out=packed)
     return torch.from_numpy(packed), torch.from_numpy(column)
+
+
+def _sort_counted_first(key: Tensor, counted: Tensor, key_span: int) -> tuple[Tensor, Tensor, Tensor] | None:
+    """Rows of keys below ``key_span`` sorted with their counted occurrences first, ties in column order, and cut
+    to the longest counted prefix (the host reads its length: for the CPU): (keys, columns, counted), or None
+    when nothing is counted.
+
+    ``key`` and ``counted`` may be overwritten; ``key`` must hold values up to ``2 * key_span``.
+    """
+    # the uncounted get a key past every counted one of their row (an addition, several times faster than a
+    # masked fill, in torch or numpy) and sort after them
+    key.add_(counted.logical_not_(), alpha=key_span)
+    del counted  # what the sort no longer needs is freed before it allocates (the peak costs page faults)
+    if _packs(2 * key_span, key.shape[1], key.device):
+        # the sorted rows' column minima ascend: the first column whose minimum is past the counted keys holds
+        # no counted occurrence in any row
+        packed, column = _sort_packed(key.numpy(), 2 * key_span)
+        kept = int(np.searchsorted(packed.min(axis=0), key_span))
+        if kept == 0:
+            return None
+        key, column = torch.from_numpy(packed[:, :kept]), torch.from_numpy(column[:, :kept])
+    else:
+        key, column = torch.sort(key, dim=1, stable=True)
+        kept = int((key < key_span).sum(1).max())
+        if kept == 0:
+            return None
+        key, column = key[:, :kept], column[:, :kept]
+    return key, column, key < key_span
 
 
 @functools.lru_cache(maxsize=16)
@@ -238,22 +291,18 @@ def _sort_rows(first_key: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return key, column, key >= 0
 
 
-def _flat_positions(column: Tensor) -> Tensor:
-    """The flat positions ``row * W + column`` of the columns of ``(rows, W)`` sorted rows."""
-    n_rows, width = column.shape
-    return column + torch.arange(0, n_rows * width, width, device=column.device).unsqueeze(1)
-
-
 # 1: accelerators also cut the rows of orders 2.. to their counted prefix, one host read (a synchronisation) per
 # order; kept for side-by-side measurements (benchmarks/gpu_probe.py)
 _CUT_ROWS_ANYWHERE = 0
 
 
-def _token_ids(ids: Tensor, pos: Tensor, n_gram: int, dtype: torch.dtype) -> Tensor:
-    """Every position named by its token's order-1 id, flat: ``ids`` (0 for no token) scattered to the flat
-    positions ``pos``, and 0 past the end, so that the n-gram starting at any position can be read."""
-    token_id = torch.zeros(ids.numel() + n_gram - 1, dtype=dtype, device=ids.device)
-    return token_id.scatter_(0, pos.view(-1), ids.view(-1).to(dtype))
+def _token_ids(ids: Tensor, column: Tensor, n_gram: int, dtype: torch.dtype) -> Tensor:
+    """Every position of each row named by its token's order-1 id: ``(rows, W)`` sorted ``ids`` (0 for no token)
+    put back at their ``column``, and ``n_gram - 1`` columns of 0 past the end, so that the n-gram starting at any
+    position can be read."""
+    n_rows, width = ids.shape
+    token_id = torch.zeros(n_rows, width + n_gram - 1, dtype=dtype, device=ids.device)
+    return token_id.scatter_(1, column, ids if ids.dtype == dtype else ids.to(dtype))
 
 
 def _sorted_pass(first_key: Tensor, source: Tensor, n_gram: int, reduce: _Reduction) -> None:
@@ -272,9 +321,10 @@ def _sorted_pass(first_key: Tensor, source: Tensor, n_gram: int, reduce: _Reduct
     key, column, counted = _sort_rows(first_key)
     del first_key
     # gathers, not indexing: on the CPU a gather is parallel and several times faster than take or []; the
-    # sources are int32 (they are small), like every array the pass keeps that is not used as an index
+    # sources are int32 (they are small), like every array the pass keeps that is not used as an index. A
+    # position is its column in the row: the sorted columns say where each occurrence stands
     src = source.to(torch.int32).expand(n_rows, width).gather(1, column)
-    pos = _flat_positions(column)
+    pos = column
     del column
     order = reduce(1, key, src, counted)
     del key
@@ -291,7 +341,7 @@ def _sorted_pass(first_key: Tensor, source: Tensor, n_gram: int, reduce: _Reduct
     # length for free); an accelerator sorts the rows whole and reads nothing, so no call waits for the device
     cut_rows = bool(_CUT_ROWS_ANYWHERE) or _inputs.host_reads_are_free(device)
     for n in range(2, n_gram + 1):
-        last_token = token_id[n - 1 :].gather(0, pos.view(-1)).view(pos.shape)
+        last_token = token_id[:, n - 1 :].gather(1, pos)
         # carried n-grams are counted ones (a reduction carries nothing it did not count): the carry flags are
         # the reduction's own tensor, updated in place like the keys (every large temporary costs page faults)
         counted = carry.logical_and_(last_token > 0)
@@ -299,24 +349,19 @@ def _sorted_pass(first_key: Tensor, source: Tensor, n_gram: int, reduce: _Reduct
         # n-gram's occurrences are all counted or none is: it has one (n-1)-gram and one last token. Rows are
         # already sorted by the (n-1)-gram id, so the sort mostly reorders within groups
         key_span = span * token_span
-        past = key_span if cut_rows else 0
-        # in int32 where the keys fit: the CPU's int64 arithmetic is about three times slower
-        if last_token.dtype == torch.int32 and key_span + past <= 2**31:
+        # in int32 where the keys fit (with room for the uncounted pushed past them when the rows are cut): the
+        # CPU's int64 arithmetic is about three times slower
+        if last_token.dtype == torch.int32 and key_span << cut_rows <= 2**31:
             group = group.to(torch.int32)
         key = torch.add(last_token, group, alpha=token_span)
         del last_token, group, carry
         if cut_rows:
-            n_counted = counted.sum(1, keepdim=True)
-            kept = int(n_counted.max())
-            if kept == 0:
+            cut = _sort_counted_first(key, counted, key_span)
+            del key, counted
+            if cut is None:
                 break
-            # the uncounted get a key past every counted one of their row (an addition, several times faster
-            # than a masked fill), sort after them, and the rows are cut to the longest counted prefix
-            key.add_(counted.logical_not_(), alpha=past)
-            del counted  # what the sort no longer needs is freed before it allocates (the peak costs page faults)
-            key, column = _stable_sort_rows(key, key_span + past)
-            key, column = key[:, :kept], column[:, :kept]
-            counted = key < key_span
+            key, column, counted = cut
+            del cut
         else:
             key, column = _stable_sort_rows(key, key_span)
             counted = counted.gather(1, column)
@@ -411,21 +456,19 @@ def _count_one_sort(batch: TokenBatch, n_gram: int, order_shift: int, matches: T
     width = first_key.shape[1]
     key, column, _ = _sort_rows(first_key)
     del first_key
-    pos = _flat_positions(column)
-    del column
     # order-1 ids: every row has positions without a token (one after each sequence); they sort first, group 0
-    token_id = _token_ids(_group(key).group, pos, n_gram, torch.int64)
-    del key, pos
+    token_id = _token_ids(_group(key).group, column, n_gram, torch.int64)
+    del key, column
     # the n-grams starting at each position, orders 1..N side by side: the ids are digits, most significant
     # first, so order n's key is the running sum of its first n weighted ids; then its order and source
-    windows = token_id.unfold(0, n_gram, 1)[: n_rows * width]
+    windows = token_id.unfold(1, n_gram, 1)  # (rows, W, N), a view
     weights = _inputs.on_device(torch.tensor([width ** (n_gram - 1 - i) << 1 for i in range(n_gram)]), device)
-    ngram = torch.mul(windows, weights).cumsum_(1)
+    ngram = torch.mul(windows, weights).cumsum_(2)
     ngram.add_(torch.arange(n_gram, device=device) << order_shift)
-    ngram = ngram.view(n_rows, width, n_gram).add_(source.view(1, width, 1))
+    ngram.add_(source.view(width, 1))
     # an n-gram exists where its positions all hold tokens (a sequence's tokens come first, then no-token
     # positions); the others share one key past every order's
-    exists = (windows > 0).cumprod(1).view(n_rows, width, n_gram).bool()
+    exists = (windows > 0).cumprod(2).bool()
     ngram = torch.where(exists, ngram, n_gram << order_shift).view(n_rows, width * n_gram)
     del windows, exists, token_id
     ngram = torch.sort(ngram, dim=1).values  # equal keys adjacent is all that is needed: no stable sort

@@ -16,7 +16,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from tensorbleu_metrics.functional._counting import _flat_positions, _sort_rows
+from tensorbleu_metrics.functional._counting import _sort_rows
 
 _WORD = 64
 _SIGN = -(2**63)  # xor with it maps unsigned order onto signed order
@@ -81,7 +81,6 @@ def match_ids(preds: Tensor, pred_keep: Tensor, refs: Tensor, ref_keep: Tensor) 
         return MatchIds(preds.clone(), refs.clone(), 0)
     width = tokens.shape[1]
     key, column, is_token = _sort_rows(tokens)
-    pos = _flat_positions(column)
     starts = torch.ones_like(key, dtype=torch.bool)
     starts[:, 1:] = key[:, 1:] != key[:, :-1]
     # the sort is stable, so a value's candidate occurrences come before its references': a value has an id
@@ -92,7 +91,7 @@ def match_ids(preds: Tensor, pred_keep: Tensor, refs: Tensor, ref_keep: Tensor) 
     group_start = torch.where(starts, position, 0).cummax(1).values
     n_ids = int(named.sum(1).max())
     sorted_id = torch.where(torch.gather(named, 1, group_start), rank, n_ids)
-    ids = torch.empty_like(sorted_id).view(-1).scatter_(0, pos.view(-1), sorted_id.view(-1)).view(n_sent, width)
+    ids = torch.empty_like(sorted_id).scatter_(1, column, sorted_id)
     return MatchIds(ids[:, :pred_width], ids[:, pred_width:].reshape(refs.shape), n_ids)
 
 
