@@ -257,13 +257,14 @@ def _sort_counted_first(key: Tensor, counted: Tensor, key_span: int) -> tuple[Te
         kept = int(np.searchsorted(packed.min(axis=0), key_span))
         if kept == 0:
             return None
-        key, column = torch.from_numpy(packed[:, :kept]), torch.from_numpy(column[:, :kept])
-    else:
-        key, column = torch.sort(key, dim=1, stable=True)
-        kept = int((key < key_span).sum(1).max())
-        if kept == 0:
-            return None
-        key, column = key[:, :kept], column[:, :kept]
+        # numpy's comparisons are vectorised, several times faster than torch's on the CPU
+        packed = packed[:, :kept]
+        return torch.from_numpy(packed), torch.from_numpy(column[:, :kept]), torch.from_numpy(packed < key_span)
+    key, column = torch.sort(key, dim=1, stable=True)
+    kept = int((key < key_span).sum(1).max())
+    if kept == 0:
+        return None
+    key, column = key[:, :kept], column[:, :kept]
     return key, column, key < key_span
 
 
@@ -288,7 +289,9 @@ def _sort_rows(first_key: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     # is shifted in place: the largest int64 ID must not wrap around)
     bound = int(first_key.max()) + 2 if _inputs.host_reads_are_free(device) and first_key.numel() else 2**63
     key, column = _stable_sort_rows(first_key, bound, offset=1)
-    return key, column, key >= 0
+    # numpy's comparisons are vectorised, several times faster than torch's on the CPU
+    is_token = torch.from_numpy(key.numpy() >= 0) if _inputs.host_reads_are_free(device) else key >= 0
+    return key, column, is_token
 
 
 # 1: accelerators also cut the rows of orders 2.. to their counted prefix, one host read (a synchronisation) per
@@ -344,7 +347,7 @@ def _sorted_pass(first_key: Tensor, source: Tensor, n_gram: int, reduce: _Reduct
         last_token = token_id[:, n - 1 :].gather(1, pos)
         # carried n-grams are counted ones (a reduction carries nothing it did not count): the carry flags are
         # the reduction's own tensor, updated in place like the keys (every large temporary costs page faults)
-        counted = carry.logical_and_(last_token > 0)
+        counted = carry.logical_and_(last_token.bool())  # ids are >= 0: a cast is a faster "> 0"
         # an n-gram's key is (id of its (n-1)-gram, id of its last token), below key_span (ids are >= 0). An
         # n-gram's occurrences are all counted or none is: it has one (n-1)-gram and one last token. Rows are
         # already sorted by the (n-1)-gram id, so the sort mostly reorders within groups
@@ -404,20 +407,22 @@ def _clip_against_refs(matches: Tensor, ref_matches: Tensor | None, n_refs: int)
         # a row holds at most W occurrences: int16 counts on the CPU if W allows (halving the table), int32 on the
         # GPU (whose atomic adds are native in 32 bits)
         count_dtype = torch.int16 if _inputs.host_reads_are_free(device) and width < 2**15 else torch.int32
-        # occurrences per (n-gram, source) in one scatter per row: the candidate's count and each reference's
-        counts = torch.zeros(n_rows, n_groups * slots, dtype=count_dtype, device=device)
-        counts.scatter_add_(1, torch.add(src, group, alpha=slots), counted.to(count_dtype))
-        counts = counts.view(n_rows, n_groups, slots)
-        pred_count, ref_count = counts[:, :, 0], counts[:, :, 1:]
-        best = ref_count[:, :, 0] if n_refs == 1 else ref_count.amax(2)
+        # occurrences per (source, n-gram) in one scatter per row: the candidate's counts, then each reference's,
+        # each a contiguous row of the table (elementwise work on the CPU is several times faster so than on the
+        # interleaved columns of an (n-gram, source) table)
+        counts = torch.zeros(n_rows, slots, n_groups, dtype=count_dtype, device=device)
+        counts.view(n_rows, -1).scatter_add_(1, torch.add(group, src, alpha=n_groups), counted.to(count_dtype))
+        pred_count, ref_count = counts[:, 0], counts[:, 1:]
+        best = ref_count[:, 0] if n_refs == 1 else ref_count.amax(1)
         if ref_matches is not None and n_refs > 1:
-            ref_matches[:, :, n - 1] = torch.minimum(ref_count, pred_count.unsqueeze(2)).sum(1)
+            ref_matches[:, :, n - 1] = torch.minimum(ref_count, pred_count.unsqueeze(1)).sum(2)
         clipped = torch.minimum(pred_count, best)
         matches[:, n - 1] = clipped.sum(1)
         if ref_matches is not None and n_refs == 1:
             ref_matches[:, 0, n - 1] = matches[:, n - 1]
-        # an n-gram both sides hold is one that clipped to at least one match
-        return _Order(group, (clipped > 0).gather(1, group), n_groups)
+        # an n-gram both sides hold is one that clipped to at least one match (a cast: the CPU's comparisons are
+        # several times slower)
+        return _Order(group, clipped.bool().gather(1, group), n_groups)
 
     return reduce
 
