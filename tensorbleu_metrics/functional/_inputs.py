@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import numbers
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -129,11 +130,15 @@ def _ragged_to_padded(seqs: Sequence[Any], names: Sequence[str], device: torch.d
 
 def _negative_ids(x: Tensor, pad_id: int | None, eos_id: int | None) -> Tensor:
     """Where ``x`` holds a negative ID other than ``pad_id``/``eos_id``."""
-    bad = x < 0
+    bad = compare(operator.lt, x, 0)
     for special in (pad_id, eos_id):
         if special is not None and special < 0:  # a special ID >= 0 is never among the negative ones
-            bad &= x != special
+            bad &= compare(operator.ne, x, special)
     return bad
+
+
+def _no_negative(x: Tensor) -> bool:
+    return x.numel() == 0 or int(x.min()) >= 0
 
 
 def _raise_negative(x: Tensor, bad: Tensor, name: str) -> None:
@@ -152,6 +157,8 @@ def _check_ids(x: Tensor, name: str, pad_id: int | None, eos_id: int | None) -> 
 
 def _check_values(preds: Tensor, refs: Tensor, present: Tensor, pad_id: int | None, eos_id: int | None) -> None:
     """Negative IDs and sentences without a reference, found with one host synchronisation."""
+    if host_reads_are_free(preds.device) and _no_negative(preds) and _no_negative(refs) and bool(present.any(-1).all()):
+        return  # the CPU reads values for free: two vectorised minima rule out negative IDs without a mask
     bad_preds, bad_refs = _negative_ids(preds, pad_id, eos_id), _negative_ids(refs, pad_id, eos_id)
     has_ref = present.any(-1)
     found = torch.stack([bad_preds.any(), bad_refs.any(), has_ref.all()]).tolist()
@@ -174,12 +181,12 @@ def _keep_mask(x: Tensor, valid_len: Tensor | None, pad_id: int | None, eos_id: 
     """Which positions are tokens, or None when every position is one."""
     keep: Tensor | None = None
     if valid_len is not None:
-        keep = torch.arange(x.shape[-1], device=x.device) < valid_len.unsqueeze(-1)
+        keep = compare(operator.lt, torch.arange(x.shape[-1], device=x.device), valid_len.unsqueeze(-1))
     if eos_id is not None:
-        before_eos = torch.cumsum(x == eos_id, dim=-1) == 0
+        before_eos = torch.cumsum(compare(operator.eq, x, eos_id), dim=-1) == 0
         keep = before_eos if keep is None else keep & before_eos
     if pad_id is not None:
-        not_pad = x != pad_id
+        not_pad = compare(operator.ne, x, pad_id)
         keep = not_pad if keep is None else keep & not_pad
     return keep
 
@@ -192,6 +199,15 @@ def host_reads_are_free(device: torch.device) -> bool:
     Tests patch this to run the accelerator's choices on the CPU.
     """
     return device.type == "cpu"
+
+
+def compare(op: Callable[[Any, Any], Any], x: Tensor, other: Any) -> Tensor:
+    """``op(x, other)`` for a comparison from :mod:`operator` (``other`` a number, or an array of the same
+    device): in numpy on the CPU, whose comparisons are vectorised (1-5 us for 12K elements, torch's 7-15 us).
+    """
+    if host_reads_are_free(x.device):
+        return torch.from_numpy(np.asarray(op(x.numpy(), other.numpy() if isinstance(other, Tensor) else other)))
+    return op(x, other)
 
 
 def without_autograd(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -253,8 +269,10 @@ def _left_align(x: Tensor, keep: Tensor | None) -> tuple[Tensor, Tensor]:
         lengths = torch.full(x.shape[:-1], x.shape[-1], dtype=torch.int64, device=x.device)
         return x, lengths
     lengths = keep.sum(-1)
-    if host_reads_are_free(x.device) and not bool((keep[..., 1:] > keep[..., :-1]).any()):
-        return x, lengths
+    if host_reads_are_free(x.device):
+        flags = keep.numpy()
+        if not np.any(flags[..., 1:] > flags[..., :-1]):
+            return x, lengths
     width = x.shape[-1]
     target_col = torch.where(keep, torch.cumsum(keep, dim=-1) - 1, width)
     out = torch.zeros((*x.shape[:-1], width + 1), dtype=x.dtype, device=x.device)
