@@ -527,10 +527,12 @@ def count_ngrams(batch: TokenBatch, n_gram: int, *, per_reference: bool = False)
         # set stays in cache and the memory freed by one block serves the next (fresh memory costs page faults)
         block = max(1, _CPU_BLOCK // width) if reads_free else n_sent
         for start in range(0, n_sent, block):
-            rows = slice(start, start + block)
-            part = TokenBatch(*(field[rows] for field in batch))
-            part_refs = None if ref_matches is None else ref_matches[rows]
-            _sorted_pass(*_row_layout(part), n_gram, _clip_against_refs(matches[rows], part_refs, n_refs))
+            part, part_matches, part_refs = batch, matches, ref_matches  # one block: no slices (each is a call)
+            if block < n_sent:
+                rows = slice(start, start + block)
+                part, part_matches = TokenBatch(*(field[rows] for field in batch)), matches[rows]
+                part_refs = None if ref_matches is None else ref_matches[rows]
+            _sorted_pass(*_row_layout(part), n_gram, _clip_against_refs(part_matches, part_refs, n_refs))
     stats = BLEUStats(matches, totals, totals.clamp(min=1), batch.pred_len.clone(), ref_len)
     return NGramCounts(stats, ref_matches)
 
