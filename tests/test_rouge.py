@@ -115,8 +115,14 @@ def test_matches_rouge_score_every_key_and_form(seed: int, accumulate: str, devi
         _assert_matches(got, expected)
 
 
-def test_word_boundaries_and_long_sequences() -> None:
-    """Lengths around multiples of 64 and up to 2048: carries across int64 words and long lanes."""
+@pytest.mark.parametrize("recurrence", ["numpy", "torch"])
+def test_word_boundaries_and_long_sequences(monkeypatch, recurrence: str) -> None:
+    """Lengths around multiples of 64 and up to 2048: carries across int64 words and long lanes, with the CPU's
+    recurrence in numpy (small steps) and in torch (large steps)."""
+    from tensorbleu_metrics.functional import _lcs
+
+    if recurrence == "torch":
+        monkeypatch.setattr(_lcs, "_NUMPY_STEP_MAX", 0)
     rng = random.Random(5)
     lengths = [(0, 5), (1, 1), (63, 64), (64, 65), (65, 63), (128, 129), (200, 190), (2048, 1900)]
     preds = [[rng.randint(2, 9) for _ in range(a)] for a, _ in lengths]
