@@ -301,8 +301,9 @@ def _sacrebleu_score(counts: _Counts, weights: Tensor, method: str, value: float
         bump[1:] = value
         matches, totals = matches + bump, totals + bump
     # orders from the first one without candidate n-grams on are dropped (SacreBLEU stops there)
-    alive = torch.cumsum(totals <= 0, dim=-1) == 0
-    safe_totals = torch.where(totals > 0, totals, 1.0)
+    alive = totals.cummin(-1).values > 0
+    # totals are whole numbers but with add-k, whose bump can leave one in (0, 1)
+    safe_totals = torch.where(totals > 0, totals, 1.0) if method == "add-k" else totals.clamp(min=1.0)
     precision = matches / safe_totals
     if method in ("exp", "floor"):
         no_match = (matches == 0) & alive
