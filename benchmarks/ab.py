@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from benchmarks.data import make_batch
+from benchmarks.impls import IMPLS
 
 
 def load_functional(root: str) -> ModuleType:
@@ -43,11 +44,14 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
     return out
 
 
-def interleaved(calls: dict[str, Any], rounds: int) -> dict[str, list[float]]:
-    """Seconds per call of each callable, the callables called in turn, ``rounds`` times."""
+def interleaved(calls: dict[str, Any], rounds: int, between: Any = None) -> dict[str, list[float]]:
+    """Seconds per call of each callable, the callables called in turn, ``rounds`` times (``between``, if given,
+    called untimed before each timed call)."""
     times: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(rounds):
         for name, call in calls.items():
+            if between is not None:
+                between()
             start = time.perf_counter()
             call()
             times[name].append(time.perf_counter() - start)
@@ -64,11 +68,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--refs", default="1,4", help="references per candidate, comma-separated (1,4)")
     parser.add_argument("--repeats", type=int, default=15, help="timed calls per version and size (15)")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="an untimed NLTK loop over the same batch before each timed call: the caches as benchmarks.ratio and "
+        "a training loop leave them",
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     versions = {"before": load_functional(args.before), "after": load_functional(args.after)}
-    print(f"torch threads {torch.get_num_threads()}; medians (min) of {args.repeats} interleaved calls")
+    context = ", each after an NLTK loop (--cold)" if args.cold else ""
+    print(f"torch threads {torch.get_num_threads()}; medians (min) of {args.repeats} interleaved calls{context}")
     print("| B × L | refs | before ms | after ms | before / after |")
     print("|---|---:|---:|---:|---:|")
     for refs in [int(r) for r in args.refs.split(",")]:
@@ -80,7 +91,8 @@ def main(argv: list[str] | None = None) -> None:
                 for name, fn in versions.items()
             }
             assert torch.equal(calls["before"](), calls["after"]()), "the two versions disagree"
-            times = interleaved(calls, args.repeats)
+            between = IMPLS["nltk-sentence"].build(batch) if args.cold else None
+            times = interleaved(calls, args.repeats, between)
             before, after = (statistics.median(times[k]) * 1e3 for k in ("before", "after"))
             low_b, low_a = (min(times[k]) * 1e3 for k in ("before", "after"))
             print(
