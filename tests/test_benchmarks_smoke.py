@@ -131,3 +131,17 @@ def test_interleaved_ratios_tiny(capsys) -> None:
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert float(cells[2]) > 0 and float(cells[4]) > 0  # our time, the ratio to NLTK
+
+
+def test_ab_cold_tiny() -> None:
+    """`benchmarks.ab --cold`: two checkouts (here the same one twice), each call after an NLTK loop. In a process
+    of its own: the A/B imports each checkout's package afresh, which this session's modules must not see."""
+    import subprocess
+
+    argv = ["-m", "benchmarks.ab", ROOT, ROOT, "--sizes", "4x12", "--refs", "1,2", "--repeats", "2", "--cold"]
+    done = subprocess.run([sys.executable, *argv], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| 4 × 12")]
+    assert len(rows) == 2 and "after an NLTK loop" in done.stdout
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert float(cells[-1]) > 0  # before / after
