@@ -26,9 +26,10 @@ _Words = TypeVar("_Words", Tensor, np.ndarray)
 _WORD = 64
 _SIGN = -(2**63)  # xor with it maps unsigned order onto signed order
 _ALL_ONES = -1
-# the CPU runs the recurrence in numpy up to this many words per step (measured: 1.2-1.7x faster at 64 x 128, on
-# a par near 4096 words, slower past them, where torch's cummax and gather beat numpy's flat take)
-_NUMPY_STEP_MAX = 1 << 12
+# the CPU runs the recurrence in numpy up to this many words per step (measured on two machines: 1.3-1.7x faster
+# at 64 x 128; on a par near 1500 words on one, near 4096 on the other; 0.84-0.93x at 2560-3072 words on the first,
+# where torch's cummax and gather beat numpy's flat take)
+_NUMPY_STEP_MAX = 1 << 11
 _BACKTRACK_COMPACT_EVERY = 8  # walker steps between two removals of the walkers that have finished
 
 
