@@ -100,6 +100,30 @@ def test_eos_present_or_absent_gives_the_same_reward(data, n_gram):
     assert reward(prompts=None, completions=None, completion_ids=after, **kw) == a
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.integers(0, 2**63 - 1) | st.sampled_from([0, 1, EOS, 7]), max_size=7),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_lists_equal_tensors_and_numpy_integers(rows):
+    """Property: lists of ints (one NumPy conversion of the whole batch), tuples of NumPy integers and 1-D tensors
+    (the per-sequence path) become the same padded rows."""
+    import numpy as np
+
+    from tensorbleu_metrics.integrations._convert import padded_array
+
+    names = [f"row[{i}]" for i in range(len(rows))]
+    expected = padded_array(rows, names, (EOS,))
+    for other in ([tuple(np.int64(t) for t in r) for r in rows], [torch.tensor(r, dtype=torch.int64) for r in rows]):
+        np.testing.assert_array_equal(padded_array(other, names, (EOS,)), expected)
+    for row, out in zip(rows, expected, strict=True):
+        end = row.index(EOS) if EOS in row else len(row)
+        assert out[:end].tolist() == row[:end] and out[end] == -2 and (out[len(row) + 1 :] == -1).all()
+
+
 def test_several_eos_ids():
     reward = bleu_reward(eos_token_id=[EOS, 3])
     kw = trl_kwargs(2, reference=[[5, 6, 7, 8], [5, 6, 7, 8]])
@@ -199,6 +223,13 @@ def test_empty_batch():
         (dict(), dict(completion_ids=[[5], [5, 1.5]], reference=[[5], [5]]), TypeError, r"completion_ids\[1\]"),
         (dict(), dict(completion_ids=[[5]], reference=[[5, -1]]), ValueError, r"`reference\[0\]`.*-1"),
         (dict(), dict(completion_ids="5 6", reference=[[5]]), TypeError, "completion_ids"),
+        # lists that NumPy would read as another kind of array take the per-sequence path and its errors
+        (dict(), dict(completion_ids=[[True, False]], reference=[[5]]), TypeError, r"ids\[0\].*bool"),
+        (dict(), dict(completion_ids=[[5, "6"]], reference=[[5]]), TypeError, r"completion_ids\[0\]"),
+        (dict(), dict(completion_ids=[[5], [2**63]], reference=[[5], [5]]), ValueError, r"ids\[1\].*int64 range"),
+        (dict(), dict(completion_ids=[[5], [[5, 6]]], reference=[[5], [5]]), TypeError, r"ids\[1\].*nested"),
+        (dict(), dict(completion_ids=[[5, None]], reference=[[5]]), TypeError, r"completion_ids\[0\]"),
+        (dict(), dict(completion_ids=[[5]], reference=[[5, 2**64]]), ValueError, r"`reference\[0\]`.*int64"),
     ],
 )
 def test_bad_calls_name_the_argument(make, call, error, match):

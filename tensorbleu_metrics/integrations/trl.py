@@ -18,7 +18,7 @@ from torch import Tensor
 
 from tensorbleu_metrics.functional import rouge_score, self_bleu, sentence_bleu, sentence_gleu
 from tensorbleu_metrics.functional._scoring import SACREBLEU_METHODS
-from tensorbleu_metrics.integrations._convert import EOS, PAD, id_tuple, padded_rows
+from tensorbleu_metrics.integrations._convert import EOS, PAD, id_tuple, padded_array, padded_rows
 
 __all__ = ["TokenIDReward", "bleu_reward", "diversity_reward", "gleu_reward", "rouge_reward"]
 
@@ -223,10 +223,13 @@ class TokenIDReward:
                 names.append(f"{column}[{i}][{j}]" if len(refs) > 1 else f"{column}[{i}]")
                 owners.append(i)
                 slots.append(j)
-        flat = padded_rows(seqs, names, self.eos_token_ids, self.device)
-        out = torch.full((batch, max(slots) + 1, flat.shape[1]), PAD, dtype=torch.int64, device=self.device)
-        out[torch.tensor(owners, device=self.device), torch.tensor(slots, device=self.device)] = flat
-        return out
+        flat = padded_array(seqs, names, self.eos_token_ids)
+        if max(slots) == 0:
+            out = flat[:, None]  # one reference per row (the common case): nothing to place
+        else:
+            out = np.full((batch, max(slots) + 1, flat.shape[1]), PAD, dtype=np.int64)
+            out[owners, slots] = flat
+        return torch.from_numpy(out).to(self.device)
 
     @staticmethod
     def _row_references(value: Any, name: str) -> list[Any]:
