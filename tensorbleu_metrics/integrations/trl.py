@@ -234,6 +234,8 @@ class TokenIDReward:
     @staticmethod
     def _row_references(value: Any, name: str) -> list[Any]:
         """One cell of the reference column as a list of references, each a str or a token-ID sequence."""
+        if type(value) is list and value and type(value[0]) is int:
+            return [value]  # the common cell, one token-ID list, without the ABC checks below (per row, per call)
         if isinstance(value, (np.ndarray, Tensor)):
             value = value.tolist()
         if isinstance(value, str):
