@@ -159,7 +159,7 @@ class _Runs(NamedTuple):
 
     group: Tensor  # the run's n-gram id
     src: Tensor  # the run's source
-    count: Tensor  # int64 occurrences in the run, 0 where uncounted
+    count: Tensor  # int32 occurrences in the run, 0 where uncounted
 
 
 def _runs(starts: Tensor, group: Tensor, src: Tensor, counted: Tensor) -> _Runs:
@@ -172,7 +172,8 @@ def _runs(starts: Tensor, group: Tensor, src: Tensor, counted: Tensor) -> _Runs:
         new_run[0] = True
         new_run[1:] |= sources[1:] != sources[:-1]
         run_first = np.flatnonzero(new_run)
-        run_count = np.diff(run_first, append=new_run.size) * counted.numpy()[run_first]
+        run_count = np.diff(run_first.astype(np.int32), append=np.int32(new_run.size))
+        run_count *= counted.numpy()[run_first]
         return _Runs(*(torch.from_numpy(v) for v in (group.numpy()[run_first], sources[run_first], run_count)))
     new_run = starts.clone()
     new_run[0] = True
@@ -184,15 +185,15 @@ def _runs(starts: Tensor, group: Tensor, src: Tensor, counted: Tensor) -> _Runs:
     return _Runs(
         torch.zeros(n_slots, dtype=group.dtype, device=group.device).scatter_(0, run, group),
         torch.zeros(n_slots, dtype=src.dtype, device=src.device).scatter_(0, run, src),
-        torch.zeros(n_slots, dtype=torch.int64, device=src.device).scatter_add_(0, run, counted.long()),
+        torch.zeros(n_slots, dtype=torch.int32, device=src.device).scatter_add_(0, run, counted.to(torch.int32)),
     )
 
 
 def _count_per_group(group: Tensor, flags: Tensor, n_groups: int) -> Tensor:
-    """How many flagged elements each group id has."""
-    counts = torch.zeros(n_groups, dtype=torch.int64, device=group.device)
-    # scatter_add_, not index_add_: on the CPU the latter is several times slower for int64
-    return counts.scatter_add_(0, group, flags.long())
+    """How many flagged elements each group id has (int32: a batch holds fewer than 2**31 positions)."""
+    counts = torch.zeros(n_groups, dtype=torch.int32, device=group.device)
+    # scatter_add_, not index_add_: on the CPU the latter is several times slower
+    return counts.scatter_add_(0, group, flags.to(torch.int32))
 
 
 # the CPU packs (value, column) pairs below this bound for its sorts, in int32 below the second: otherwise torch
@@ -645,18 +646,24 @@ def _clip_leave_one_out(matches: Tensor) -> _Reduction:
         n_groups = _table_size(groups.group)  # on the CPU few at low orders
         runs = _runs(groups.starts.view(-1), group, src.view(-1), counted.view(-1))
         run_group, run_count = runs.group, runs.count
-        top = torch.zeros(n_groups, dtype=torch.int64, device=key.device)
+        # int32 counts, and the per-run arrays overwritten in place: this reduction's temporaries set the peak
+        # memory of a Self-BLEU call on the CPU (each fresh array grows the heap)
+        top = torch.zeros(n_groups, dtype=run_count.dtype, device=key.device)
         top.scatter_reduce_(0, run_group, run_count, reduce="amax")
         # index_select, not []: several times faster on the CPU; comparisons in numpy there (_inputs.compare)
-        run_top = top.index_select(0, run_group)
-        at_top = _inputs.compare(operator.eq, run_count, run_top)
+        others = top.index_select(0, run_group)
+        at_top = _inputs.compare(operator.eq, run_count, others)
         held = run_count.bool()
         n_top = _count_per_group(run_group, at_top & held, n_groups)
         second = torch.zeros_like(top).scatter_reduce_(0, run_group, torch.where(at_top, 0, run_count), reduce="amax")
         # the largest count among the others is the group maximum unless this sample alone holds it
         alone = at_top.logical_and_(_inputs.compare(operator.eq, n_top.index_select(0, run_group), 1))
-        others = torch.where(alone, second.index_select(0, run_group), run_top)
-        matches[:, n - 1].scatter_add_(0, runs.src.long(), torch.minimum(run_count, others))
+        del at_top, n_top
+        torch.where(alone, second.index_select(0, run_group), others, out=others)
+        del alone, second
+        clipped = torch.minimum(others, run_count, out=others)
+        matches[:, n - 1].scatter_add_(0, runs.src.long(), clipped.long())
+        del clipped, others
         holders = _count_per_group(run_group, held, n_groups)
         return _Order(groups.group, _inputs.compare(operator.ge, holders, 2).gather(0, group).view(key.shape), n_groups)
 
