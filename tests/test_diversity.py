@@ -91,15 +91,21 @@ def test_self_bleu_equals_the_oracle_loop(oracle, device, smoothing, n_gram):
     _close(got, oracle_self_bleu(oracle, SAMPLES, GROUP_IDS, n_gram, smoothing))
 
 
-@pytest.mark.parametrize("path", ["torch sorts", "packed sorts in int64", "accelerator choices"])
+@pytest.mark.parametrize(
+    "path",
+    ["torch sorts", "packed sorts in int64", "accelerator choices", "int64 counts", "int64 counts, accelerator"],
+)
 def test_self_bleu_and_distinct_on_every_sort_path(oracle, monkeypatch, path):
-    """The rows sorted by torch or as packed (value, column) pairs in int64, and the accelerator's choices (no host
-    reads), forced on the CPU, give the oracles' numbers."""
+    """The rows sorted by torch or as packed (value, column) pairs in int64, the accelerator's choices (no host
+    reads) forced on the CPU, and the leave-one-out counts in int64 (batches of 2**31 positions or more), give the
+    oracles' numbers."""
     from tensorbleu_metrics.functional import _counting, _inputs
 
-    if path == "accelerator choices":
+    if "accelerator" in path:
         monkeypatch.setattr(_inputs, "host_reads_are_free", lambda device: False)
-    else:
+    if path.startswith("int64 counts"):
+        monkeypatch.setattr(_counting, "_COUNT_INT32_MAX", 0)
+    elif path != "accelerator choices":
         monkeypatch.setattr(_counting, "_PACKED_MAX" if path == "torch sorts" else "_PACKED_INT32_MAX", 0)
     got = self_bleu(SAMPLES, groups=torch.tensor(GROUP_IDS), n_gram=4, smoothing="method1", dtype=F64)
     _close(got, oracle_self_bleu(oracle, SAMPLES, GROUP_IDS, 4, "method1"))

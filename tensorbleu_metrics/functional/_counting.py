@@ -159,7 +159,7 @@ class _Runs(NamedTuple):
 
     group: Tensor  # the run's n-gram id
     src: Tensor  # the run's source
-    count: Tensor  # int32 occurrences in the run, 0 where uncounted
+    count: Tensor  # occurrences in the run (int32 below 2**31 positions), 0 where uncounted
 
 
 def _runs(starts: Tensor, group: Tensor, src: Tensor, counted: Tensor) -> _Runs:
@@ -172,7 +172,8 @@ def _runs(starts: Tensor, group: Tensor, src: Tensor, counted: Tensor) -> _Runs:
         new_run[0] = True
         new_run[1:] |= sources[1:] != sources[:-1]
         run_first = np.flatnonzero(new_run)
-        run_count = np.diff(run_first.astype(np.int32), append=np.int32(new_run.size))
+        dtype = np.int32 if new_run.size < _COUNT_INT32_MAX else np.int64  # counts of at most new_run.size
+        run_count = np.diff(run_first.astype(dtype), append=dtype(new_run.size))
         run_count *= counted.numpy()[run_first]
         return _Runs(*(torch.from_numpy(v) for v in (group.numpy()[run_first], sources[run_first], run_count)))
     new_run = starts.clone()
@@ -185,15 +186,27 @@ def _runs(starts: Tensor, group: Tensor, src: Tensor, counted: Tensor) -> _Runs:
     return _Runs(
         torch.zeros(n_slots, dtype=group.dtype, device=group.device).scatter_(0, run, group),
         torch.zeros(n_slots, dtype=src.dtype, device=src.device).scatter_(0, run, src),
-        torch.zeros(n_slots, dtype=torch.int32, device=src.device).scatter_add_(0, run, counted.to(torch.int32)),
+        torch.zeros(n_slots, dtype=_count_dtype(n_slots), device=src.device).scatter_add_(
+            0, run, counted.to(_count_dtype(n_slots))
+        ),
     )
 
 
+# counts of fewer elements than this are int32 (half the memory of int64; tests lower it to reach int64)
+_COUNT_INT32_MAX = 2**31
+
+
+def _count_dtype(n: int) -> torch.dtype:
+    """The dtype of counts of at most ``n`` elements."""
+    return torch.int32 if n < _COUNT_INT32_MAX else torch.int64
+
+
 def _count_per_group(group: Tensor, flags: Tensor, n_groups: int) -> Tensor:
-    """How many flagged elements each group id has (int32: a batch holds fewer than 2**31 positions)."""
-    counts = torch.zeros(n_groups, dtype=torch.int32, device=group.device)
+    """How many flagged elements each group id has."""
+    dtype = _count_dtype(group.numel())
+    counts = torch.zeros(n_groups, dtype=dtype, device=group.device)
     # scatter_add_, not index_add_: on the CPU the latter is several times slower
-    return counts.scatter_add_(0, group, flags.to(torch.int32))
+    return counts.scatter_add_(0, group, flags.to(dtype))
 
 
 # the CPU packs (value, column) pairs below this bound for its sorts, in int32 below the second: otherwise torch
