@@ -172,7 +172,7 @@ def _runs(starts: Tensor, group: Tensor, src: Tensor, counted: Tensor) -> _Runs:
         new_run[0] = True
         new_run[1:] |= sources[1:] != sources[:-1]
         run_first = np.flatnonzero(new_run)
-        dtype = np.int32 if new_run.size < _COUNT_INT32_MAX else np.int64  # counts of at most new_run.size
+        dtype = np.int32 if _count_dtype(new_run.size) == torch.int32 else np.int64
         run_count = np.diff(run_first.astype(dtype), append=dtype(new_run.size))
         run_count *= counted.numpy()[run_first]
         return _Runs(*(torch.from_numpy(v) for v in (group.numpy()[run_first], sources[run_first], run_count)))
@@ -183,12 +183,11 @@ def _runs(starts: Tensor, group: Tensor, src: Tensor, counted: Tensor) -> _Runs:
     # all its occurrences or at none, so a run's count is its number of counted occurrences
     run = torch.cumsum(new_run, 0).sub_(1)
     n_slots = run.numel()
+    count_dtype = _count_dtype(n_slots)
     return _Runs(
         torch.zeros(n_slots, dtype=group.dtype, device=group.device).scatter_(0, run, group),
         torch.zeros(n_slots, dtype=src.dtype, device=src.device).scatter_(0, run, src),
-        torch.zeros(n_slots, dtype=_count_dtype(n_slots), device=src.device).scatter_add_(
-            0, run, counted.to(_count_dtype(n_slots))
-        ),
+        torch.zeros(n_slots, dtype=count_dtype, device=src.device).scatter_add_(0, run, counted.to(count_dtype)),
     )
 
 

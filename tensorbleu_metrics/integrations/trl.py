@@ -224,10 +224,11 @@ class TokenIDReward:
                 owners.append(i)
                 slots.append(j)
         flat = padded_array(seqs, names, self.eos_token_ids)
-        if max(slots) == 0:
+        n_refs = max(slots) + 1
+        if n_refs == 1:
             out = flat[:, None]  # one reference per row (the common case): nothing to place
         else:
-            out = np.full((batch, max(slots) + 1, flat.shape[1]), PAD, dtype=np.int64)
+            out = np.full((batch, n_refs, flat.shape[1]), PAD, dtype=np.int64)
             out[owners, slots] = flat
         return torch.from_numpy(out).to(self.device)
 
