@@ -251,6 +251,37 @@ def test_union_lcs_hits_are_rouge_scores(pairs) -> None:
             assert abs((h / n if m and n else 0.0) - expected.precision) < ATOL64
 
 
+@pytest.mark.parametrize("block", [1, 3, 40])
+def test_lsum_in_blocks_of_sentence_pairs(monkeypatch, block: int) -> None:
+    """ROUGE-Lsum screening its sentence pairs and walking its walkers a few at a time gives the same hits as in one
+    block, and rouge-score's numbers."""
+    from tensorbleu_metrics.functional import _lcs
+
+    preds, refs = random_batch(random.Random(11), n=10, max_len=60, vocab=5, max_refs=3, sep_rate=0.15)
+    expected = rouge_oracle(preds, refs, ("rougeLsum",), "best")
+    whole = rouge_score(preds, refs, rouge_keys="rougeLsum", sep_id=SEP, dtype=torch.float64)
+    monkeypatch.setattr(_lcs, "_PAIR_BLOCK", block)
+    got = rouge_score(preds, refs, rouge_keys="rougeLsum", sep_id=SEP, dtype=torch.float64)
+    _assert_matches(got, expected)
+    for name, value in got.items():
+        assert torch.equal(value, whole[name]), name
+
+
+@settings(max_examples=60, deadline=None)
+@given(sizes=st.lists(st.integers(0, 9), max_size=12), block=st.integers(1, 20))
+def test_blocks_cover_every_item_once(sizes: list[int], block: int) -> None:
+    """The ranges of _blocks are consecutive, non-empty and cover every item; past its first item a range holds at
+    most ``block`` of the sizes."""
+    from tensorbleu_metrics.functional._lcs import _blocks
+
+    ranges = _blocks(torch.tensor(sizes, dtype=torch.int64), block)
+    assert [lo for lo, _ in ranges] == ([0, *(hi for _, hi in ranges[:-1])] if sizes else [])
+    assert (ranges[-1][1] if ranges else 0) == len(sizes)
+    for lo, hi in ranges:
+        assert hi > lo
+        assert sum(sizes[lo + 1 : hi]) <= block
+
+
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**16), accumulate=st.sampled_from(["best", "avg"]))
 def test_random_batches_match_rouge_score(seed: int, accumulate: str) -> None:

@@ -11,6 +11,7 @@ updates every sentence and every reference at once; the carries of the addition 
 
 from __future__ import annotations
 
+import itertools
 from typing import NamedTuple, TypeVar
 
 import numpy as np
@@ -31,6 +32,8 @@ _ALL_ONES = -1
 # where torch's cummax and gather beat numpy's flat take)
 _NUMPY_STEP_MAX = 1 << 11
 _BACKTRACK_COMPACT_EVERY = 8  # walker steps between two removals of the walkers that have finished
+# sentence pairs screened, and walkers walked, together in ROUGE-Lsum (tests lower it to reach several blocks)
+_PAIR_BLOCK = 1 << 16
 
 
 def _popcount(x: Tensor) -> Tensor:
@@ -259,7 +262,8 @@ def union_lcs_hits(
     ``max(len(ref sentence) + len(candidate sentence))``, advancing one walker per sentence pair of the whole
     batch each step (finished walkers are dropped every few steps; pairs without a common token get none); each
     step reads two bits of kept vectors. Memory: ``B * R * (L + 1) * ceil(L'/64)`` words of kept vectors, and a
-    few integers per sentence pair.
+    few integers per sentence pair that shares a token; the pairs are screened, and their walkers walked, about
+    ``_PAIR_BLOCK`` at a time.
 
     Returns:
         ``(B, R)`` hits, ``(B,)`` candidate token counts and ``(B, R)`` reference token counts (separators
@@ -293,9 +297,7 @@ def union_lcs_hits(
     r_size, p_size = ref_size[r_sent, r_ref, r_pos], pred_size[p_sent, p_pos]
     per_row = pred_start.sum(1)
     pairs_of = per_row[r_sent]  # candidate sentences paired with each reference sentence
-    walker_ref = torch.repeat_interleave(torch.arange(r_sent.numel(), device=device), pairs_of)
-    walker_pred = torch.arange(walker_ref.numel(), device=device)
-    walker_pred += ((torch.cumsum(per_row, 0) - per_row)[r_sent] - (torch.cumsum(pairs_of, 0) - pairs_of))[walker_ref]
+    first_pred = (torch.cumsum(per_row, 0) - per_row)[r_sent]  # the first of them
     # a pair whose LCS is 0 marks nothing, so gets no walker (most pairs of unrelated sentences). Its LCS is the
     # number of zero bits of its lane in the vector after the candidate sentence's last token.
     ends = (p_sent.unsqueeze(1) * n_refs + torch.arange(n_refs, device=device)) * (steps + 1)
@@ -303,33 +305,69 @@ def union_lcs_hits(
     end_vectors = history.view(-1, n_words).index_select(0, ends)
     zeros_before = torch.zeros((ends.numel(), n_words + 1), dtype=torch.int64, device=device)
     zeros_before[:, 1:] = torch.cumsum(_popcount(~end_vectors), -1)
-    pair = walker_pred * n_refs + r_ref[walker_ref]
-    lane_start = r_pos[walker_ref]
-    lcs = _zeros_below(end_vectors, zeros_before, pair, lane_start + r_size[walker_ref])
-    lcs -= _zeros_below(end_vectors, zeros_before, pair, lane_start)
-    shared = (lcs > 0).nonzero().squeeze(1)
-    del pair, lane_start, lcs, end_vectors, zeros_before
-    walker_ref, walker_pred = walker_ref[shared], walker_pred[shared]
-    sent = r_sent[walker_ref]
-    ref_row = sent * n_refs + r_ref[walker_ref]
-    ref_begin, a = r_pos[walker_ref], r_size[walker_ref]
-    pred_begin, c = p_pos[walker_pred], p_size[walker_pred]
-    # walker state: the path's cell (a, c) in its pair's table, and fixed offsets (minus one, so that row a is
-    # flat reference position ref_at + a and bit bit_at + a of its vectors, column c is flat candidate position
-    # pred_at + c, and the vector after c candidate tokens is number snap + c + 1)
-    walkers = torch.stack(
-        [
-            a,
-            c,
-            ref_row * width + ref_begin - 1,
-            sent * preds.shape[1] + pred_begin - 1,
-            ref_row * (steps + 1) + pred_begin - 1,
-            ref_begin - 1,
-        ]
-    )
-    flat_ref_ids = ids.refs.reshape(-1)
-    flat_pred_ids = ids.pred.reshape(-1)
+    # the pairs (quadratic in the sentences of a row) are screened a block of reference sentences at a time, so
+    # that their temporaries stay within about _PAIR_BLOCK pairs
+    kept_ref: list[Tensor] = []
+    kept_pred: list[Tensor] = []
+    for lo, hi in _blocks(pairs_of, _PAIR_BLOCK):
+        counts = pairs_of[lo:hi]
+        walker_ref = torch.repeat_interleave(torch.arange(lo, hi, device=device), counts)
+        walker_pred = torch.arange(walker_ref.numel(), device=device)
+        walker_pred += (first_pred[lo:hi] - (torch.cumsum(counts, 0) - counts))[walker_ref - lo]
+        pair = walker_pred * n_refs + r_ref[walker_ref]
+        lane_start = r_pos[walker_ref]
+        lcs = _zeros_below(end_vectors, zeros_before, pair, lane_start + r_size[walker_ref])
+        lcs -= _zeros_below(end_vectors, zeros_before, pair, lane_start)
+        shared = (lcs > 0).nonzero().squeeze(1)
+        del pair, lane_start, lcs
+        kept_ref.append(walker_ref[shared])
+        kept_pred.append(walker_pred[shared])
+        del walker_ref, walker_pred, shared
+    del end_vectors, zeros_before
     on_path = torch.zeros(n_sent * n_refs * width, dtype=torch.int64, device=device)
+    if kept_ref:
+        walker_ref, walker_pred = torch.cat(kept_ref), torch.cat(kept_pred)
+        del kept_ref, kept_pred
+        flat_ids = (ids.refs.reshape(-1), ids.pred.reshape(-1))
+        # the walkers too run a block at a time (each step's temporaries are a few integers per walker)
+        for first in range(0, walker_ref.numel(), _PAIR_BLOCK):
+            block = slice(first, first + _PAIR_BLOCK)
+            sent = r_sent[walker_ref[block]]
+            ref_row = sent * n_refs + r_ref[walker_ref[block]]
+            ref_begin, a = r_pos[walker_ref[block]], r_size[walker_ref[block]]
+            pred_begin, c = p_pos[walker_pred[block]], p_size[walker_pred[block]]
+            # walker state: the path's cell (a, c) in its pair's table, and fixed offsets (minus one, so that
+            # row a is flat reference position ref_at + a and bit bit_at + a of its vectors, column c is flat
+            # candidate position pred_at + c, and the vector after c candidate tokens is number snap + c + 1)
+            walkers = torch.stack(
+                [
+                    a,
+                    c,
+                    ref_row * width + ref_begin - 1,
+                    sent * preds.shape[1] + pred_begin - 1,
+                    ref_row * (steps + 1) + pred_begin - 1,
+                    ref_begin - 1,
+                ]
+            )
+            _walk(walkers, history, n_words, flat_ids, on_path)
+    union = (on_path > 0).view(n_sent, n_refs, width)
+    n_ids = ids.n_ids
+    union_count = torch.zeros(n_sent, n_refs, n_ids + 1, dtype=torch.int64, device=device)
+    union_count.scatter_add_(-1, ids.refs, union.long())
+    pred_count = torch.zeros(n_sent, n_ids + 1, dtype=torch.int64, device=device)
+    pred_count.scatter_add_(-1, ids.pred, pred_keep.long())
+    hits = torch.minimum(union_count[..., :n_ids], pred_count[:, None, :n_ids]).sum(-1)
+    return hits, pred_keep.sum(-1), ref_keep.sum(-1)
+
+
+def _walk(walkers: Tensor, history: Tensor, n_words: int, flat_ids: tuple[Tensor, Tensor], on_path: Tensor) -> None:
+    """Walk rouge-score's backtrack of every walker to its table's edge, counting the matches on its path into
+    ``on_path`` (per flat reference position).
+
+    ``walkers`` is ``(6, N)``: the cell ``(a, c)`` and the offsets ``ref_at``, ``pred_at``, ``snap`` and ``bit_at``
+    of :func:`union_lcs_hits`; ``history`` the flat kept vectors; ``flat_ids`` the flat reference and candidate ids.
+    """
+    flat_ref_ids, flat_pred_ids = flat_ids
     while walkers.shape[1]:
         a, c, ref_at, pred_at, snap, bit_at = walkers
         for _ in range(_BACKTRACK_COMPACT_EVERY):
@@ -351,11 +389,17 @@ def union_lcs_hits(
             c = c - (active & (same | go_left)).long()
         walkers[0], walkers[1] = a, c
         walkers = walkers[:, ((a > 0) & (c > 0)).nonzero().squeeze(1)]
-    union = (on_path > 0).view(n_sent, n_refs, width)
-    n_ids = ids.n_ids
-    union_count = torch.zeros(n_sent, n_refs, n_ids + 1, dtype=torch.int64, device=device)
-    union_count.scatter_add_(-1, ids.refs, union.long())
-    pred_count = torch.zeros(n_sent, n_ids + 1, dtype=torch.int64, device=device)
-    pred_count.scatter_add_(-1, ids.pred, pred_keep.long())
-    hits = torch.minimum(union_count[..., :n_ids], pred_count[:, None, :n_ids]).sum(-1)
-    return hits, pred_keep.sum(-1), ref_keep.sum(-1)
+
+
+def _blocks(sizes: Tensor, block: int) -> list[tuple[int, int]]:
+    """Consecutive ranges ``[lo, hi)`` of the items of ``sizes`` holding about ``block`` of their sizes each (at
+    least one item each; the ranges cover every item, none when there are none)."""
+    n_items = sizes.numel()
+    total = int(sizes.sum()) if n_items else 0
+    if total <= block:
+        return [(0, n_items)] if n_items else []
+    # the item at which each multiple of the block is passed starts a range
+    ends = torch.cumsum(sizes, 0)
+    cuts = torch.searchsorted(ends, torch.arange(block, total, block, device=sizes.device), right=True)
+    bounds = sorted({0, n_items, *cuts.tolist()})
+    return list(itertools.pairwise(bounds))
