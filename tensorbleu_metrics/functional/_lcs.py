@@ -100,17 +100,24 @@ def match_ids(preds: Tensor, pred_keep: Tensor, refs: Tensor, ref_keep: Tensor) 
         return MatchIds(preds.clone(), refs.clone(), 0)
     width = tokens.shape[1]
     key, column, is_token = _sort_rows(tokens)
+    del tokens  # each array is freed once read: this sort's temporaries set the peak memory of ROUGE-L on the CPU
     starts = torch.ones_like(key, dtype=torch.bool)
-    starts[:, 1:] = key[:, 1:] != key[:, :-1]
+    torch.ne(key[:, 1:], key[:, :-1], out=starts[:, 1:])
+    del key
     # the sort is stable, so a value's candidate occurrences come before its references': a value has an id
     # when the first element of its group comes from the candidate
-    named = starts & (column < pred_width) & is_token
-    rank = torch.cumsum(named, 1) - 1
-    position = torch.arange(width, device=key.device)
-    group_start = torch.where(starts, position, 0).cummax(1).values
+    named = starts.logical_and(column < pred_width).logical_and_(is_token)
+    del is_token
+    # int32 where the positions fit: ids, ranks and group starts are the sort's largest temporaries
+    small = torch.int32 if width < 2**31 else torch.int64
+    rank = torch.cumsum(named, 1, dtype=small).sub_(1)
+    position = torch.arange(width, dtype=small, device=column.device)
+    group_start = torch.where(starts, position, 0).cummax(1).values.long()
+    del starts
     n_ids = int(named.sum(1).max())
     sorted_id = torch.where(torch.gather(named, 1, group_start), rank, n_ids)
-    ids = torch.empty_like(sorted_id).scatter_(1, column, sorted_id)
+    del named, rank, group_start
+    ids = torch.empty(sorted_id.shape, dtype=torch.int64, device=column.device).scatter_(1, column, sorted_id.long())
     return MatchIds(ids[:, :pred_width], ids[:, pred_width:].reshape(refs.shape), n_ids)
 
 
