@@ -7,6 +7,7 @@ and unit-test sentences re-expressed as token IDs, and on random batches (hypoth
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -258,8 +259,19 @@ def test_smooth_value_zero_for_method4_and_method7_is_an_error_as_in_nltk(oracle
     with pytest.raises(ZeroDivisionError):
         oracle.nltk_sentence(HYP2, [REF1], 4, "method4", smoothing_params={"k": 0})
     for smoothing in ("method4", "method7"):
-        with pytest.raises(ValueError, match=r"NLTK's k.*\[3\.64e-307, inf\)"):
+        with pytest.raises(ValueError, match=r"NLTK's k.*\[3\.643692424065002e-307, inf\)"):
             sentence_bleu([HYP2], [[REF1]], smoothing=smoothing, smooth_value=0)
+
+
+@pytest.mark.parametrize("smoothing", ["floor", "add-k", "method1", "method4", "method6", "method7"])
+def test_the_bound_an_error_names_is_the_exact_one(smoothing):
+    """The lower bound printed in a range error is exact: it (for a closed range) or the next float (open) scores."""
+    with pytest.raises(ValueError, match="must be a finite number in") as err:
+        sentence_bleu([HYP2], [[REF1]], smoothing=smoothing, smooth_value=-1.0)
+    closed, low = re.search(r"in ([\[(])([^,]+), inf\)", str(err.value)).groups()
+    value = float(low) if closed == "[" else math.nextafter(float(low), math.inf)
+    score = sentence_bleu([HYP2], [[REF1]], smoothing=smoothing, smooth_value=value, dtype=torch.float64)
+    assert bool(torch.isfinite(score).all())
 
 
 @pytest.mark.parametrize(("smoothing", "lowest", "below"), BOUNDARIES)

@@ -208,7 +208,8 @@ def _check_smooth_value(smoothing: str, smooth_value: Any) -> None:
     low, inclusive, meaning = SMOOTH_RANGES[smoothing]
     value = float(smooth_value)
     if not math.isfinite(value) or value < low or (value == low and not inclusive):
-        bound = f"[{low:.3g}, inf)" if inclusive else f"({low:.3g}, inf)"
+        low_text = repr(low) if low else "0"  # the exact bound: a value printed rounded may lie below it
+        bound = f"[{low_text}, inf)" if inclusive else f"({low_text}, inf)"
         raise ValueError(
             f"`smooth_value` ({meaning}) for `smoothing={smoothing!r}` must be a finite number in {bound}, "
             f"got {smooth_value!r}."
@@ -241,7 +242,7 @@ def check_bleu_options(
         >>> check_bleu_options(smoothing="method4", smooth_value=0)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ValueError: `smooth_value` (NLTK's k) for `smoothing='method4'` must be ... in [3.64e-307, inf), got 0.
+        ValueError: `smooth_value` (NLTK's k) for ... must be ... in [3.643692424065002e-307, inf), got 0.
     """
     return checked_weights(n_gram, weights, smoothing, smooth_value, effective_order, auto_reweigh).order
 

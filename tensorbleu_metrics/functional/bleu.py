@@ -123,7 +123,7 @@ def sentence_bleu(
             (NLTK's ``SmoothingFunction``).
         smooth_value: the smoothing's parameter: SacreBLEU's floor (0.1) or add-k (1) value; NLTK's epsilon
             (method1, 0.1), k (method4/7, 5) or alpha (method6, 5). Valid: floor, add-k, epsilon >= 0;
-            k >= 3.64e-307 (k = 0 divides by zero); alpha > 0.
+            k >= 1.5 ln(2**63) / max float, about 3.6437e-307 (k = 0 divides by zero); alpha > 0.
         effective_order: with SacreBLEU methods, average only the orders the candidate has n-grams of.
         auto_reweigh: with NLTK methods, uniform weights over the hypothesis length when it is below 4 and the
             weights are the default ``(0.25,) * 4``.
