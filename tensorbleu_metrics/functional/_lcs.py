@@ -312,10 +312,35 @@ def union_lcs_hits(
     end_vectors = history.view(-1, n_words).index_select(0, ends)
     zeros_before = torch.zeros((ends.numel(), n_words + 1), dtype=torch.int64, device=device)
     zeros_before[:, 1:] = torch.cumsum(_popcount(~end_vectors), -1)
-    # the pairs (quadratic in the sentences of a row) are screened a block of reference sentences at a time, so
-    # that their temporaries stay within about _PAIR_BLOCK pairs
-    kept_ref: list[Tensor] = []
-    kept_pred: list[Tensor] = []
+    on_path = torch.zeros(n_sent * n_refs * width, dtype=torch.int64, device=device)
+    flat_ids = (ids.refs.reshape(-1), ids.pred.reshape(-1))
+
+    def walk(walker_ref: Tensor, walker_pred: Tensor) -> None:
+        sent = r_sent[walker_ref]
+        ref_row = sent * n_refs + r_ref[walker_ref]
+        ref_begin, a = r_pos[walker_ref], r_size[walker_ref]
+        pred_begin, c = p_pos[walker_pred], p_size[walker_pred]
+        # walker state: the path's cell (a, c) in its pair's table, and fixed offsets (minus one, so that row a is
+        # flat reference position ref_at + a and bit bit_at + a of its vectors, column c is flat candidate position
+        # pred_at + c, and the vector after c candidate tokens is number snap + c + 1)
+        walkers = torch.stack(
+            [
+                a,
+                c,
+                ref_row * width + ref_begin - 1,
+                sent * preds.shape[1] + pred_begin - 1,
+                ref_row * (steps + 1) + pred_begin - 1,
+                ref_begin - 1,
+            ]
+        )
+        _walk(walkers, history, n_words, flat_ids, on_path)
+
+    # the pairs (quadratic in the sentences of a row) are screened a block of reference sentences at a time, and
+    # those that share a token are walked once about _PAIR_BLOCK of them have gathered: every temporary stays
+    # within a few blocks of pairs, and the walks are as few as the pairs to walk allow
+    pending_ref: list[Tensor] = []
+    pending_pred: list[Tensor] = []
+    n_pending = 0
     for lo, hi in _blocks(pairs_of, _PAIR_BLOCK):
         counts = pairs_of[lo:hi]
         walker_ref = torch.repeat_interleave(torch.arange(lo, hi, device=device), counts)
@@ -327,36 +352,16 @@ def union_lcs_hits(
         lcs -= _zeros_below(end_vectors, zeros_before, pair, lane_start)
         shared = (lcs > 0).nonzero().squeeze(1)
         del pair, lane_start, lcs
-        kept_ref.append(walker_ref[shared])
-        kept_pred.append(walker_pred[shared])
+        pending_ref.append(walker_ref[shared])
+        pending_pred.append(walker_pred[shared])
+        n_pending += shared.numel()
         del walker_ref, walker_pred, shared
+        if n_pending >= _PAIR_BLOCK:
+            walk(torch.cat(pending_ref), torch.cat(pending_pred))
+            pending_ref, pending_pred, n_pending = [], [], 0
     del end_vectors, zeros_before
-    on_path = torch.zeros(n_sent * n_refs * width, dtype=torch.int64, device=device)
-    if kept_ref:
-        walker_ref, walker_pred = torch.cat(kept_ref), torch.cat(kept_pred)
-        del kept_ref, kept_pred
-        flat_ids = (ids.refs.reshape(-1), ids.pred.reshape(-1))
-        # the walkers too run a block at a time (each step's temporaries are a few integers per walker)
-        for first in range(0, walker_ref.numel(), _PAIR_BLOCK):
-            block = slice(first, first + _PAIR_BLOCK)
-            sent = r_sent[walker_ref[block]]
-            ref_row = sent * n_refs + r_ref[walker_ref[block]]
-            ref_begin, a = r_pos[walker_ref[block]], r_size[walker_ref[block]]
-            pred_begin, c = p_pos[walker_pred[block]], p_size[walker_pred[block]]
-            # walker state: the path's cell (a, c) in its pair's table, and fixed offsets (minus one, so that
-            # row a is flat reference position ref_at + a and bit bit_at + a of its vectors, column c is flat
-            # candidate position pred_at + c, and the vector after c candidate tokens is number snap + c + 1)
-            walkers = torch.stack(
-                [
-                    a,
-                    c,
-                    ref_row * width + ref_begin - 1,
-                    sent * preds.shape[1] + pred_begin - 1,
-                    ref_row * (steps + 1) + pred_begin - 1,
-                    ref_begin - 1,
-                ]
-            )
-            _walk(walkers, history, n_words, flat_ids, on_path)
+    if n_pending:
+        walk(torch.cat(pending_ref), torch.cat(pending_pred))
     union = (on_path > 0).view(n_sent, n_refs, width)
     n_ids = ids.n_ids
     union_count = torch.zeros(n_sent, n_refs, n_ids + 1, dtype=torch.int64, device=device)
