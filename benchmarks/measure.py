@@ -13,8 +13,10 @@ CUDA: measured in the main process; ``torch.cuda.synchronize()`` before and afte
 memory is ``torch.cuda.max_memory_allocated()`` after ``reset_peak_memory_stats()``, minus what was
 allocated before the call (the inputs).
 
-Repeats: ``warmup`` untimed calls (a call slower than ``SLOW_CALL_S`` ends the warm-up and counts as the
-first timed call: nothing warms up over seconds), then timed calls until ``repeats`` are done, cut so that
+Repeats: ``warmup`` untimed calls, and more until ``warmup_s`` seconds of them have run (a worker is a fresh
+fork: its first calls pay first touches of memory and code, several times a warm call's time at RL-sized batches;
+a call slower than ``SLOW_CALL_S`` ends the warm-up and counts as the first timed call: nothing warms up over
+seconds; ``warmup=0`` means no warm-up at all), then timed calls until ``repeats`` are done, cut so that
 the timed calls of one point take about ``point_time`` seconds, but at least ``min(MIN_REPEATS, repeats)``.
 A first call slower than the time budget ends the point: "over time budget" with that time as a lower bound.
 """
@@ -35,6 +37,7 @@ from typing import Any
 import numpy as np
 
 SLOW_CALL_S = 1.0
+WARMUP_S = 0.2
 MIN_REPEATS = 3
 GRACE_S = 0.5  # the parent kills a worker whose call has run for budget + GRACE_S
 READY_TIMEOUT_S = 300.0  # building the inputs (and the agreement reference) must finish within this
@@ -61,6 +64,8 @@ class Task:
     mem_budget_bytes: int | None
     point_time_s: float
     agreement: bool = True
+    # seconds of untimed calls at least, when warmup > 0 (WARMUP_S)
+    warmup_s: float = WARMUP_S
     # the module holding IMPLS (and optionally its own ``agreement``): BLEU's by default, another metric family's
     registry: str = "benchmarks.impls"
 
@@ -125,6 +130,8 @@ def _run_calls(fn: Any, task: Task, budget_s: float, sync: Any, notify: Any) -> 
     out = None
     calls = 0
     warm_left = task.warmup
+    # the warm-up also lasts task.warmup_s seconds (see the module's docstring)
+    warm_until = time.perf_counter() + task.warmup_s if task.warmup > 0 else 0.0
     target = task.repeats
     while len(times) < target:
         notify(calls)
@@ -136,7 +143,7 @@ def _run_calls(fn: Any, task: Task, budget_s: float, sync: Any, notify: Any) -> 
         calls += 1
         if dt > budget_s and not times:
             return OVER_TIME, [dt], out
-        if warm_left > 0 and dt < SLOW_CALL_S:
+        if (warm_left > 0 or time.perf_counter() < warm_until) and dt < SLOW_CALL_S:
             warm_left -= 1
             continue
         warm_left = 0

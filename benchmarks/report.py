@@ -74,6 +74,12 @@ def _status_cells(r: dict[str, Any]) -> tuple[str, str]:
     return status, "—"
 
 
+def _warmup_time(args: dict) -> str:
+    """The warm-up's time floor, for runs that recorded one (``--warmup-time``)."""
+    seconds = args.get("warmup_time")
+    return f" call(s) and at least {seconds} s of calls" if seconds and args.get("warmup") else ""
+
+
 def write_markdown(path: str, meta: dict[str, Any], rows: list[dict[str, Any]]) -> None:
     lines = ["# TensorBLEU-metrics benchmark results", ""]
     if meta.get("partial"):
@@ -85,7 +91,8 @@ def write_markdown(path: str, meta: dict[str, Any], rows: list[dict[str, Any]]) 
         lines.append(f"- GPU: {meta['gpu']}")
     lines.append(f"- versions: {', '.join(f'{k} {v}' for k, v in meta['versions'].items())}")
     lines.append(
-        f"- warm-up {meta['args']['warmup']}, repeats {meta['args']['repeats']} (fewer for slow calls: about "
+        f"- warm-up {meta['args']['warmup']}{_warmup_time(meta['args'])}, repeats {meta['args']['repeats']} "
+        "(fewer for slow calls: about "
         f"{meta['args']['point_time']} s of timed calls per point, at least 3), time budget "
         f"{meta['args']['time_budget']} s per call (NLTK ×4), memory budget "
         f"{_bytes(meta['mem_budget_bytes']) if meta['mem_budget_bytes'] else 'none'} per point"

@@ -26,7 +26,7 @@ from typing import Any
 
 from benchmarks import report
 from benchmarks.impls import FREEZE_MODULE, IMPLS, OPTIONAL_PRELOAD, PRELOAD_MODULES
-from benchmarks.measure import OK, SKIPPED, CpuRunner, Task, measure_cuda, measure_inprocess_cpu
+from benchmarks.measure import OK, SKIPPED, WARMUP_S, CpuRunner, Task, measure_cuda, measure_inprocess_cpu
 
 GRIDS = {
     "paper": ([16, 32, 64, 128, 256, 512], [256, 1024]),
@@ -86,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vocab", type=_ints, default=[32000, 128000], metavar="32000,128000")
     p.add_argument("--repeats", type=int, default=5, help="timed calls per point (fewer for slow calls)")
     p.add_argument("--warmup", type=int, default=1, help="untimed calls first (skipped for calls over 1 s)")
+    p.add_argument(
+        "--warmup-time",
+        type=float,
+        default=WARMUP_S,
+        help=f"and untimed calls until they have run this long, a fresh worker's first calls being slow ({WARMUP_S})",
+    )
     p.add_argument("--point-time", type=float, default=5.0, help="seconds of timed calls per point (min 3 calls)")
     p.add_argument(
         "--impls",
@@ -271,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
                                     args.mem_budget if device == "cpu" else args.cuda_mem_budget,
                                     args.point_time,
                                     agreement=not args.no_agreement,
+                                    warmup_s=args.warmup_time,
                                 )
                             )
 

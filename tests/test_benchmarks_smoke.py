@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -72,12 +73,31 @@ def test_gpu_probe_needs_cuda() -> None:
         gpu_probe.main([])
 
 
+@pytest.mark.parametrize(("warmup", "warmup_s", "least", "most"), [(0, 1.0, 0, 0), (1, 0.0, 1, 1), (2, 0.05, 5, 60)])
+def test_warmup_calls_and_time(warmup: int, warmup_s: float, least: int, most: int) -> None:
+    from benchmarks.measure import OK, Task, _run_calls
+
+    calls = []
+
+    def call() -> int:
+        time.sleep(0.005)
+        calls.append(1)
+        return len(calls)
+
+    task = Task("x", "cpu", 1, 1, 1, 1, 0, warmup, 3, 10.0, None, 10.0, warmup_s=warmup_s)
+    status, times, out = _run_calls(call, task, 10.0, lambda: None, lambda i: None)
+    assert status == OK and len(times) == 3
+    # the untimed calls: at least `warmup` of them, and as many more as fill `warmup_s` (none for warmup=0)
+    assert least <= out - 3 <= most
+
+
 def test_runner_tiny_grid(tmp_path) -> None:
     peers = [p for p in PEERS if _installed(p)]
     impls = ["tensorbleu-sentence", "tensorbleu-corpus", *peers]
     out = tmp_path / "res"
     argv = ["--device", "cpu", "--grid", "4x12", "--refs", "1,2", "--vocab", "32000,128000"]
-    argv += ["--repeats", "2", "--warmup", "1", "--impls", ",".join(impls), "--out", str(out), "--quiet"]
+    argv += ["--repeats", "2", "--warmup", "1", "--warmup-time", "0.01", "--impls", ",".join(impls)]
+    argv += ["--out", str(out), "--quiet"]
     assert run.main(argv) == 0
 
     data = json.loads((out / "results.json").read_text())
