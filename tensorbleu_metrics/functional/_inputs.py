@@ -138,7 +138,8 @@ def _negative_ids(x: Tensor, pad_id: int | None, eos_id: int | None) -> Tensor:
 
 
 def _no_negative(x: Tensor) -> bool:
-    return x.numel() == 0 or int(x.min()) >= 0
+    """Whether a CPU tensor holds no negative value (numpy's minimum: one kind of operation fewer for torch)."""
+    return x.numel() == 0 or int(x.numpy().min()) >= 0
 
 
 def _raise_negative(x: Tensor, bad: Tensor, name: str) -> None:
@@ -155,9 +156,19 @@ def _check_ids(x: Tensor, name: str, pad_id: int | None, eos_id: int | None) -> 
         _raise_negative(x, bad, name)
 
 
-def _check_values(preds: Tensor, refs: Tensor, present: Tensor, pad_id: int | None, eos_id: int | None) -> None:
-    """Negative IDs and sentences without a reference, found with one host synchronisation."""
-    if host_reads_are_free(preds.device) and _no_negative(preds) and _no_negative(refs) and bool(present.any(-1).all()):
+def _check_values(
+    preds: Tensor, refs: Tensor, present: Tensor, pad_id: int | None, eos_id: int | None, all_present: bool = False
+) -> None:
+    """Negative IDs and sentences without a reference, found with one host synchronisation.
+
+    ``all_present``: every reference is known to be present (a (B, L) target), so no sentence lacks one.
+    """
+    if (
+        host_reads_are_free(preds.device)
+        and _no_negative(preds)
+        and _no_negative(refs)
+        and (all_present or bool(present.any(-1).all()))
+    ):
         return  # the CPU reads values for free: two vectorised minima rule out negative IDs without a mask
     bad_preds, bad_refs = _negative_ids(preds, pad_id, eos_id), _negative_ids(refs, pad_id, eos_id)
     has_ref = present.any(-1)
@@ -416,6 +427,8 @@ def normalise_inputs(
     check_validate(validate)
     pad_id, eos_id = check_special_ids(pad_id, eos_id)
     preds, target = _from_numpy(preds, "preds"), _from_numpy(target, "target")
+    # a (B, L) target, or a (B, R, L) one without a pad_id, has every reference present: nothing to check or zero
+    all_present = isinstance(target, Tensor) and (target.dim() == 2 or (target.dim() == 3 and pad_id is None))
     device = _find_device(preds, target)
     pred_tokens, pred_valid = _normalise_preds(preds, device)
     batch = pred_tokens.shape[0]
@@ -429,10 +442,11 @@ def normalise_inputs(
     if present.shape[1] == 0:
         _raise_no_reference(0)
     if validate:
-        _check_values(pred_tokens, ref_tokens, present, pad_id, eos_id)
+        _check_values(pred_tokens, ref_tokens, present, pad_id, eos_id, all_present)
     preds_aligned, pred_len = _left_align(pred_tokens, _keep_mask(pred_tokens, pred_valid, pad_id, eos_id))
     refs_aligned, ref_len = _left_align(ref_tokens, _keep_mask(ref_tokens, ref_valid, pad_id, eos_id))
-    ref_len = ref_len.mul_(present)  # absent references have length 0 (ref_len is _left_align's own tensor)
+    if not all_present:
+        ref_len = ref_len.mul_(present)  # absent references have length 0 (ref_len is _left_align's own tensor)
     return TokenBatch(preds_aligned, pred_len, refs_aligned, ref_len, present)
 
 
