@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -73,22 +72,24 @@ def test_gpu_probe_needs_cuda() -> None:
         gpu_probe.main([])
 
 
-@pytest.mark.parametrize(("warmup", "warmup_s", "least", "most"), [(0, 1.0, 0, 0), (1, 0.0, 1, 1), (2, 0.05, 5, 60)])
-def test_warmup_calls_and_time(warmup: int, warmup_s: float, least: int, most: int) -> None:
-    from benchmarks.measure import OK, Task, _run_calls
+@pytest.mark.parametrize(
+    ("warmup", "warmup_s", "untimed"), [(0, 2.375, 0), (1, 0.0, 1), (2, 0.0, 2), (2, 1.125, 4), (5, 0.625, 5)]
+)
+def test_warmup_calls_and_time(monkeypatch, warmup: int, warmup_s: float, untimed: int) -> None:
+    from benchmarks import measure
 
-    calls = []
+    clock = [0.0]  # a call takes a quarter of a second of this clock (exact in binary)
+    monkeypatch.setattr(measure.time, "perf_counter", lambda: clock[0])
 
-    def call() -> int:
-        time.sleep(0.005)
-        calls.append(1)
-        return len(calls)
+    def call() -> float:
+        clock[0] += 0.25
+        return clock[0]
 
-    task = Task("x", "cpu", 1, 1, 1, 1, 0, warmup, 3, 10.0, None, 10.0, warmup_s=warmup_s)
-    status, times, out = _run_calls(call, task, 10.0, lambda: None, lambda i: None)
-    assert status == OK and len(times) == 3
-    # the untimed calls: at least `warmup` of them, and as many more as fill `warmup_s` (none for warmup=0)
-    assert least <= out - 3 <= most
+    task = measure.Task("x", "cpu", 1, 1, 1, 1, 0, warmup, 3, 100.0, None, 100.0, warmup_s=warmup_s)
+    status, times, out = measure._run_calls(call, task, 100.0, lambda: None, lambda i: None)
+    assert status == measure.OK and times == [0.25, 0.25, 0.25]
+    # the untimed calls: `warmup` of them, and more while the warm-up has run less than `warmup_s` (none for 0)
+    assert out / 0.25 - 3 == untimed
 
 
 def test_runner_tiny_grid(tmp_path) -> None:
