@@ -462,6 +462,7 @@ def normalise_preds(preds: Any, pad_id: int | None, eos_id: int | None, validate
     tokens, valid = _normalise_preds(preds, _find_device(preds, None))
     if tokens.shape[0] == 0:
         raise ValueError("`preds` is an empty batch: at least one sentence is needed.")
-    if validate:
+    # the CPU rules out negative IDs with one numpy minimum before building a mask (as normalise_inputs does)
+    if validate and not (host_reads_are_free(tokens.device) and _no_negative(tokens)):
         _check_ids(tokens, "preds", pad_id, eos_id)
     return _left_align(tokens, _keep_mask(tokens, valid, pad_id, eos_id))
