@@ -151,6 +151,8 @@ def _raise_negative(x: Tensor, bad: Tensor, name: str) -> None:
 
 
 def _check_ids(x: Tensor, name: str, pad_id: int | None, eos_id: int | None) -> None:
+    if host_reads_are_free(x.device) and _no_negative(x):
+        return  # the CPU rules out negative IDs with one numpy minimum before building a mask (as _check_values)
     bad = _negative_ids(x, pad_id, eos_id)
     if bool(bad.any()):
         _raise_negative(x, bad, name)
@@ -161,7 +163,7 @@ def _check_values(
 ) -> None:
     """Negative IDs and sentences without a reference, found with one host synchronisation.
 
-    ``all_present``: every reference is known to be present (a (B, L) target), so no sentence lacks one.
+    ``all_present``: every reference is known to be present (``present`` is all True), so no sentence lacks one.
     """
     if (
         host_reads_are_free(preds.device)
@@ -308,8 +310,9 @@ def _normalise_preds(preds: Any, device: torch.device) -> tuple[Tensor, Tensor |
 
 def _normalise_target(
     target: Any, batch: int, device: torch.device, pad_id: int | None
-) -> tuple[Tensor, Tensor | None, Tensor]:
-    """Returns (tokens (B, R, L'), valid lengths or None, reference-present mask (B, R))."""
+) -> tuple[Tensor, Tensor | None, Tensor, bool]:
+    """Returns (tokens (B, R, L'), valid lengths or None, reference-present mask (B, R), whether that mask is all
+    True by construction: nothing to check or zero then)."""
     if isinstance(target, Tensor):
         _check_int_tensor(target, "target")
         if target.dim() in (2, 3):
@@ -317,14 +320,14 @@ def _normalise_target(
         if target.dim() == 2:
             tokens = target.to(dtype=torch.int64).unsqueeze(1)
             present = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
-            return tokens, None, present
+            return tokens, None, present, True
         if target.dim() == 3:
             tokens = target.to(dtype=torch.int64)
             if pad_id is None:
                 present = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
             else:
                 present = (tokens != pad_id).any(-1)
-            return tokens, None, present
+            return tokens, None, present, pad_id is None
         raise ValueError(
             "`target` must be a (B, L) tensor (one reference each), a (B, R, L) tensor (up to R references each) "
             f"or a sequence of B sequences of references, got {_describe(target)}."
@@ -377,7 +380,7 @@ def _normalise_target(
         if absent_rows:
             gone = torch.tensor(absent_rows, dtype=torch.int64, device=device)
             present[owner_t[gone], slot_t[gone]] = False
-    return tokens, valid_len, present
+    return tokens, valid_len, present, False
 
 
 def check_special_ids(pad_id: Any, eos_id: Any) -> tuple[int | None, int | None]:
@@ -427,14 +430,12 @@ def normalise_inputs(
     check_validate(validate)
     pad_id, eos_id = check_special_ids(pad_id, eos_id)
     preds, target = _from_numpy(preds, "preds"), _from_numpy(target, "target")
-    # a (B, L) target, or a (B, R, L) one without a pad_id, has every reference present: nothing to check or zero
-    all_present = isinstance(target, Tensor) and (target.dim() == 2 or (target.dim() == 3 and pad_id is None))
     device = _find_device(preds, target)
     pred_tokens, pred_valid = _normalise_preds(preds, device)
     batch = pred_tokens.shape[0]
     if batch == 0:
         raise ValueError("`preds` is an empty batch: at least one sentence is needed.")
-    ref_tokens, ref_valid, present = _normalise_target(target, batch, device, pad_id)
+    ref_tokens, ref_valid, present, all_present = _normalise_target(target, batch, device, pad_id)
     ref_tokens = ref_tokens.to(pred_tokens.device)
     present = present.to(pred_tokens.device)
     if ref_valid is not None:
@@ -462,7 +463,6 @@ def normalise_preds(preds: Any, pad_id: int | None, eos_id: int | None, validate
     tokens, valid = _normalise_preds(preds, _find_device(preds, None))
     if tokens.shape[0] == 0:
         raise ValueError("`preds` is an empty batch: at least one sentence is needed.")
-    # the CPU rules out negative IDs with one numpy minimum before building a mask (as normalise_inputs does)
-    if validate and not (host_reads_are_free(tokens.device) and _no_negative(tokens)):
+    if validate:
         _check_ids(tokens, "preds", pad_id, eos_id)
     return _left_align(tokens, _keep_mask(tokens, valid, pad_id, eos_id))
