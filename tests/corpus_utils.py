@@ -126,7 +126,8 @@ class NoHostReads(TorchDispatchMode):
 class OperationKinds(TorchDispatchMode):
     """Records the distinct kinds of torch operation a block runs: (operation, dtypes of its tensor arguments),
     views left out. After a Python loop (NLTK's, a training step) each new kind costs about 20 us on the CPU
-    (its code is no longer in the processor's caches), whatever the data: the cold cost of a call."""
+    (its code is no longer in the processor's caches), whatever the data: the cold cost of a call. ``count``: the
+    operations themselves, views left out (each at least one kernel launch on a GPU)."""
 
     VIEWS = ("view", "unsqueeze", "select", "slice", "expand", "alias", "detach", "unflatten", "unbind", "as_strided")
     VIEWS += ("t", "transpose", "reshape", "_unsafe_view", "lift_fresh", "resolve_conj", "resolve_neg")
@@ -134,6 +135,7 @@ class OperationKinds(TorchDispatchMode):
     def __init__(self) -> None:
         super().__init__()
         self.kinds: set[tuple[str, tuple[str, ...]]] = set()
+        self.count = 0
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
@@ -141,4 +143,5 @@ class OperationKinds(TorchDispatchMode):
         if name not in self.VIEWS:
             tensors = [a for a in torch.utils._pytree.tree_leaves((args, kwargs)) if isinstance(a, torch.Tensor)]
             self.kinds.add((name, tuple(str(t.dtype) for t in tensors)))
+            self.count += 1
         return func(*args, **kwargs)

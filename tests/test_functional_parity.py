@@ -933,3 +933,31 @@ def test_cpu_call_uses_few_kinds_of_operation():
     with OperationKinds() as seen:
         sentence_bleu(preds, target, pad_id=0)
     assert len(seen.kinds) <= _CPU_KINDS_BOUND, sorted(seen.kinds)
+
+
+# the operations (views left out) of a `sentence_bleu(..., validate=False)` call on the accelerator's paths, forced
+# on the CPU: on a GPU each is at least one kernel launch, and launches set a call's time there (README, GPU
+# section). The counts when these bounds were set, whatever the batch's size: a change that needs more should say so
+# here, with what it buys
+_ACCELERATOR_OPERATIONS_BOUND = {
+    ("accelerator, order by order", 1): 148,
+    ("accelerator, order by order", 4): 160,
+    ("accelerator, one sort for long rows", 1): 103,
+}
+
+
+@pytest.mark.parametrize(("path", "n_refs"), sorted(_ACCELERATOR_OPERATIONS_BOUND))
+def test_accelerator_call_launches_few_operations(monkeypatch, path: str, n_refs: int) -> None:
+    gen = torch.Generator().manual_seed(n_refs)
+    preds = torch.randint(1, 300, (8, 64), generator=gen)
+    preds[::2, 50:] = 0
+    target = torch.randint(1, 300, (8, n_refs, 60), generator=gen)
+    target[:, :, :40] = preds[:, None, :40]
+    target[1::2, :, 45:] = 0
+    if n_refs == 1:
+        target = target[:, 0]  # (B, L): one reference each, every one present
+    _force_kernel_path(monkeypatch, path)
+    sentence_bleu(preds, target, pad_id=0, validate=False)
+    with OperationKinds() as seen:
+        sentence_bleu(preds, target, pad_id=0, validate=False)
+    assert seen.count <= _ACCELERATOR_OPERATIONS_BOUND[path, n_refs], seen.count
