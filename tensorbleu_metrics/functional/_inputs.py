@@ -138,8 +138,9 @@ def _negative_ids(x: Tensor, pad_id: int | None, eos_id: int | None) -> Tensor:
 
 
 def _no_negative(x: Tensor) -> bool:
-    """Whether a CPU tensor holds no negative value (numpy's minimum: one kind of operation fewer for torch)."""
-    return x.numel() == 0 or int(x.numpy().min()) >= 0
+    """Whether the host, reading ``x`` for free (the CPU), finds no negative value in it: numpy's minimum, one kind
+    of torch operation fewer than a mask. False where reading costs a synchronisation: the mask decides there."""
+    return host_reads_are_free(x.device) and (x.numel() == 0 or int(x.numpy().min()) >= 0)
 
 
 def _raise_negative(x: Tensor, bad: Tensor, name: str) -> None:
@@ -151,7 +152,7 @@ def _raise_negative(x: Tensor, bad: Tensor, name: str) -> None:
 
 
 def _check_ids(x: Tensor, name: str, pad_id: int | None, eos_id: int | None) -> None:
-    if host_reads_are_free(x.device) and _no_negative(x):
+    if _no_negative(x):
         return  # the CPU rules out negative IDs with one numpy minimum before building a mask (as _check_values)
     bad = _negative_ids(x, pad_id, eos_id)
     if bool(bad.any()):
@@ -165,12 +166,7 @@ def _check_values(
 
     ``all_present``: every reference is known to be present (``present`` is all True), so no sentence lacks one.
     """
-    if (
-        host_reads_are_free(preds.device)
-        and _no_negative(preds)
-        and _no_negative(refs)
-        and (all_present or bool(present.any(-1).all()))
-    ):
+    if _no_negative(preds) and _no_negative(refs) and (all_present or bool(present.any(-1).all())):
         return  # the CPU reads values for free: two vectorised minima rule out negative IDs without a mask
     bad_preds, bad_refs = _negative_ids(preds, pad_id, eos_id), _negative_ids(refs, pad_id, eos_id)
     has_ref = present.any(-1)
