@@ -146,7 +146,7 @@ def _run_calls(fn: Any, task: Task, budget_s: float, sync: Any, notify: Any) -> 
         if (warm_left > 0 or time.perf_counter() < warm_until) and dt < SLOW_CALL_S:
             warm_left -= 1
             continue
-        warm_left = 0
+        warm_left, warm_until = 0, 0.0  # ended (by time, count or a slow call): the calls from here are timed
         times.append(dt)
         if len(times) == 1:
             fit = int(task.point_time_s / max(dt, 1e-9))

@@ -92,6 +92,22 @@ def test_warmup_calls_and_time(monkeypatch, warmup: int, warmup_s: float, untime
     assert out / 0.25 - 3 == untimed
 
 
+def test_a_slow_call_ends_the_warm_up_for_good(monkeypatch) -> None:
+    from benchmarks import measure
+
+    clock = [0.0]
+    durations = iter([1.5, 0.25, 0.25, 0.25])  # one call over SLOW_CALL_S, then fast ones
+    monkeypatch.setattr(measure.time, "perf_counter", lambda: clock[0])
+
+    def call() -> None:
+        clock[0] += next(durations)
+
+    # the warm-up's time floor (5 s) has not run out when the fast calls come: they are timed all the same
+    task = measure.Task("x", "cpu", 1, 1, 1, 1, 0, 1, 3, 100.0, None, 100.0, warmup_s=5.0)
+    status, times, _ = measure._run_calls(call, task, 100.0, lambda: None, lambda i: None)
+    assert status == measure.OK and times == [1.5, 0.25, 0.25]
+
+
 def test_runner_tiny_grid(tmp_path) -> None:
     peers = [p for p in PEERS if _installed(p)]
     impls = ["tensorbleu-sentence", "tensorbleu-corpus", *peers]
