@@ -379,23 +379,66 @@ def _normalise_target(
     return tokens, valid_len, present, False
 
 
+def is_int(value: Any) -> bool:
+    """Whether ``value`` is an integer argument: a Python or NumPy integer (or a 0-d integer tensor), not a bool."""
+    if isinstance(value, Tensor):
+        return value.ndim == 0 and value.dtype in _INT_DTYPES and value.device.type != "meta"
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def check_int(
+    value: Any,
+    name: str,
+    *,
+    minimum: int | None = _INT64_MIN,
+    maximum: int | None = _INT64_MAX,
+    allow_none: bool = False,
+    what: str = "",
+) -> int | None:
+    """The package's one integer-argument check: ``value`` as a Python int, or a ``TypeError``/``ValueError`` naming
+    ``name``.
+
+    Python and NumPy integers (and 0-d integer tensors) are accepted, bools refused; the value must lie in
+    ``[minimum, maximum]`` (the int64 range by default, so it fits a token tensor). ``what`` says what the
+    integer stands for in the messages.
+
+    Example:
+        >>> import numpy as np
+        >>> check_int(np.int64(3), "n_gram", minimum=1)
+        3
+        >>> check_int(0, "n_gram", minimum=1)
+        Traceback (most recent call last):
+        ...
+        ValueError: `n_gram` must be >= 1, got 0.
+    """
+    if value is None and allow_none:
+        return None
+    if not is_int(value):
+        kind = "an int or None" if allow_none else "an int"
+        raise TypeError(f"`{name}` must be {kind}{what}, got {value!r}.")
+    number = int(value)
+    low = _INT64_MIN if minimum is None else minimum
+    high = _INT64_MAX if maximum is None else maximum
+    if not low <= number <= high:
+        if (low, high) == (_INT64_MIN, _INT64_MAX):
+            rule = "lie in the int64 range"
+        elif high == _INT64_MAX:
+            rule = f"be >= {low}"
+        elif low == _INT64_MIN:
+            rule = f"be <= {high}"
+        else:
+            rule = f"lie in [{low}, {high}]"
+        raise ValueError(f"`{name}` must {rule}{what}, got {value!r}.")
+    return number
+
+
 def check_special_ids(pad_id: Any, eos_id: Any) -> tuple[int | None, int | None]:
     """``pad_id`` and ``eos_id`` must be int64-range integers (any sign; NumPy integers too) or None.
 
     Returns:
         Both as Python ints (or None).
     """
-    out: list[int | None] = []
-    for name, value in (("pad_id", pad_id), ("eos_id", eos_id)):
-        if value is None:
-            out.append(None)
-            continue
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-            raise TypeError(f"`{name}` must be an int or None, got {value!r}.")
-        if not _INT64_MIN <= int(value) <= _INT64_MAX:
-            raise ValueError(f"`{name}` must lie in the int64 range, got {value!r}.")
-        out.append(int(value))
-    return out[0], out[1]
+    return check_int(pad_id, "pad_id", allow_none=True), check_int(eos_id, "eos_id", allow_none=True)
 
 
 def check_validate(validate: Any) -> None:
