@@ -1,6 +1,7 @@
 """Command-line options of the examples, kept free of heavy imports so that ``--help`` answers at once.
 
-``translate.py`` and ``rl_finetune.py`` parse their arguments with these parsers before importing Lightning.
+``translate.py``, ``rl_finetune.py`` and ``seq2seq.py`` parse their arguments with these parsers before importing
+Lightning.
 """
 
 from __future__ import annotations
@@ -51,6 +52,17 @@ def add_common_args(p: argparse.ArgumentParser) -> None:
     d.add_argument("--val-batch-size", type=int, default=256, help="validation batch size")
 
 
+def add_ckpt_out_arg(p: argparse.ArgumentParser, name: str) -> None:
+    p.add_argument(
+        "--ckpt-out",
+        type=Path,
+        default=None,
+        help=f"where to write the trained model's checkpoint; an existing file is refused (default: model.ckpt in "
+        f"the run's own folder, <out-dir>/{name}/version_N/, so a run never overwrites another's). Nothing is "
+        "written when no training step was taken",
+    )
+
+
 def add_model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--d-model", type=int, default=128, help="Transformer width")
@@ -69,6 +81,7 @@ def translate_parser(doc: str | None = None) -> argparse.ArgumentParser:
     t.add_argument("--val-every", type=int, default=100, help="validate every N training steps")
     t.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (AdamW)")
     t.add_argument("--warmup-steps", type=int, default=100, help="linear learning-rate warm-up steps")
+    add_ckpt_out_arg(t, "translate")
     return p
 
 
@@ -80,8 +93,9 @@ def rl_parser(doc: str | None = None) -> argparse.ArgumentParser:
         "--checkpoint",
         type=Path,
         default=None,
-        help="translate.py checkpoint to start from (default: <out-dir>/translate/model.ckpt if present, "
-        "else a brief pre-training)",
+        help="trained translate.py checkpoint to start from (default: the newest "
+        "<out-dir>/translate/version_N/model.ckpt, else a brief pre-training); a missing, unreadable or untrained "
+        "checkpoint is refused",
     )
     g.add_argument(
         "--pretrain-steps",
@@ -98,7 +112,35 @@ def rl_parser(doc: str | None = None) -> argparse.ArgumentParser:
     t.add_argument("--samples", type=int, default=1, help="samples per source sentence")
     t.add_argument("--reward-smoothing", default="exp", help="sentence_bleu smoothing of the reward")
     t.add_argument("--print-every", type=int, default=25, help="print the timing breakdown every N steps (0: never)")
+    add_ckpt_out_arg(t, "rl_finetune")
     return p
+
+
+def seq2seq_parser(doc: str | None = None) -> argparse.ArgumentParser:
+    p = new_parser(doc)
+    p.add_argument("--seed", type=int, default=1234, help="seed of the task (translate.py's --seed)")
+    p.add_argument("--pairs", type=int, default=5, help="validation sentence pairs to print")
+    return p
+
+
+def checkpoint_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be a starting model for ``rl_finetune.py`` (``None`` when it can).
+
+    Refused: a missing file, one ``torch.load`` cannot read as a Lightning checkpoint, and a checkpoint saved
+    before any training step (an untrained model, from which SCST learns nothing useful)."""
+    if not Path(path).is_file():
+        return "no such file"
+    import torch
+
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # any unreadable file gets the same one-line answer
+        return f"not a readable checkpoint ({type(e).__name__})"
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "global_step" not in ckpt:
+        return "not a Lightning checkpoint of the translate.py model"
+    if int(ckpt["global_step"]) <= 0:
+        return "saved before any training step (an untrained model); train one first, e.g. python examples/translate.py"
+    return None
 
 
 def check_args(args: argparse.Namespace, prog: str) -> None:
@@ -111,6 +153,11 @@ def check_args(args: argparse.Namespace, prog: str) -> None:
                 f"{prog}: error: --accelerator {args.accelerator}: no CUDA GPU is available "
                 "(torch.cuda.is_available() is False); use --accelerator cpu"
             )
+    ckpt_out = getattr(args, "ckpt_out", None)
+    if ckpt_out is not None and Path(ckpt_out).exists():
+        raise SystemExit(f"{prog}: error: --ckpt-out {ckpt_out}: already exists (remove it or name another path)")
     checkpoint = getattr(args, "checkpoint", None)
-    if checkpoint is not None and not Path(checkpoint).is_file():
-        raise SystemExit(f"{prog}: error: --checkpoint {checkpoint}: no such file")
+    if checkpoint is not None:
+        problem = checkpoint_problem(Path(checkpoint))
+        if problem is not None:
+            raise SystemExit(f"{prog}: error: --checkpoint {checkpoint}: {problem}")

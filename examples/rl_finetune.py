@@ -10,11 +10,13 @@ the model's device (no ``.tolist()``, no detokenisation), and the advantage is
 ``BLEU(sample) - BLEU(greedy)``. The loss is ``-advantage * log p(sample)``.
 
 The run prints a per-step timing breakdown (generation, reward, log-prob forward, backward + optimizer
-step) with the reward's share, validation BLEU before and after, and saves logs and a plot under
-``examples/runs/rl_finetune/``.
+step) with the reward's share, validation BLEU before and after, and saves logs, a plot and the fine-tuned
+checkpoint under ``examples/runs/rl_finetune/version_N/``.
 
-By default the model is loaded from ``examples/runs/translate/model.ckpt`` if it exists, else it is
-pre-trained with teacher forcing for ``--pretrain-steps`` (500, as translate.py does by default). That model
+By default the model is loaded from the newest ``examples/runs/translate/version_N/model.ckpt`` (what
+``translate.py`` wrote last), else it is pre-trained with teacher forcing for ``--pretrain-steps`` (500, as
+translate.py does by default), saying so. A ``--checkpoint`` (or that newest checkpoint) that is missing,
+unreadable or untrained (saved before any training step) ends the run with a one-line error. That model
 is only partly trained (BLEU ~0.95, ~87% of the validation sentences perfect), so there is headroom.
 SCST needs a reasonable starting policy: from a much weaker model (e.g. 300 steps, BLEU ~0.5) the
 single-sample REINFORCE signal is too noisy and BLEU tends to go down rather than up.
@@ -27,7 +29,7 @@ from pathlib import Path
 
 if not __package__:  # run as a script (python examples/rl_finetune.py): make the repo root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from examples.cli import check_args, rl_parser
+from examples.cli import check_args, checkpoint_problem, rl_parser
 
 if __name__ == "__main__":  # answer --help and option mistakes before the slow imports below
     check_args(rl_parser(__doc__).parse_args(), "rl_finetune.py")
@@ -174,13 +176,35 @@ def smoothed(values: list[float], window: int = 10) -> list[float]:
     return out
 
 
+def latest_checkpoint(out_dir: Path, name: str = "translate") -> Path | None:
+    """The checkpoint of the newest run under ``out_dir/name`` (the highest ``version_N`` that has one)."""
+    found = []
+    for path in (Path(out_dir) / name).glob("version_*/model.ckpt"):
+        version = path.parent.name.removeprefix("version_")
+        if version.isdigit():
+            found.append((int(version), path))
+    return max(found)[1] if found else None
+
+
 def initial_model(args: Namespace) -> tuple[Seq2SeqModule, Path, bool]:
-    """(module, checkpoint path, pre-trained here?)."""
-    ckpt = args.checkpoint if args.checkpoint is not None else Path(args.out_dir) / "translate" / "model.ckpt"
-    if Path(ckpt).is_file():
+    """(module, checkpoint path, pre-trained here?). A missing, unreadable or untrained starting checkpoint
+    ends the run with a one-line error rather than fine-tuning a model that was never trained."""
+    ckpt = args.checkpoint if args.checkpoint is not None else latest_checkpoint(args.out_dir)
+    if ckpt is not None:
+        problem = checkpoint_problem(Path(ckpt))
+        if problem is not None:
+            flag = "--checkpoint " if args.checkpoint is not None else ""
+            raise SystemExit(f"rl_finetune.py: error: {flag}{ckpt}: {problem}")
         return load_module(Path(ckpt)), Path(ckpt), False
-    check_args(args, "rl_finetune.py")  # a missing --checkpoint ends here
-    translate.rprint(f"[rl_finetune] no checkpoint at {ckpt}: pre-training {args.pretrain_steps} steps first")
+    searched = Path(args.out_dir) / "translate" / "version_N" / "model.ckpt"
+    if args.pretrain_steps <= 0:
+        raise SystemExit(
+            f"rl_finetune.py: error: no trained checkpoint at {searched} and --pretrain-steps {args.pretrain_steps}: "
+            "nothing to start from (run translate.py first, or give --checkpoint)"
+        )
+    translate.rprint(
+        f"[rl_finetune] no translate.py checkpoint at {searched}: pre-training {args.pretrain_steps} steps first"
+    )
     pre_args = Namespace(
         **{
             **vars(args),
@@ -191,10 +215,9 @@ def initial_model(args: Namespace) -> tuple[Seq2SeqModule, Path, bool]:
             "keep_decoded": False,
         }
     )
-    ckpt = Path(args.out_dir) / "rl_finetune" / "pretrained.ckpt"
-    res = translate.train_supervised(pre_args, name="rl_pretrain", checkpoint=ckpt)
+    res = translate.train_supervised(pre_args, name="rl_pretrain")  # into rl_pretrain/version_N/model.ckpt
     res["trainer"].strategy.barrier()
-    return load_module(ckpt), ckpt, True
+    return load_module(res["checkpoint"]), res["checkpoint"], True
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -248,8 +271,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if trainer.global_step % args.val_every != 0:
         trainer.validate(module, datamodule=dm, verbose=False)
     rl_s = time.perf_counter() - t0
-    out_ckpt = out_dir / "rl_finetune" / "model.ckpt"
-    trainer.save_checkpoint(out_ckpt, weights_only=False)
+    out_ckpt = None
+    if trainer.global_step > 0:  # like translate.py: the run's own folder unless --ckpt-out, nothing if untrained
+        out_ckpt = args.ckpt_out if args.ckpt_out is not None else Path(loggers[-1].log_dir) / "model.ckpt"
+        trainer.save_checkpoint(out_ckpt, weights_only=False)
 
     hist = history.rows
     res: dict[str, Any] = {
@@ -330,7 +355,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print("")
         print("\n".join(describe_logs(loggers)))
         print(f"plot:       {res['plot']}")
-        print(f"checkpoint: {out_ckpt}", flush=True)
+        print(f"checkpoint: {out_ckpt or 'none written (no training step was taken)'}", flush=True)
     return res
 
 

@@ -18,9 +18,24 @@ scores ~0 and a model that has learnt the rules scores close to 1.
 Token IDs: ``PAD_ID = 0``, ``BOS_ID = 1``, ``EOS_ID = 2`` in both vocabularies. Decoder outputs and
 targets end with ``EOS_ID`` followed by ``PAD_ID``; the metric is told both (``pad_id``/``eos_id``),
 so everything from the first EOS on is ignored.
+
+Run on its own it prints a few sentence pairs of the task (``--seed``, ``--pairs``; ``--help``)::
+
+    python examples/seq2seq.py          # or: python -m examples.seq2seq
 """
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if not __package__:  # run as a script (python examples/seq2seq.py): make the repo root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+if __name__ == "__main__":  # answer --help and option mistakes before the slow imports below
+    from examples.cli import seq2seq_parser
+
+    seq2seq_parser(__doc__).parse_args()
 
 import csv
 import math
@@ -28,7 +43,6 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -37,7 +51,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from examples.cli import DEFAULT_OUT_DIR
+from examples.cli import DEFAULT_OUT_DIR, seq2seq_parser
 from tensorbleu_metrics import TokenIDBLEU, TokenIDROUGE
 
 PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
@@ -645,3 +659,20 @@ def sample_translations(module: Seq2SeqModule, task: TranslationTask, pairs: lis
     for s, h, t in zip(src, hyp, tgt_out, strict=True):
         out += [f"  src: {task.src_words(s)}", f"  hyp: {task.tgt_words(h)}", f"  ref: {task.tgt_words(t)}"]
     return out
+
+
+def main(argv: list[str] | None = None) -> list[tuple[list[int], list[int]]]:
+    """Print the task's vocabularies and the first validation pairs (words and token IDs); returns those pairs."""
+    args = seq2seq_parser(__doc__).parse_args(argv)
+    task = TranslationTask(seed=args.seed)
+    dm = TranslationDataModule(task, train_size=0, val_size=args.pairs, seed=args.seed)
+    dm.setup()
+    print(f"task seed {args.seed}: source vocabulary {task.src_vocab_size}, target vocabulary {task.tgt_vocab_size}")
+    print(f"token IDs: PAD {PAD_ID}, BOS {BOS_ID}, EOS {EOS_ID}; the first {args.pairs} validation pairs:")
+    for src, tgt in dm.val_pairs:
+        print(f"  src: {task.src_words(src)}\n  ref: {task.tgt_words(tgt)}\n  IDs: {src} -> {[*tgt, EOS_ID]}")
+    return dm.val_pairs
+
+
+if __name__ == "__main__":
+    main()

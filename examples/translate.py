@@ -7,7 +7,9 @@
 Validation decodes greedily on the model's device and logs ``val/bleu`` (corpus BLEU-4, the
 ``TokenIDBLEU`` object passed to ``self.log``), ``val/bleu1..4``, the mean sentence BLEU and the
 distribution of sentence scores. Logs, a BLEU-over-steps plot and the final checkpoint (used by
-``rl_finetune.py``) go to ``examples/runs/`` unless ``--out-dir`` says otherwise.
+``rl_finetune.py``) go to the run's own folder ``examples/runs/translate/version_N/`` unless ``--out-dir`` or
+``--ckpt-out`` says otherwise; no run overwrites another's checkpoint, and none is written when no training step
+was taken (``--max-steps 0``).
 """
 
 from __future__ import annotations
@@ -104,7 +106,10 @@ def train_supervised(
     args: argparse.Namespace, *, name: str = "translate", checkpoint: Path | None = None
 ) -> dict[str, Any]:
     """Train with teacher forcing, validating (greedy decode + BLEU) at step 0 and every
-    ``args.val_every`` steps. Returns a dict of results (module, trainer, history, paths)."""
+    ``args.val_every`` steps. Returns a dict of results (module, trainer, history, paths).
+
+    The checkpoint goes to ``checkpoint`` (default: ``model.ckpt`` in the run's log folder) after training, and only
+    when a training step was taken; ``res["checkpoint"]`` is ``None`` otherwise."""
     quiet_lightning()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -146,8 +151,11 @@ def train_supervised(
         trainer.validate(module, datamodule=dm, verbose=False)
     train_s = time.perf_counter() - t0
 
-    checkpoint = checkpoint if checkpoint is not None else out_dir / name / "model.ckpt"
-    trainer.save_checkpoint(checkpoint, weights_only=False)  # every rank calls it; rank 0 writes
+    if trainer.global_step > 0:
+        checkpoint = checkpoint if checkpoint is not None else Path(loggers[-1].log_dir) / "model.ckpt"
+        trainer.save_checkpoint(checkpoint, weights_only=False)  # every rank calls it; rank 0 writes
+    else:  # an untrained model is no checkpoint to start from
+        checkpoint = None
     plot = None
     if trainer.is_global_zero:
         plot = plot_history(
@@ -172,7 +180,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     t_start = time.perf_counter()
     args = build_parser().parse_args(argv)
     check_args(args, "translate.py")
-    res = train_supervised(args)
+    res = train_supervised(args, checkpoint=args.ckpt_out)
     trainer, module, hist = res["trainer"], res["module"], res["history"]
     res["wall_s"] = time.perf_counter() - t_start
     if trainer.is_global_zero:
@@ -203,7 +211,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         rprint("")
         rprint("\n".join(describe_logs(res["loggers"])))
         rprint(f"plot:       {res['plot']}")
-        rprint(f"checkpoint: {res['checkpoint']}")
+        rprint(f"checkpoint: {res['checkpoint'] or 'none written (no training step was taken)'}")
     return res
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import csv
 import random
+import re
 import subprocess
 import sys
 import warnings
@@ -27,6 +28,8 @@ from examples.seq2seq import (
     BLEU_N_WEIGHTS,
     EOS_ID,
     PAD_ID,
+    Seq2SeqModule,
+    TranslationDataModule,
     TranslationTask,
     collate,
     make_loggers,
@@ -116,7 +119,8 @@ def test_translate_logs_bleu(translate_run):
     assert [float(r["val/bleu1"]) for r in logged] == pytest.approx([r["val/bleu1"] for r in hist])
     # artefacts
     assert res["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert res["checkpoint"] == out / "translate" / "model.ckpt" and res["checkpoint"].is_file()
+    assert res["checkpoint"] == res["log_dir"] / "model.ckpt" and res["checkpoint"].is_file()
+    assert res["log_dir"] == out / "translate" / "version_0"
     hist_file = res["log_dir"] / "sentence_bleu_hist.csv"
     assert hist_file.is_file() or (out / "tensorboard").is_dir()
 
@@ -190,6 +194,7 @@ def test_rl_finetune_from_checkpoint(translate_run, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "reward" in printed and "share" in printed and "rl_finetune.py summary" in printed
     assert res["plot"].is_file() and res["checkpoint"].is_file()
+    assert res["checkpoint"] == res["log_dir"] / "model.ckpt" == tmp_path / "rl_finetune" / "version_0" / "model.ckpt"
     # the checkpoint is loaded with weights_only given: no warning about it
     assert not [w for w in caught if "weights_only" in str(w.message)]
     # the plot's training reward: one (step, sample BLEU, greedy BLEU) per step
@@ -219,7 +224,7 @@ def test_rl_finetune_pretrains_without_checkpoint(tmp_path):
         ]
     )
     assert res["pretrained"]
-    assert res["initial_checkpoint"] == tmp_path / "rl_finetune" / "pretrained.ckpt"
+    assert res["initial_checkpoint"] == tmp_path / "rl_pretrain" / "version_0" / "model.ckpt"
     assert res["initial_checkpoint"].is_file()
     _check_bleu_range(res["history"])
     _check_logged_bleu_matches_recomputed(res)
@@ -299,10 +304,94 @@ def test_validation_on_held_out_sources():
     assert not {tuple(s) for s, _ in dm.val_pairs} & {tuple(s) for s, _ in dm.train_pairs}
 
 
+# ---- checkpoints: one per trained run, never clobbered; rl_finetune refuses an untrained start ----------------
+
+
+def _tree(root: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in sorted(root.rglob("*.ckpt"))}
+
+
+def _untrained_checkpoint(path: Path) -> Path:
+    """What translate.py --max-steps 0 used to write: a Lightning checkpoint of the model before any step."""
+    args = translate.build_parser().parse_args(TINY)
+    task = TranslationTask(seed=args.seed)
+    dm = TranslationDataModule(task, train_size=64, val_size=32, batch_size=32, val_batch_size=32, seed=args.seed)
+    module = Seq2SeqModule(task.src_vocab_size, task.tgt_vocab_size, d_model=32, nhead=2, num_layers=1)
+    trainer = translate.make_trainer(args, max_steps=0, val_every=1, loggers=[], callbacks=[])
+    trainer.validate(module, datamodule=dm, verbose=False)
+    trainer.save_checkpoint(path, weights_only=False)
+    return path
+
+
+def test_translate_without_training_writes_no_checkpoint(tmp_path, capsys):
+    res = translate.main([*TINY, "--max-steps", "0", "--out-dir", str(tmp_path)])
+    assert res["checkpoint"] is None and res["trainer"].global_step == 0
+    assert _tree(tmp_path) == {}
+    assert "checkpoint: none written (no training step was taken)" in capsys.readouterr().out
+
+
+def test_translate_runs_never_overwrite_a_checkpoint(translate_run, tmp_path):
+    """A second run writes into its own version folder; the first run's checkpoint is byte-for-byte untouched, and
+    rl_finetune.py's default start is the newest trained one."""
+    _, first = translate_run
+    earlier = tmp_path / "translate" / "version_0" / "model.ckpt"
+    earlier.parent.mkdir(parents=True)
+    earlier.write_bytes(first["checkpoint"].read_bytes())
+    before = _tree(tmp_path)
+    res = translate.main([*TINY, "--max-steps", "2", "--val-every", "2", "--out-dir", str(tmp_path)])
+    assert res["checkpoint"] == tmp_path / "translate" / "version_1" / "model.ckpt"
+    after = _tree(tmp_path)
+    assert {p: after[p] for p in before} == before and set(after) == {*before, res["checkpoint"]}
+    assert rl_finetune.latest_checkpoint(tmp_path) == res["checkpoint"]
+    # --ckpt-out: that path, and an existing file is refused before any work
+    out = tmp_path / "mine.ckpt"
+    res = translate.main(
+        [*TINY, "--max-steps", "1", "--val-every", "1", "--out-dir", str(tmp_path), "--ckpt-out", str(out)]
+    )
+    assert res["checkpoint"] == out and out.is_file()
+    with pytest.raises(SystemExit, match=r"--ckpt-out .*mine.ckpt: already exists"):
+        translate.main([*TINY, "--out-dir", str(tmp_path), "--ckpt-out", str(out)])
+
+
+def test_rl_finetune_refuses_an_untrained_checkpoint(tmp_path):
+    untrained = _untrained_checkpoint(tmp_path / "untrained.ckpt")
+    message = f"rl_finetune.py: error: --checkpoint {untrained}: saved before any training step (an untrained model)"
+    out = _run_script("rl_finetune.py", "--checkpoint", str(untrained), "--out-dir", str(tmp_path))
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), out.stderr
+    with pytest.raises(SystemExit, match="an untrained model"):
+        rl_finetune.main([*TINY, "--checkpoint", str(untrained), "--out-dir", str(tmp_path)])
+    # the default start (the newest translate.py checkpoint) is checked the same way
+    default = tmp_path / "translate" / "version_3" / "model.ckpt"
+    default.parent.mkdir(parents=True)
+    default.write_bytes(untrained.read_bytes())
+    with pytest.raises(SystemExit, match=re.escape(f"error: {default}: saved before any training step")):
+        rl_finetune.main([*TINY, "--out-dir", str(tmp_path)])
+    garbage = tmp_path / "garbage.ckpt"
+    garbage.write_text("not a checkpoint")
+    with pytest.raises(SystemExit, match="not a readable checkpoint"):
+        rl_finetune.main([*TINY, "--checkpoint", str(garbage), "--out-dir", str(tmp_path)])
+
+
+def test_rl_finetune_with_nothing_to_start_from(tmp_path):
+    with pytest.raises(SystemExit, match=r"no trained checkpoint at .* and --pretrain-steps 0: nothing to start from"):
+        rl_finetune.main([*TINY, "--pretrain-steps", "0", "--out-dir", str(tmp_path)])
+    assert _tree(tmp_path) == {}
+
+
+def test_rl_finetune_without_steps_writes_no_checkpoint(translate_run, tmp_path):
+    _, tr = translate_run
+    res = rl_finetune.main(
+        [*TINY, "--checkpoint", str(tr["checkpoint"]), "--max-steps", "0", "--out-dir", str(tmp_path)]
+    )
+    assert res["checkpoint"] is None and _tree(tmp_path) == {}
+
+
 # ---- the command line: --help, clear errors, progress bars ---------------------------------------------------
 
 REPO = Path(__file__).resolve().parents[1]
-SCRIPTS = {"translate.py": cli.translate_parser, "rl_finetune.py": cli.rl_parser}
+SCRIPTS = {"translate.py": cli.translate_parser, "rl_finetune.py": cli.rl_parser, "seq2seq.py": cli.seq2seq_parser}
 
 
 def _run_script(name: str, *argv: str) -> subprocess.CompletedProcess:
@@ -340,7 +429,7 @@ def test_help_is_fast_and_documents_every_option(name):
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a GPU is available here")
-@pytest.mark.parametrize("name", list(SCRIPTS))
+@pytest.mark.parametrize("name", ["translate.py", "rl_finetune.py"])
 def test_gpu_without_gpu_is_one_clear_line(name):
     out = _run_script(name, "--accelerator", "gpu")
     assert out.returncode != 0
