@@ -235,11 +235,37 @@ def test_picklable_and_repr():
         (dict(pad_id=0, options={"rouge": {}}), ValueError, "options"),
         (dict(pad_id=0, eos_id="1"), TypeError, "eos_id"),
         (dict(pad_id=0, sentence_scores=1), TypeError, "sentence_scores"),
+        (dict(pad_id=0, options={"bleu": 5}), TypeError, r"`options\['bleu'\]` must be a mapping of keyword arguments"),
+        (dict(pad_id=0, options={"bleu": ["n_gram"]}), TypeError, r"`options\['bleu'\]` must be a mapping"),
+        (dict(pad_id=0, options={"bleu": {2: 1}}), TypeError, r"`options\['bleu'\]` must have keyword names"),
+        (dict(pad_id=0, options=[("bleu", {})]), TypeError, "`options` must be a mapping"),
+        (dict(pad_id=True), TypeError, "pad_id"),
+        (dict(pad_id=np.float64(0)), TypeError, "pad_id"),
+        (dict(pad_id=2**70), ValueError, "pad_id"),
+        (dict(pad_id=0, eos_id=[1, 2**70]), ValueError, "eos_id"),
+        (dict(pad_id=0, eos_id=np.float32(1)), TypeError, "eos_id"),
+        (dict(pad_id=0, ignore_ids=[np.bool_(True)]), TypeError, "ignore_ids"),
     ],
 )
 def test_bad_options_fail_when_built(kwargs, error, match):
     with pytest.raises(error, match=match):
         make_compute_metrics(**kwargs)
+
+
+def test_numpy_and_tensor_integers_are_ints():
+    """``pad_id``, ``eos_id`` and ``ignore_ids`` as NumPy integers (a tokenizer's or a config's) or 0-d tensors."""
+    preds = np.array([[PAD, 5, 6, 7, 8, EOS, 3], [PAD, 5, 6, 9, 4, EOS, PAD]])
+    labels = np.array([[5, 6, 7, 8, EOS], [5, 6, 9, 8, EOS]])
+    want = make_compute_metrics(pad_id=PAD, eos_id=EOS, ignore_ids=[4])((preds, labels))
+    for kwargs in (
+        dict(pad_id=np.int64(PAD), eos_id=np.int32(EOS), ignore_ids=np.array([4])),
+        dict(pad_id=np.uint8(PAD), eos_id=[np.int64(EOS)], ignore_ids=np.int16(4)),
+        dict(pad_id=torch.tensor(PAD), eos_id=torch.tensor([EOS]), ignore_ids=(torch.tensor(4),)),
+    ):
+        cm = make_compute_metrics(**kwargs)
+        assert cm((preds, labels)) == want
+        assert type(cm.pad_id) is int and all(type(i) is int for i in (*cm.eos_ids, *cm.ignore_ids))
+        assert repr(cm) == repr(make_compute_metrics(pad_id=PAD, eos_id=EOS, ignore_ids=[4]))
 
 
 @pytest.mark.parametrize(
