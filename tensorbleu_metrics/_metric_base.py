@@ -6,10 +6,12 @@ Every reach into torchmetrics internals the metrics need lives here, listed in :
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.nn import Module
@@ -31,6 +33,7 @@ TORCHMETRICS_INTERNALS: dict[str, tuple[str, ...]] = {
         "_forward_cache",
         "_defaults",
         "_reductions",
+        "_persistent",
         "_is_synced",
         "_should_unsync",
         "_to_sync",
@@ -40,6 +43,8 @@ TORCHMETRICS_INTERNALS: dict[str, tuple[str, ...]] = {
     "_wrap_compute": ("compute",),
     "_sync_dist": ("dist_sync_fn", "process_group"),
     "_apply": ("fn", "exclude_state"),
+    "merge_state": ("incoming_state",),
+    "persistent": ("mode",),
 }
 
 
@@ -84,10 +89,13 @@ class _TokenIDMetric(Metric):
       tensor states (``self.x = self.x + ...``, never in place) and only append to list states.
     - **Idle ranks sync.** A process that saw no batch holds empty list states; it contributes an empty tensor
       of the shape and dtype declared with :meth:`_add_list_state`, so the gather matches the other ranks.
+    - **Options travel with the state.** Two metrics whose options differ never share or merge states: a
+      ``MetricCollection`` never puts them in one compute group, and ``merge_state`` raises a ``ValueError``
+      naming the option that differs.
 
-    Subclasses declare states with :meth:`_add_sum_state` / :meth:`_add_list_state`, implement ``update`` and
-    ``compute`` as usual, and may override :meth:`_restore_shapes` to undo torchmetrics' squeezing of
-    one-element results.
+    Subclasses declare their options with :meth:`_declare_options` and states with :meth:`_add_sum_state` /
+    :meth:`_add_list_state`, implement ``update`` and ``compute`` as usual, and may override
+    :meth:`_restore_shapes` to undo torchmetrics' squeezing of one-element results.
     """
 
     is_differentiable: bool = False
@@ -97,6 +105,9 @@ class _TokenIDMetric(Metric):
         super().__init__(**kwargs)
         # per list state: the trailing shape and dtype of its tensors (what an empty contribution looks like)
         self._list_state_layout: dict[str, tuple[tuple[int, ...], torch.dtype]] = {}
+        # the options and the name of their marker state (see _declare_options)
+        self._options: dict[str, Any] = {}
+        self._options_state: str | None = None
 
     def _set_token_options(
         self, pad_id: Any, eos_id: Any, return_sentence_level_score: Any, validate: Any = True
@@ -110,11 +121,34 @@ class _TokenIDMetric(Metric):
         self.validate = validate
 
     @property
+    def _token_option_values(self) -> dict[str, Any]:
+        """The token options as :meth:`_declare_options` records them."""
+        return {
+            "pad_id": self.pad_id,
+            "eos_id": self.eos_id,
+            "return_sentence_level_score": self.return_sentence_level_score,
+            "validate": self.validate,
+        }
+
+    @property
     def _token_options(self) -> dict[str, Any]:
         """The keyword arguments every functional call of an ``update`` takes from the metric's token options."""
         return {"pad_id": self.pad_id, "eos_id": self.eos_id, "validate": self.validate}
 
-    # ------------------------------------------------------------------ declaring states
+    # ------------------------------------------------------------------ declaring options and states
+    def _declare_options(self, **options: Any) -> None:
+        """Record the options that shape what the states hold, as a state named after them.
+
+        ``MetricCollection`` puts metrics whose state names and values are equal after the first update into one
+        compute group, which updates only its first member. A zero state whose name is a digest of the class and
+        these options gives two metrics with other options different state names, so they never share one. The
+        marker is never synced: it stays zero.
+        """
+        self._options = {name: _canonical(value) for name, value in options.items()}
+        text = repr((type(self).__qualname__, sorted(self._options.items())))
+        self._options_state = "_options_" + hashlib.sha256(text.encode()).hexdigest()[:16]
+        self.add_state(self._options_state, torch.zeros((), dtype=torch.int64), dist_reduce_fx="sum")
+
     def _add_sum_state(self, name: str, shape: Sequence[int] = (), dtype: torch.dtype = torch.int64) -> None:
         """A tensor state of zeros summed across processes (kept in ``dtype`` exactly)."""
         self.add_state(name, torch.zeros(tuple(shape), dtype=dtype), dist_reduce_fx="sum")
@@ -229,7 +263,55 @@ class _TokenIDMetric(Metric):
             value = getattr(self, name)
             if isinstance(value, list) and not value:
                 setattr(self, name, [self._empty_list_value(name)])
-        super()._sync_dist(dist_sync_fn, process_group=process_group)
+        if self._options_state is None:
+            super()._sync_dist(dist_sync_fn, process_group=process_group)
+            return
+        # the options marker is the same zero on every rank: one collective fewer
+        reduction = self._reductions.pop(self._options_state)
+        try:
+            super()._sync_dist(dist_sync_fn, process_group=process_group)
+        finally:
+            self._reductions[self._options_state] = reduction
+
+    def persistent(self, mode: bool = False) -> None:
+        """Whether the states are saved in ``state_dict`` (the options marker never is: checkpoints hold counts)."""
+        super().persistent(mode)
+        if self._options_state is not None:
+            self._persistent[self._options_state] = False
+
+    def merge_state(self, incoming_state: dict[str, Any] | Metric) -> None:
+        """Add the state of another metric of the same class and options (or a ``metric_state`` dict of one).
+
+        Raises:
+            ValueError: If the other metric's options differ (the error names the first that does), or the dict's
+                states do not have this metric's shapes.
+        """
+        if isinstance(incoming_state, _TokenIDMetric) and isinstance(incoming_state, type(self)):
+            for name, value in self._options.items():
+                other = incoming_state._options.get(name)
+                if other != value:
+                    raise ValueError(
+                        f"Cannot merge the state of a {type(self).__name__} with `{name}={other!r}` into one with "
+                        f"`{name}={value!r}`: their states count different things."
+                    )
+        elif isinstance(incoming_state, dict):
+            markers = [key for key in incoming_state if key.startswith("_options_")]
+            if markers and markers != [self._options_state]:
+                raise ValueError(
+                    f"Cannot merge this state into the {type(self).__name__}: it comes from a metric with other "
+                    "options, whose states count different things."
+                )
+            if self._options_state is not None:
+                incoming_state = {self._options_state: getattr(self, self._options_state), **incoming_state}
+            for key, value in incoming_state.items():
+                own = getattr(self, key, None) if key in self._defaults else None
+                if isinstance(own, Tensor) and (not isinstance(value, Tensor) or value.shape != own.shape):
+                    shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+                    raise ValueError(
+                        f"Cannot merge state `{key}` of shape {shape} into the {type(self).__name__}, whose "
+                        f"`{key}` has shape {tuple(own.shape)}: the state comes from a metric with other options."
+                    )
+        super().merge_state(incoming_state)
 
     def _apply(self, fn: Callable, exclude_state: Sequence[str] = ()) -> Module:
         # nn.Module conversions (.to(dtype), .half(), set_dtype, ...) must never turn exact states into
@@ -252,6 +334,17 @@ class _TokenIDMetric(Metric):
         this._computed = _to_device(computed, device)
         this._forward_cache = _to_device(forward_cache, device)
         return this
+
+
+def _canonical(value: Any) -> Any:
+    """An option as plain Python values (tensors and arrays as nested tuples), for an exact, stable ``repr``."""
+    if isinstance(value, (Tensor, np.ndarray)):
+        value = value.tolist()
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, (list, tuple)):
+        return tuple(_canonical(v) for v in value)
+    return value
 
 
 def _to_device(value: Any, device: torch.device) -> Any:

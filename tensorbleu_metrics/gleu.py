@@ -90,10 +90,9 @@ class TokenIDGLEU(_TokenIDMetric):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        functional.check_gleu_options(min_len, max_len)
+        self.min_len, self.max_len = functional.check_gleu_options(min_len, max_len)
         self._set_token_options(pad_id, eos_id, return_sentence_level_score, validate)
-        self.min_len = min_len
-        self.max_len = max_len
+        self._declare_options(min_len=self.min_len, max_len=self.max_len, **self._token_option_values)
         for name in functional.GLEUStats._fields:
             self._add_sum_state(name)
         if return_sentence_level_score:

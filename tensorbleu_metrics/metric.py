@@ -138,6 +138,15 @@ class TokenIDBLEU(_TokenIDMetric):
         self.smooth_value = smooth_value
         self.effective_order = effective_order
         self.auto_reweigh = auto_reweigh
+        self._declare_options(
+            n_gram=n_gram,
+            weights=weights,
+            smoothing=smoothing,
+            smooth_value=smooth_value,
+            effective_order=effective_order,
+            auto_reweigh=auto_reweigh,
+            **self._token_option_values,
+        )
         # Orders whose statistics are kept: more than ``n_gram`` for smoothings that look at higher orders.
         self._counted_orders = functional.counted_orders(n_gram, smoothing)
 

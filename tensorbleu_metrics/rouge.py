@@ -94,6 +94,9 @@ class TokenIDROUGE(_TokenIDMetric):
             raise ValueError(f"`sep_id` ({sep_id}) must differ from `pad_id` and `eos_id`.")
         self.accumulate = accumulate
         self.sep_id = sep_id
+        self._declare_options(
+            rouge_keys=self.rouge_keys, accumulate=accumulate, sep_id=sep_id, **self._token_option_values
+        )
         # one row per key, one column per field of SCORE_FIELDS
         self._names = [f"{key}_{field}" for key in self.rouge_keys for field in SCORE_FIELDS]
         self._add_sum_state("score_sum", (len(self._names),), torch.float64)

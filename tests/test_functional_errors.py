@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
+from tensorbleu_metrics import TokenIDGLEU
+from tensorbleu_metrics import functional as F
 from tensorbleu_metrics.functional import (
     bleu_from_stats,
     bleu_stats,
@@ -247,3 +250,72 @@ def test_gleu_validate_false_trusts_values_without_failing() -> None:
     assert torch.equal(sentence_gleu(preds, torch.zeros_like(target), pad_id=0, validate=False), torch.zeros(2))
     with pytest.raises(TypeError, match="`validate`"):
         corpus_gleu(preds, target, validate="no")
+
+
+# ---- integer arguments: one check, NumPy integers welcome, errors that name the argument ----
+
+_NUMPY_INT_CALLS = {
+    "sentence_gleu min/max_len": lambda: F.sentence_gleu(
+        [[1, 2]], [[[1, 2]]], min_len=np.int64(1), max_len=np.int32(2)
+    ),
+    "TokenIDGLEU min/max_len": lambda: TokenIDGLEU(min_len=np.int64(1), max_len=np.uint8(3)),
+    "distinct_ngrams n_gram": lambda: F.distinct_ngrams([[1, 2]], n_gram=np.int64(2)),
+    "self_bleu n_gram": lambda: F.self_bleu([[1, 2], [1, 2]], n_gram=np.int16(2)),
+    "self_bleu NumPy groups": lambda: F.self_bleu([[1, 2], [1, 2]], groups=np.array([0, 0])),
+    "self_bleu groups of NumPy ints": lambda: F.self_bleu([[1, 2], [1, 2]], groups=[np.int64(3), np.int64(3)]),
+    "bleu_stats n_gram": lambda: F.bleu_stats([[1, 2]], [[[1, 2]]], n_gram=np.int64(2)),
+    "rouge_score sep_id": lambda: F.rouge_score([[1, 2]], [[[1, 2]]], rouge_keys="rougeLsum", sep_id=np.int64(9)),
+}
+
+
+@pytest.mark.parametrize("call", list(_NUMPY_INT_CALLS.values()), ids=list(_NUMPY_INT_CALLS))
+def test_numpy_integers_work_where_python_ints_do(call):
+    call()
+
+
+def test_numpy_integer_options_score_as_python_ints():
+    got = F.self_bleu([[1, 2, 3], [1, 2, 4], [5]], groups=np.array([0, 0, 1]), n_gram=np.int64(2))
+    torch.testing.assert_close(got, F.self_bleu([[1, 2, 3], [1, 2, 4], [5]], groups=[0, 0, 1], n_gram=2))
+    got = F.sentence_gleu([[1, 2, 3]], [[[1, 2, 4]]], min_len=np.int64(2), max_len=np.int64(3))
+    torch.testing.assert_close(got, F.sentence_gleu([[1, 2, 3]], [[[1, 2, 4]]], min_len=2, max_len=3))
+
+
+_BAD_ARGUMENTS = [
+    (lambda: F.rouge_score([[1]], [[[1]]], rouge_keys="rougeLsum", sep_id=2**70), ValueError, "`sep_id`"),
+    (lambda: F.rouge_score([[1]], [[[1]]], rouge_keys="rougeLsum", sep_id=1.0), TypeError, "`sep_id`"),
+    (lambda: F.self_bleu([[1, 2], [3, 4]], groups=[0, 2**70]), ValueError, r"`groups\[1\]`"),
+    (lambda: F.self_bleu([[1, 2], [3, 4]], groups=[0.0, 1.0]), TypeError, r"`groups\[0\]`"),
+    (lambda: F.self_bleu([[1, 2], [3, 4]], groups=[True, False]), TypeError, r"`groups\[0\]`"),
+    (lambda: F.self_bleu([[1, 2], [3, 4]], groups=torch.tensor([0.0, 1.0])), TypeError, "`groups`"),
+    (lambda: F.self_bleu([[1, 2], [3, 4]], groups=np.array([0.0, 1.0])), TypeError, "`groups`"),
+    (lambda: F.self_bleu([[1, 2], [3, 4]], groups=torch.tensor([0, 1], device="meta")), ValueError, "`groups`"),
+    (lambda: F.self_bleu([[1, 2], [3, 4]], groups=torch.tensor([0, 1]).to_sparse()), TypeError, "`groups`"),
+    (lambda: F.distinct_ngrams([[1, 2]], groups=torch.tensor([0, 1], device="meta")), ValueError, "`groups`"),
+    (lambda: F.distinct_ngrams([[1, 2]], n_gram=2.0), TypeError, "`n_gram`"),
+    (lambda: F.distinct_ngrams([[1, 2]], n_gram=0), ValueError, "`n_gram`"),
+    (lambda: F.bleu_stats([[1, 2]], [[[1, 2]]], n_gram=None), TypeError, "`n_gram`"),
+    (lambda: F.bleu_stats([[1, 2]], [[[1, 2]]], n_gram=0), ValueError, "`n_gram`"),
+    (lambda: F.sentence_gleu([[1, 2]], [[[1, 2]]], min_len=np.float64(1)), TypeError, "`min_len`"),
+    (lambda: F.sentence_gleu([[1, 2]], [[[1, 2]]], max_len=True), TypeError, "`max_len`"),
+    (lambda: bleu_from_stats(tuple(bleu_stats([[1, 2]], [[[1, 2]]])), n_gram=4), TypeError, "`stats`.*BLEUStats"),
+    (lambda: F.gleu_from_stats((torch.tensor([1]), torch.tensor([2]))), TypeError, "`stats`.*GLEUStats"),
+    (lambda: F.gleu_from_stats(F.GLEUStats(torch.tensor([1.0]), torch.tensor([2]))), TypeError, r"`stats\.matches`"),
+]
+
+
+@pytest.mark.parametrize(("call", "error", "match"), _BAD_ARGUMENTS)
+def test_bad_arguments_are_named(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_a_single_reference_not_wrapped_shows_the_accepted_form():
+    with pytest.raises(TypeError, match=r"target=\[\[ref_0\], \[ref_1\], \.\.\.\]"):
+        corpus_bleu([[5, 6, 7]], [[5, 6, 7]])
+
+
+@pytest.mark.parametrize(("item", "what"), [(None, "None"), ("1 2", "'1 2'"), (3.5, "float")])
+def test_a_bad_reference_is_described_as_what_it_is(item, what):
+    with pytest.raises(TypeError, match=rf"`target\[1\]\[0\]` is {what}") as info:
+        sentence_bleu([[1], [1]], [[[1]], [item]])
+    assert "list of ints" not in str(info.value)

@@ -37,6 +37,8 @@ def _describe(value: Any) -> str:
         return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
     if isinstance(value, np.ndarray):
         return f"a NumPy {value.dtype} array of shape {value.shape}"
+    if value is None or isinstance(value, str):
+        return repr(value) if len(repr(value)) <= 40 else f"a str of {len(value)} characters"
     return f"{type(value).__name__}"
 
 
@@ -77,6 +79,20 @@ def _find_device(preds: Any, target: Any) -> torch.device:
                 break
             value = value[0]
     return torch.device("cpu")
+
+
+def _raise_bad_references(item: Any, i: int) -> None:
+    """A ``TypeError`` saying what is wrong with ``target[i]``, which is not a sequence of references."""
+    rule = f"`target[{i}]` must be a sequence of references (each a 1-D tensor or a sequence of ints)"
+    if not _is_sequence(item):
+        raise TypeError(f"{rule}, got {_describe(item)}.")
+    bad = next(j for j, r in enumerate(item) if not (isinstance(r, (Tensor, np.ndarray)) or _is_sequence(r)))
+    if all(isinstance(r, numbers.Integral) for r in item):
+        raise TypeError(
+            f"{rule}, got a {type(item).__name__} of ints: one reference must still be wrapped, "
+            f"target=[[ref_0], [ref_1], ...] (e.g. [[[5, 6, 7]]] for one sentence)."
+        )
+    raise TypeError(f"{rule}, but `target[{i}][{bad}]` is {_describe(item[bad])}.")
 
 
 def _is_sequence(item: Any) -> bool:
@@ -219,13 +235,15 @@ def compare(op: Callable[[Any, Any], Any], x: Tensor, other: Any) -> Tensor:
     return op(x, other)
 
 
-def without_autograd(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Run a public function's tensor work in inference mode and hand back normal tensors.
+def public_entry(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Make ``fn`` a public entry point: its tensor work runs in inference mode, and ``torch.compile`` never traces it.
 
     The work is integer counting and float scoring that autograd never sees: in inference mode every torch call
-    skips the autograd dispatch, 8-14 % of a call at RL-sized batches on the CPU. The results are cloned out of
-    inference mode (a handful of small tensors), so that callers may update them in place or use them beside
-    tensors that need gradients.
+    skips the autograd dispatch. The results are cloned out of inference mode (a handful of small tensors), so that
+    callers may update them in place or use them beside tensors that need gradients.
+
+    Under ``torch.compile`` the call is a graph break: the function runs eagerly, as written, inside a compiled
+    step. Its host reads, NumPy steps and data-dependent shapes would otherwise be traced and guarded on.
     """
 
     @functools.wraps(fn)
@@ -236,7 +254,7 @@ def without_autograd(fn: Callable[..., Any]) -> Callable[..., Any]:
             out = fn(*args, **kwargs)
         return _normal_tensors(out)
 
-    return wrapper
+    return torch.compiler.disable(wrapper)
 
 
 def _normal_tensors(out: Any) -> Any:
@@ -352,10 +370,7 @@ def _normalise_target(
         elif _is_sequence(item) and all(isinstance(r, (Tensor, np.ndarray)) or _is_sequence(r) for r in item):
             rows = list(item)
         else:
-            raise TypeError(
-                f"`target[{i}]` must be a sequence of references (each a 1-D tensor or a sequence of ints), "
-                f"got {_describe(item)}{' of ints' if _is_sequence(item) else ''}."
-            )
+            _raise_bad_references(item, i)
         for j, ref in enumerate(rows):
             refs.append(ref)
             names.append(f"target[{i}][{j}]")
@@ -439,6 +454,18 @@ def check_special_ids(pad_id: Any, eos_id: Any) -> tuple[int | None, int | None]
         Both as Python ints (or None).
     """
     return check_int(pad_id, "pad_id", allow_none=True), check_int(eos_id, "eos_id", allow_none=True)
+
+
+def check_stats(stats: Any, kind: type) -> None:
+    """``stats`` must be a ``kind`` (a statistics named tuple) of integer tensors, or a ``TypeError`` naming it."""
+    if not isinstance(stats, kind):
+        raise TypeError(
+            f"`stats` must be a {kind.__name__} (as the *_stats functions return), got {type(stats).__name__}; "
+            f"a plain tuple of its fields {kind._fields} becomes one with {kind.__name__}(*fields)."
+        )
+    for name, field in zip(kind._fields, stats, strict=True):
+        if not isinstance(field, Tensor) or field.dtype not in _INT_DTYPES:
+            raise TypeError(f"`stats.{name}` must be an integer tensor, got {_describe(field)}.")
 
 
 def check_validate(validate: Any) -> None:

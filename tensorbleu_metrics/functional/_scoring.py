@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from tensorbleu_metrics.functional._counting import BLEUStats
-from tensorbleu_metrics.functional._inputs import on_device, without_autograd
+from tensorbleu_metrics.functional._inputs import check_int, check_stats, on_device, public_entry
 
 SACREBLEU_METHODS = ("none", "floor", "add-k", "exp")
 NLTK_METHODS = tuple(f"method{i}" for i in range(8))
@@ -257,12 +257,7 @@ def checked_weights(
 ) -> WeightSets:
     """Validate the scoring options (see :func:`check_bleu_options`); return the weights as :class:`WeightSets`,
     whose ``order`` is the BLEU order of the call."""
-    if n_gram is not None:
-        if isinstance(n_gram, (bool, np.bool_)) or not isinstance(n_gram, numbers.Integral):
-            raise TypeError(f"`n_gram` must be an int or None, got {n_gram!r}.")
-        n_gram = int(n_gram)
-        if n_gram < 1:
-            raise ValueError(f"`n_gram` must be at least 1, got {n_gram}.")
+    n_gram = check_int(n_gram, "n_gram", minimum=1, allow_none=True)
     if not isinstance(smoothing, str) or smoothing not in SMOOTHING_METHODS:
         raise ValueError(f"`smoothing` must be one of {', '.join(SMOOTHING_METHODS)}; got {smoothing!r}.")
     _check_smooth_value(smoothing, smooth_value)
@@ -436,7 +431,7 @@ def _nltk_score(
     return torch.where(valid, score, 0.0)
 
 
-@without_autograd
+@public_entry
 def bleu_from_stats(
     stats: BLEUStats,
     *,
@@ -473,6 +468,7 @@ def bleu_from_stats(
         >>> bleu_from_stats(stats, n_gram=2, dtype=torch.float64)
         tensor([0.7071], dtype=torch.float64)
     """
+    check_stats(stats, BLEUStats)
     checked = checked_weights(n_gram, weights, smoothing, smooth_value, effective_order, auto_reweigh)
     needed = counted_orders(checked.order, smoothing)
     if stats.n_gram < needed:

@@ -11,11 +11,11 @@ import torch
 from torch import Tensor
 
 from tensorbleu_metrics.functional._counting import BLEUStats, count_stats
-from tensorbleu_metrics.functional._inputs import check_dtype, normalise_inputs, without_autograd
-from tensorbleu_metrics.functional._scoring import check_bleu_options, checked_weights, counted_orders, score_checked
+from tensorbleu_metrics.functional._inputs import check_dtype, check_int, normalise_inputs, public_entry
+from tensorbleu_metrics.functional._scoring import checked_weights, counted_orders, score_checked
 
 
-@without_autograd
+@public_entry
 def bleu_stats(
     preds: Any,
     target: Any,
@@ -55,7 +55,7 @@ def bleu_stats(
         >>> stats.matches, stats.totals, stats.pred_len, stats.ref_len
         (tensor([[3, 2]]), tensor([[4, 3]]), tensor([4]), tensor([4]))
     """
-    check_bleu_options(n_gram)
+    n_gram = check_int(n_gram, "n_gram", minimum=1)
     return count_stats(normalise_inputs(preds, target, pad_id, eos_id, validate), n_gram)
 
 
@@ -93,7 +93,7 @@ def _bleu(
     )
 
 
-@without_autograd
+@public_entry
 def sentence_bleu(
     preds: Any,
     target: Any,
@@ -166,7 +166,7 @@ def sentence_bleu(
     )
 
 
-@without_autograd
+@public_entry
 def corpus_bleu(
     preds: Any,
     target: Any,

@@ -8,11 +8,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from tensorbleu_metrics.functional._counting import count_distinct, count_leave_one_out, group_tokens
-from tensorbleu_metrics.functional._inputs import check_dtype, normalise_preds, without_autograd
+from tensorbleu_metrics.functional._inputs import _INT_DTYPES, check_dtype, check_int, normalise_preds, public_entry
 from tensorbleu_metrics.functional._scoring import checked_weights, counted_orders, score_checked
 
 __all__ = ["distinct_ngrams", "self_bleu"]
@@ -22,13 +23,21 @@ def _checked_groups(groups: Any, n_samples: int, device: torch.device) -> Tensor
     """``groups`` as a ``(B,)`` int64 tensor on ``device`` (or None), with errors naming it."""
     if groups is None:
         return None
+    if isinstance(groups, np.ndarray):
+        if groups.dtype.kind not in "iu":
+            raise TypeError(f"`groups` must hold integer group ids, got a NumPy {groups.dtype} array.")
+        # a uint64 id above the int64 range wraps to a negative one: still one id per group
+        groups = torch.from_numpy(np.ascontiguousarray(groups).astype(np.int64))
     if isinstance(groups, Tensor):
-        if groups.dtype == torch.bool or groups.is_floating_point() or groups.is_complex():
+        if groups.device.type == "meta":
+            raise ValueError("`groups` is a tensor on the 'meta' device, which holds no group ids.")
+        if groups.layout != torch.strided:
+            raise TypeError(f"`groups` must be a dense (strided) tensor, got layout {groups.layout}.")
+        if groups.dtype not in _INT_DTYPES:
             raise TypeError(f"`groups` must hold integer group ids, got a {groups.dtype} tensor.")
     elif isinstance(groups, Sequence) and not isinstance(groups, (str, bytes)):
-        if not all(isinstance(g, int) and not isinstance(g, bool) for g in groups):
-            raise TypeError("`groups` must be a (B,) integer tensor or a sequence of ints.")
-        groups = torch.tensor(list(groups), dtype=torch.int64)
+        ids = [check_int(g, f"groups[{i}]", what=" (a group id)") for i, g in enumerate(groups)]
+        groups = torch.tensor(ids, dtype=torch.int64)
     else:
         raise TypeError(f"`groups` must be a (B,) integer tensor or a sequence of ints, got {type(groups).__name__}.")
     if groups.shape != (n_samples,):
@@ -38,14 +47,7 @@ def _checked_groups(groups: Any, n_samples: int, device: torch.device) -> Tensor
     return groups.to(device=device, dtype=torch.int64)
 
 
-def _check_n_gram(n_gram: Any) -> None:
-    if isinstance(n_gram, bool) or not isinstance(n_gram, int):
-        raise TypeError(f"`n_gram` must be an int, got {n_gram!r}.")
-    if n_gram < 1:
-        raise ValueError(f"`n_gram` must be at least 1, got {n_gram}.")
-
-
-@without_autograd
+@public_entry
 def self_bleu(
     preds: Any,
     *,
@@ -112,7 +114,7 @@ def self_bleu(
     return score_checked(stats, checked, smoothing, smooth_value, effective_order, auto_reweigh, dtype)
 
 
-@without_autograd
+@public_entry
 def distinct_ngrams(
     preds: Any,
     *,
@@ -154,7 +156,7 @@ def distinct_ngrams(
         >>> distinct_ngrams(preds, n_gram=1, groups=torch.tensor([7, 3]), dtype=torch.float64)
         tensor([0.5000, 1.0000], dtype=torch.float64)
     """
-    _check_n_gram(n_gram)
+    n_gram = check_int(n_gram, "n_gram", minimum=1)
     check_dtype(dtype)
     tokens, lengths = normalise_preds(preds, pad_id, eos_id, validate)
     grouped = group_tokens(tokens, lengths, _checked_groups(groups, tokens.shape[0], tokens.device))

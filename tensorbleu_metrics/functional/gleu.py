@@ -11,7 +11,13 @@ import torch
 from torch import Tensor
 
 from tensorbleu_metrics.functional._counting import count_ngrams, ngram_totals
-from tensorbleu_metrics.functional._inputs import check_dtype, normalise_inputs, without_autograd
+from tensorbleu_metrics.functional._inputs import (
+    check_dtype,
+    check_int,
+    check_stats,
+    normalise_inputs,
+    public_entry,
+)
 
 __all__ = ["GLEUStats", "check_gleu_options", "corpus_gleu", "gleu_from_stats", "gleu_stats", "sentence_gleu"]
 
@@ -34,23 +40,23 @@ class GLEUStats(NamedTuple):
         return GLEUStats(self.matches.sum(0), self.n_all.sum(0))
 
 
-def check_gleu_options(min_len: Any = 1, max_len: Any = 4) -> None:
-    """Validate GLEU's n-gram orders, raising ``TypeError``/``ValueError`` that names the bad argument.
+def check_gleu_options(min_len: Any = 1, max_len: Any = 4) -> tuple[int, int]:
+    """Validate GLEU's n-gram orders, raising ``TypeError``/``ValueError`` that names the bad argument; return them
+    as Python ints.
 
     Example:
         >>> check_gleu_options(2, 4)
+        (2, 4)
         >>> check_gleu_options(3, 2)
         Traceback (most recent call last):
         ...
         ValueError: `max_len` must be at least `min_len` (3), got 2.
     """
-    for name, value in (("min_len", min_len), ("max_len", max_len)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"`{name}` must be an int, got {value!r}.")
-    if min_len < 1:
-        raise ValueError(f"`min_len` must be at least 1, got {min_len}.")
+    min_len = check_int(min_len, "min_len", minimum=1)
+    check_int(max_len, "max_len")
     if max_len < min_len:
         raise ValueError(f"`max_len` must be at least `min_len` ({min_len}), got {max_len}.")
+    return min_len, int(max_len)
 
 
 def _ngram_totals(lengths: Tensor, min_len: int, max_len: int) -> Tensor:
@@ -58,7 +64,7 @@ def _ngram_totals(lengths: Tensor, min_len: int, max_len: int) -> Tensor:
     return ngram_totals(lengths, max_len)[..., min_len - 1 :].sum(-1)
 
 
-@without_autograd
+@public_entry
 def gleu_stats(
     preds: Any,
     target: Any,
@@ -100,7 +106,7 @@ def gleu_stats(
         >>> stats.matches, stats.n_all
         (tensor([5]), tensor([7]))
     """
-    check_gleu_options(min_len, max_len)
+    min_len, max_len = check_gleu_options(min_len, max_len)
     batch = normalise_inputs(preds, target, pad_id, eos_id, validate)
     ref_matches = count_ngrams(batch, max_len, per_reference=True).ref_matches
     assert ref_matches is not None
@@ -118,7 +124,7 @@ def gleu_stats(
     return GLEUStats(matches, torch.where(any_kept, n_all.gather(-1, best).squeeze(-1), 0))
 
 
-@without_autograd
+@public_entry
 def gleu_from_stats(stats: GLEUStats, *, dtype: torch.dtype = torch.float32) -> Tensor:
     """GLEU from statistics, ``matches / n_all`` (0 where ``n_all`` is 0): per sentence, or one corpus score.
 
@@ -127,13 +133,14 @@ def gleu_from_stats(stats: GLEUStats, *, dtype: torch.dtype = torch.float32) -> 
         >>> gleu_from_stats(GLEUStats(torch.tensor([5, 0]), torch.tensor([7, 0])), dtype=torch.float64)
         tensor([0.7143, 0.0000], dtype=torch.float64)
     """
+    check_stats(stats, GLEUStats)
     check_dtype(dtype)
     n_all = stats.n_all.to(torch.float64)
     score = torch.where(stats.n_all > 0, stats.matches / n_all.clamp(min=1), 0.0)
     return score.to(dtype)
 
 
-@without_autograd
+@public_entry
 def sentence_gleu(
     preds: Any,
     target: Any,
@@ -165,7 +172,7 @@ def sentence_gleu(
     return gleu_from_stats(stats, dtype=dtype)
 
 
-@without_autograd
+@public_entry
 def corpus_gleu(
     preds: Any,
     target: Any,

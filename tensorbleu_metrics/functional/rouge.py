@@ -6,11 +6,9 @@ bit-parallel LCS of :mod:`tensorbleu_metrics.functional._lcs`.
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -19,9 +17,10 @@ from tensorbleu_metrics.functional._inputs import (
     TokenBatch,
     _left_align,
     check_dtype,
+    check_int,
     check_special_ids,
     normalise_inputs,
-    without_autograd,
+    public_entry,
 )
 from tensorbleu_metrics.functional._lcs import lcs_length, union_lcs_hits
 
@@ -51,13 +50,12 @@ def check_rouge_options(rouge_keys: Any, accumulate: Any, sep_id: Any) -> tuple[
         raise ValueError(f"`rouge_keys` names a key twice: {keys}.")
     if accumulate not in ACCUMULATE:
         raise ValueError(f"`accumulate` must be one of {ACCUMULATE}, got {accumulate!r}.")
-    if sep_id is not None and (isinstance(sep_id, (bool, np.bool_)) or not isinstance(sep_id, numbers.Integral)):
-        raise TypeError(f"`sep_id` must be an int or None, got {sep_id!r}.")
+    sep_id = check_int(sep_id, "sep_id", allow_none=True)
     if "rougeLsum" in keys and sep_id is None:
         raise ValueError(
             "`rougeLsum` needs `sep_id`: the token ID that ends a sentence (rouge-score splits summaries at newlines)."
         )
-    return keys, None if sep_id is None else int(sep_id)
+    return keys, sep_id
 
 
 def _check_special(sep_id: int | None, pad_id: Any, eos_id: Any) -> None:
@@ -97,7 +95,7 @@ def _accumulate(scores: tuple[Tensor, Tensor, Tensor], present: Tensor, accumula
     return tuple(torch.where(present, s, 0).sum(1) / count for s in scores)
 
 
-@without_autograd
+@public_entry
 def rouge_score(
     preds: Any,
     target: Any,
