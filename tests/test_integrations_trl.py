@@ -247,7 +247,22 @@ def test_bad_calls_name_the_argument(make, call, error, match):
         (dict(eos_token_id=EOS, weights=[(1, 0, 0, 0), (0.5, 0.5, 0, 0)]), ValueError, "one score per completion"),
         (dict(eos_token_id=EOS, pad_id=0), ValueError, "pad_id"),
         (dict(eos_token_id=EOS, eos_id=2), ValueError, "eos_id"),
+        # the functional API's name, without `eos_token_id`: the message says which name the rewards take
+        (dict(eos_id=2), ValueError, r"`eos_id` is the functional API's name.*`eos_token_id`"),
+        (dict(pad_id=0), ValueError, "`pad_id` is not needed"),
         (dict(eos_token_id="2"), TypeError, "eos_token_id"),
+        (dict(eos_token_id=2**70), ValueError, r"`eos_token_id` must lie in the int64 range"),
+        (dict(eos_token_id=[EOS, 2**64]), ValueError, r"`eos_token_id` must lie in the int64 range"),
+        (dict(eos_token_id=[EOS, True]), TypeError, "eos_token_id"),
+        (dict(eos_token_id=EOS, device="gpu"), ValueError, "`device` must name a torch device"),
+        (dict(eos_token_id=EOS, device=[0]), TypeError, "`device`"),
+        (dict(eos_token_id=EOS, device="meta"), ValueError, "`device` 'meta'"),
+        pytest.param(
+            dict(eos_token_id=EOS, device="cuda"),
+            ValueError,
+            "`device` 'cuda' cannot be used",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is available"),
+        ),
         (dict(eos_token_id=EOS, name=""), TypeError, "name"),
         (dict(eos_token_id=EOS, reference_column=None), TypeError, "reference_column"),
         (dict(eos_token_id=EOS, bogus=1), TypeError, "bogus"),
@@ -258,6 +273,56 @@ def test_bad_options_fail_when_built(kwargs, error, match):
         bleu_reward(**kwargs)
     with pytest.raises(ValueError, match="metric"):
         TokenIDReward("nope", reference_column="reference", eos_token_id=EOS)
+
+
+def test_numpy_integers_are_accepted_wherever_ints_are():
+    import numpy as np
+
+    completion_ids, refs = [[5, 6, 7, 2], [5, 9, 2]], [[5, 6, 8], [5, 9, 9]]
+    kw = dict(prompts=["p", "p"], completions=None, completion_ids=completion_ids, **trl_kwargs(2, reference=refs))
+    pairs = [
+        (bleu_reward(eos_token_id=np.int64(EOS), n_gram=np.int64(2)), bleu_reward(eos_token_id=EOS, n_gram=2)),
+        (gleu_reward(eos_token_id=[np.int32(EOS)], max_len=np.int64(3)), gleu_reward(eos_token_id=[EOS], max_len=3)),
+        (rouge_reward(eos_token_id=np.uint8(EOS)), rouge_reward(eos_token_id=EOS)),
+        (
+            diversity_reward(eos_token_id=np.int16(EOS), n_gram=np.int64(2)),
+            diversity_reward(eos_token_id=EOS, n_gram=2),
+        ),
+    ]
+    for numpy_reward, int_reward in pairs:
+        assert numpy_reward.eos_token_ids == (EOS,) and type(numpy_reward.eos_token_ids[0]) is int
+        assert numpy_reward(**kw) == int_reward(**kw)
+    # NumPy integers in the completions and the reference column
+    numpy_kw = dict(
+        kw,
+        completion_ids=[[np.int64(t) for t in c] for c in completion_ids],
+        reference=[[np.int32(t) for t in r] for r in refs],
+    )
+    assert bleu_reward(eos_token_id=EOS)(**numpy_kw) == bleu_reward(eos_token_id=EOS)(**kw)
+
+
+def test_rouge_lsum_sep_id_is_checked_when_built():
+    """A ``sep_id`` that is an EOS ID would be cut with the EOS (every rougeLsum score 0): refused, named."""
+    import numpy as np
+
+    for kwargs in (dict(eos_token_id=EOS, sep_id=EOS), dict(eos_token_id=[7, EOS], sep_id=np.int64(EOS))):
+        with pytest.raises(ValueError, match=r"`sep_id` \(2\) is also an `eos_token_id`"):
+            rouge_reward(rouge_key="rougeLsum", **kwargs)
+
+    class Tokenizer:
+        eos_token_id = 4
+
+    with pytest.raises(ValueError, match="`sep_id`"):
+        rouge_reward(rouge_key="rougeLsum", tokenizer=Tokenizer(), sep_id=4)
+    with pytest.raises(ValueError, match="`sep_id` must be >= 0"):
+        rouge_reward(rouge_key="rougeLsum", eos_token_id=EOS, sep_id=-1)
+    with pytest.raises(TypeError, match="`sep_id`"):
+        rouge_reward(rouge_key="rougeLsum", eos_token_id=EOS, sep_id="4")
+    # a NumPy sep_id scores as the int does
+    ids = dict(prompts=None, completions=None, completion_ids=[[5, 6, 4, 7, 8, 2]], reference=[[7, 8, 4, 5, 9]])
+    a = rouge_reward(rouge_key="rougeLsum", eos_token_id=EOS, sep_id=np.int64(4))(**ids)
+    assert a == rouge_reward(rouge_key="rougeLsum", eos_token_id=EOS, sep_id=4)(**ids)
+    assert 0 < a[0] < 1
 
 
 def _strip(seqs, eos=EOS):

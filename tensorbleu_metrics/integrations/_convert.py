@@ -7,7 +7,6 @@ no tokenizer produces, and pass ``pad_id=PAD, eos_id=EOS`` to the functional API
 from __future__ import annotations
 
 import itertools
-import numbers
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -15,25 +14,21 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from tensorbleu_metrics.functional._inputs import _ragged_to_padded
+from tensorbleu_metrics.functional._inputs import _ragged_to_padded, check_int, is_int
 
 PAD = -1
 EOS = -2
 
 
 def id_tuple(value: Any, name: str) -> tuple[int, ...]:
-    """``None``, one token ID or several as a tuple of non-negative ints, with errors naming ``name``."""
+    """``None``, one token ID or several (Python or NumPy integers) as a tuple of ints in the int64 range, with
+    errors naming ``name``."""
     if value is None:
         return ()
-    items = [value] if isinstance(value, numbers.Integral) else value
+    items = [value] if is_int(value) else value
     if isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
         raise TypeError(f"`{name}` must be a token ID, a sequence of token IDs or None, got {value!r}.")
-    out = []
-    for item in items:
-        if isinstance(item, bool) or not isinstance(item, numbers.Integral):
-            raise TypeError(f"`{name}` must hold int token IDs, got {item!r}.")
-        out.append(int(item))
-    return tuple(out)
+    return tuple(check_int(item, name, what=" (a token ID)") for item in items)
 
 
 def _isin(x: Tensor, ids: Sequence[int]) -> Tensor:
@@ -91,11 +86,6 @@ def padded_array(seqs: Sequence[Any], names: Sequence[str], eos_ids: Sequence[in
     np.copyto(out[:, :width], np.where(is_eos, EOS, tokens), where=np.arange(width) < lengths[:, None])
     out[np.arange(n_rows), lengths] = EOS
     return out
-
-
-def padded_rows(seqs: Sequence[Any], names: Sequence[str], eos_ids: Sequence[int], device: torch.device) -> Tensor:
-    """:func:`padded_array` as a tensor on ``device``."""
-    return torch.from_numpy(padded_array(seqs, names, eos_ids)).to(device)
 
 
 def clean_array(x: Any, name: str, ignore_ids: Sequence[int], eos_ids: Sequence[int]) -> Tensor:

@@ -7,7 +7,7 @@ into one batched call of :mod:`tensorbleu_metrics.functional`; TRL itself is nev
 from __future__ import annotations
 
 import json
-import numbers
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,13 +17,32 @@ import torch
 from torch import Tensor
 
 from tensorbleu_metrics.functional import rouge_score, self_bleu, sentence_bleu, sentence_gleu
+from tensorbleu_metrics.functional._inputs import check_int, is_int
 from tensorbleu_metrics.functional._scoring import SACREBLEU_METHODS
-from tensorbleu_metrics.integrations._convert import EOS, PAD, id_tuple, padded_array, padded_rows
+from tensorbleu_metrics.integrations._convert import EOS, PAD, id_tuple, padded_array
 
 __all__ = ["TokenIDReward", "bleu_reward", "diversity_reward", "gleu_reward", "rouge_reward"]
 
 # Options the reward sets itself: the caller's ID conventions are mapped to PAD/EOS before the functional call.
 _RESERVED = ("preds", "target", "pad_id", "eos_id", "groups")
+
+
+def _reserved_message(key: str) -> str:
+    """Why a functional-API option cannot be given to a reward, and what the reward takes instead."""
+    if key == "eos_id":
+        return (
+            "`eos_id` is the functional API's name for the end-of-sequence ID; the rewards take `eos_token_id` "
+            "(one ID or several, e.g. `eos_token_id=2`) or a `tokenizer` with an `eos_token_id`."
+        )
+    if key == "pad_id":
+        return (
+            "`pad_id` is not needed: completions and references are lists, which the reward pads itself; use "
+            "`eos_token_id` to say which IDs end a sequence."
+        )
+    return (
+        f"`{key}` is set by the reward itself (completion and reference IDs are cleaned before scoring, groups are "
+        "the completions of one prompt); use `eos_token_id` to say which IDs end a sequence."
+    )
 
 
 @dataclass(frozen=True)
@@ -68,19 +87,62 @@ _REWARDS: dict[str, _RewardSpec] = {
 }
 
 
-def _prompt_groups(prompts: Sequence[Any] | None, batch: int) -> Tensor:
-    """One group id per completion: completions of equal prompts share one, wherever they stand in the batch."""
+# TRL's own keyword arguments, which are not dataset columns.
+_TRL_ARGS = ("trainer_state", "log_extra", "log_metric", "environments")
+
+
+def _prompt_keys(prompts: Sequence[Any] | None, batch: int) -> list[str]:
+    """One hashable key per completion: completions of equal prompts share one, wherever they stand in the batch."""
     if prompts is None or isinstance(prompts, (str, bytes)) or len(prompts) != batch:
         got = "none" if prompts is None else f"{len(prompts)} values"
         raise ValueError(f"`prompts` must hold one prompt per completion ({batch}) to group them, got {got}.")
-    ids: dict[str, int] = {}
     # Conversational prompts are lists of dicts: a canonical JSON text makes them hashable.
-    keys = [p if isinstance(p, str) else json.dumps(p, sort_keys=True, default=str) for p in prompts]
+    return [p if isinstance(p, str) else json.dumps(p, sort_keys=True, default=str) for p in prompts]
+
+
+def _group_ids(keys: Sequence[str]) -> Tensor:
+    """One group id per completion, numbered by first appearance of its prompt's key."""
+    ids: dict[str, int] = {}
     return torch.tensor([ids.setdefault(k, len(ids)) for k in keys], dtype=torch.int64)
 
 
-def _is_token_id(x: Any) -> bool:
-    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+def _world() -> tuple[int, int]:
+    """``(rank, world size)`` of the default process group; ``(0, 1)`` when ``torch.distributed`` is not in use."""
+    dist = torch.distributed
+    if not dist.is_available() or not dist.is_initialized():
+        return 0, 1
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _padded_to(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    """Arrays of equal rank, each padded with ``PAD`` on every axis but the first to the largest, concatenated."""
+    shape = [max(a.shape[d] for a in arrays) for d in range(1, arrays[0].ndim)]
+    out = []
+    for a in arrays:
+        full = np.full((a.shape[0], *shape), PAD, dtype=np.int64)
+        full[tuple(slice(0, n) for n in a.shape)] = a
+        out.append(full)
+    return np.concatenate(out)
+
+
+def _check_device(device: Any) -> torch.device:
+    """``device`` as a ``torch.device`` that can hold tensors in this process, or an error naming ``device``."""
+    if device is None:
+        return torch.device("cpu")
+    try:
+        out = torch.device(device)
+    except (TypeError, RuntimeError) as err:
+        raise (TypeError if isinstance(err, TypeError) else ValueError)(
+            f"`device` must name a torch device (e.g. 'cpu', 'cuda', model.device), got {device!r}."
+        ) from err
+    if out.type == "meta":
+        raise ValueError("`device` 'meta' holds no values: scores need a real device such as 'cpu' or 'cuda'.")
+    try:
+        torch.empty(0, device=out)  # the first allocation is where a missing backend or GPU shows
+    except (AssertionError, RuntimeError, NotImplementedError) as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"`device` {device!r} cannot be used in this process ({first_line}).") from err
+    return out
 
 
 class TokenIDReward:
@@ -100,16 +162,22 @@ class TokenIDReward:
         eos_token_id: int | Sequence[int] | None = None,
         device: str | torch.device | None = None,
         name: str | None = None,
-        reference_prefix: str = "",
+        reference_prefix: str | None = None,
+        gather_groups: bool = True,
         options: Mapping[str, Any] | None = None,
     ) -> None:
         if metric not in _REWARDS:
             raise ValueError(f"`metric` must be one of {sorted(_REWARDS)}, got {metric!r}.")
         spec = _REWARDS[metric]
+        for key in _RESERVED:  # before the EOS check, whose message would hide a misnamed option
+            if options and key in options:
+                raise ValueError(_reserved_message(key))
         if spec.uses_reference and (not isinstance(reference_column, str) or not reference_column):
             raise TypeError(f"`reference_column` must be a column name (a non-empty str), got {reference_column!r}.")
-        if not isinstance(reference_prefix, str):
-            raise TypeError(f"`reference_prefix` must be a str, got {reference_prefix!r}.")
+        if reference_prefix is not None and not isinstance(reference_prefix, str):
+            raise TypeError(f"`reference_prefix` must be a str or None (chosen per row), got {reference_prefix!r}.")
+        if not isinstance(gather_groups, bool):
+            raise TypeError(f"`gather_groups` must be a bool, got {gather_groups!r}.")
         if eos_token_id is None and tokenizer is not None:
             eos_token_id = getattr(tokenizer, "eos_token_id", None)
         if eos_token_id is None:
@@ -117,29 +185,25 @@ class TokenIDReward:
                 "`eos_token_id` is needed (or a `tokenizer` with an `eos_token_id`): TRL keeps the EOS token in "
                 "`completion_ids`, and it must not count as a token. Pass `eos_token_id=()` if there is none."
             )
-        for key in _RESERVED:
-            if options and key in options:
-                raise ValueError(
-                    f"`{key}` is set by the reward itself (completion and reference IDs are cleaned before scoring); "
-                    "use `eos_token_id` to say which IDs end a sequence."
-                )
         self.metric = metric
         self.reference_column = reference_column if spec.uses_reference else None
         self.tokenizer = tokenizer
         self.eos_token_ids = id_tuple(eos_token_id, "eos_token_id")
-        self.device = torch.device("cpu" if device is None else device)
+        self.device = _check_device(device)
         self.reference_prefix = reference_prefix
+        self.gather_groups = gather_groups
         self.options = spec.with_defaults(dict(options or {}))
         self.__name__ = metric if name is None else name
         if not isinstance(self.__name__, str) or not self.__name__:
             raise TypeError(f"`name` must be a non-empty str, got {name!r}.")
         self._encoded: dict[str, tuple[int, ...]] = {}
+        self._word_start: str | None = None  # the tokenizer's word-start prefix, probed at the first text reference
         self._check_options()
 
     def _check_options(self) -> None:
         """Score a one-token example now, so bad options fail when the reward is built, not at training step 1."""
-        preds = torch.tensor([[3, EOS]])
-        out = self._score(preds, preds.unsqueeze(1), torch.zeros(1, dtype=torch.int64))
+        preds = torch.tensor([[3, EOS]], device=self.device)
+        out = self._score(preds, preds.unsqueeze(1), torch.zeros(1, dtype=torch.int64, device=self.device))
         if out.shape != (1,):
             raise ValueError(
                 f"the {self.metric} options {self.options} give scores of shape {tuple(out.shape)} per batch of 1: "
@@ -153,7 +217,7 @@ class TokenIDReward:
         return (
             f"{type(self).__name__}(metric={self.metric!r}, name={self.__name__!r}, "
             f"reference_column={self.reference_column!r}, eos_token_id={self.eos_token_ids}, "
-            f"device={str(self.device)!r}, options={self.options})"
+            f"device={str(self.device)!r}, reference_prefix={self.reference_prefix!r}, options={self.options})"
         )
 
     def __call__(
@@ -167,7 +231,7 @@ class TokenIDReward:
 
         Args:
             prompts: one prompt per completion (text or a conversation); completions of the same prompt form a
-                group for the diversity rewards.
+                group for the diversity rewards, and a text prompt's end decides the automatic reference prefix.
             completions: the decoded completions (unused: scores are computed on ``completion_ids``).
             completion_ids: one list of token IDs per completion, as TRL passes them (cut after the first EOS,
                 the EOS kept; no EOS when the length limit was hit).
@@ -181,7 +245,21 @@ class TokenIDReward:
             ValueError: ``completion_ids`` missing, the reference column missing or of the wrong length, an empty
                 list of references, negative token IDs, string references without a ``tokenizer``.
             TypeError: token IDs that are not ints, references that are neither strings nor token-ID lists.
+            RuntimeError: with ``torch.distributed`` in use, a group reward that failed on another rank.
         """
+        if _REWARDS[self.metric].uses_groups and self.gather_groups:
+            rank, world = _world()
+            if world > 1:
+                return self._gathered(rank, world, prompts, completion_ids, kwargs)
+        preds, refs, keys = self._local_arrays(prompts, completion_ids, kwargs)
+        if len(preds) == 0:
+            return []
+        return self._score_arrays(preds, refs, keys).tolist()
+
+    def _local_arrays(
+        self, prompts: Sequence[Any] | None, completion_ids: Any, columns: Mapping[str, Any]
+    ) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
+        """This call's completions ``(B, W)``, references ``(B, R, W')`` (or None) and prompt keys (or None)."""
         if completion_ids is None:
             raise ValueError(
                 f"the {self.__name__!r} reward needs `completion_ids` (the completions' token IDs), which "
@@ -190,19 +268,53 @@ class TokenIDReward:
         if isinstance(completion_ids, (str, bytes)) or not isinstance(completion_ids, Sequence):
             raise TypeError(f"`completion_ids` must be a list of token-ID lists, got {type(completion_ids).__name__}.")
         batch = len(completion_ids)
+        spec = _REWARDS[self.metric]
+        keys = _prompt_keys(prompts, batch) if spec.uses_groups else None
         if batch == 0:
-            return []
+            refs = np.full((0, 1, 1), PAD, dtype=np.int64) if self.reference_column is not None else None
+            return np.full((0, 1), PAD, dtype=np.int64), refs, keys
         names = [f"completion_ids[{i}]" for i in range(batch)]
-        preds = padded_rows(completion_ids, names, self.eos_token_ids, self.device)
-        refs = None if self.reference_column is None else self._references(kwargs, batch)
-        groups = _prompt_groups(prompts, batch).to(self.device) if _REWARDS[self.metric].uses_groups else None
-        return self._score(preds, refs, groups).tolist()
+        preds = padded_array(completion_ids, names, self.eos_token_ids)
+        refs = None if self.reference_column is None else self._references(columns, batch, prompts)
+        return preds, refs, keys
 
-    def _references(self, columns: Mapping[str, Any], batch: int) -> Tensor:
-        """The reference column as a ``(B, R, W)`` tensor: text encoded once (cached), several references allowed."""
+    def _score_arrays(self, preds: np.ndarray, refs: np.ndarray | None, keys: list[str] | None) -> Tensor:
+        """The scores of whole arrays, computed on ``self.device``."""
+        groups = None if keys is None else _group_ids(keys).to(self.device)
+        ref_t = None if refs is None else torch.from_numpy(refs).to(self.device)
+        return self._score(torch.from_numpy(preds).to(self.device), ref_t, groups)
+
+    def _gathered(
+        self, rank: int, world: int, prompts: Sequence[Any] | None, completion_ids: Any, columns: Mapping[str, Any]
+    ) -> list[float]:
+        """A group reward under ``torch.distributed``: TRL spreads the completions of one prompt over the ranks, so
+        every rank gathers all of them, scores the whole batch (as one process would) and keeps its own rows."""
+        try:
+            payload: Any = self._local_arrays(prompts, completion_ids, columns)
+            error: Exception | None = None
+        except Exception as err:  # every rank must still join the gather, or the others would wait forever
+            payload, error = f"{type(err).__name__}: {err}", err
+        parts: list[Any] = [None] * world
+        torch.distributed.all_gather_object(parts, payload)
+        failed = [r for r, part in enumerate(parts) if isinstance(part, str)]
+        if error is not None:
+            raise error
+        if failed:
+            raise RuntimeError(f"the {self.__name__!r} reward failed on rank {failed[0]}: {parts[failed[0]]}")
+        sizes = [len(part[0]) for part in parts]
+        if sum(sizes) == 0:
+            return []
+        preds = _padded_to([part[0] for part in parts])
+        refs = None if parts[0][1] is None else _padded_to([part[1] for part in parts])
+        keys = None if parts[0][2] is None else [k for part in parts for k in part[2]]
+        start = sum(sizes[:rank])
+        return self._score_arrays(preds, refs, keys)[start : start + sizes[rank]].tolist()
+
+    def _references(self, columns: Mapping[str, Any], batch: int, prompts: Sequence[Any] | None) -> np.ndarray:
+        """The reference column as a ``(B, R, W)`` array: text encoded once (cached), several references allowed."""
         column = self.reference_column
         if column not in columns:
-            given = sorted(k for k in columns if k not in ("trainer_state", "log_extra", "log_metric"))
+            given = sorted(k for k in columns if k not in _TRL_ARGS)
             raise ValueError(
                 f"the {self.__name__!r} reward reads references from the dataset column `{column}`, which the "
                 f"trainer did not pass (columns passed: {given}); set `reference_column`."
@@ -212,7 +324,13 @@ class TokenIDReward:
             got = f"{len(rows)} values" if isinstance(rows, Sequence) else type(rows).__name__
             raise ValueError(f"column `{column}` must hold one value per completion ({batch}), got {got}.")
         per_row = [self._row_references(value, f"{column}[{i}]") for i, value in enumerate(rows)]
-        self._encode_new([r for refs in per_row for r in refs if isinstance(r, str)], column)
+        if any(isinstance(r, str) for refs in per_row for r in refs):
+            prefixes = self._prefixes(prompts, batch, column)
+            per_row = [
+                [self._prefixed(prefix, r) if isinstance(r, str) else r for r in refs]
+                for prefix, refs in zip(prefixes, per_row, strict=True)
+            ]
+            self._encode_new([r for refs in per_row for r in refs if isinstance(r, str)], column)
         seqs: list[Any] = []
         names: list[str] = []
         owners: list[int] = []
@@ -226,11 +344,65 @@ class TokenIDReward:
         flat = padded_array(seqs, names, self.eos_token_ids)
         n_refs = max(slots) + 1
         if n_refs == 1:
-            out = flat[:, None]  # one reference per row (the common case): nothing to place
+            return flat[:, None]  # one reference per row (the common case): nothing to place
+        out = np.full((batch, n_refs, flat.shape[1]), PAD, dtype=np.int64)
+        out[owners, slots] = flat
+        return out
+
+    @staticmethod
+    def _prefixed(prefix: str, text: str) -> str:
+        """The text the tokenizer encodes: a reference that starts with whitespace already has its word start."""
+        return text if not prefix or text[:1].isspace() else prefix + text
+
+    def _prefixes(self, prompts: Sequence[Any] | None, batch: int, column: str) -> list[str]:
+        """The text put before each row's string references.
+
+        An explicit ``reference_prefix`` serves every row. Otherwise a completion is encoded as the model emits it:
+        after a text prompt that does not end in whitespace its first word carries the tokenizer's word-start
+        marker (a leading space for byte-level BPE); after a conversation (the chat template ends the prompt with a
+        new line or a special token), after whitespace, or from the start of the text, it does not.
+        """
+        if self.reference_prefix is not None:
+            return [self.reference_prefix] * batch
+        word_start = self._tokenizer_word_start(column)
+        if not word_start:
+            return [""] * batch
+        if prompts is None or isinstance(prompts, (str, bytes)) or len(prompts) != batch:
+            return [word_start] * batch  # no prompts to read: assume completions continue a text prompt
+        return [word_start if isinstance(p, str) and p and not p[-1].isspace() else "" for p in prompts]
+
+    def _tokenizer_word_start(self, column: str) -> str:
+        """``" "`` when the tokenizer encodes a word inside a text as it encodes that word after a space at the
+        start of a text (byte-level BPE: "a b" ends in "Ġb", "b" alone is "b"), ``""`` when a word encodes alike
+        wherever it stands (SentencePiece, word-level); probed once with the tokenizer itself."""
+        if self._word_start is not None:
+            return self._word_start
+        if self.tokenizer is None:
+            self._missing_tokenizer(column)
+        both, first, alone, spaced = (
+            list(ids) for ids in self.tokenizer(["a b", "a", "b", " b"], add_special_tokens=False)["input_ids"]
+        )
+        tail = both[len(first) :] if both[: len(first)] == first else None
+        if tail == alone:
+            self._word_start = ""
+        elif tail == spaced:
+            self._word_start = " "
         else:
-            out = np.full((batch, n_refs, flat.shape[1]), PAD, dtype=np.int64)
-            out[owners, slots] = flat
-        return torch.from_numpy(out).to(self.device)
+            self._word_start = ""
+            warnings.warn(
+                f"the {self.__name__!r} reward cannot tell how this tokenizer encodes a word inside a text ('a b' "
+                "does not end in the IDs of 'b' or ' b'): text references are encoded as they are, which may not "
+                "match the completions' tokens. Pass `reference_prefix` (e.g. ' ') or token-ID references.",
+                UserWarning,
+                stacklevel=6,
+            )
+        return self._word_start
+
+    def _missing_tokenizer(self, column: str) -> None:
+        raise ValueError(
+            f"column `{column}` holds text references: pass the `tokenizer` that produced the completions "
+            "(or store token-ID lists in the column)."
+        )
 
     @staticmethod
     def _row_references(value: Any, name: str) -> list[Any]:
@@ -248,7 +420,7 @@ class TokenIDReward:
             )
         if len(value) == 0:
             raise ValueError(f"`{name}` is empty: give a reference (a str or a list of token IDs) for every row.")
-        if _is_token_id(value[0]):
+        if is_int(value[0]):
             return [value]  # one token-ID reference (its other items are checked when it becomes a tensor)
         refs = [r.tolist() if isinstance(r, (np.ndarray, Tensor)) else r for r in value]
         for j, ref in enumerate(refs):
@@ -259,16 +431,14 @@ class TokenIDReward:
         return refs
 
     def _encode_new(self, texts: list[str], column: str) -> None:
-        """Tokenize the texts not seen before in one call, without special tokens, and keep their IDs."""
+        """Tokenize the texts (their prefix included) not seen before in one call, without special tokens, and keep
+        their IDs."""
         new = list(dict.fromkeys(t for t in texts if t not in self._encoded))
         if not new:
             return
         if self.tokenizer is None:
-            raise ValueError(
-                f"column `{column}` holds text references: pass the `tokenizer` that produced the completions "
-                "(or store token-ID lists in the column)."
-            )
-        encoded = self.tokenizer([self.reference_prefix + t for t in new], add_special_tokens=False)["input_ids"]
+            self._missing_tokenizer(column)
+        encoded = self.tokenizer(new, add_special_tokens=False)["input_ids"]
         for text, ids in zip(new, encoded, strict=True):
             self._encoded[text] = tuple(ids)
 
@@ -280,7 +450,7 @@ def bleu_reward(
     eos_token_id: int | Sequence[int] | None = None,
     device: str | torch.device | None = None,
     name: str = "bleu",
-    reference_prefix: str = "",
+    reference_prefix: str | None = None,
     **bleu_options: Any,
 ) -> TokenIDReward:
     """Sentence BLEU of each completion's token IDs against the references in a dataset column, as a GRPO reward.
@@ -296,18 +466,28 @@ def bleu_reward(
             those of ``model.generation_config.eos_token_id``: pass them all when they differ. ``()`` for none.
         device: where the scores are computed (``"cpu"`` by default; e.g. ``model.device``).
         name: the reward's ``__name__``, which TRL logs as ``rewards/<name>/mean``.
-        reference_prefix: text put before each string reference before encoding (e.g. ``" "`` for BPE tokenizers
-            whose completions start with a space-prefixed token).
+        reference_prefix: text put before each string reference before encoding, so that it encodes as the
+            completion does. ``None`` (default) chooses per row: the tokenizer's word-start marker (``" "`` for
+            byte-level BPE such as GPT-2, Llama 3 or Qwen, found once by encoding a probe text both ways) after a
+            text prompt that does not end in whitespace, where a model's first word carries it; ``""`` after a
+            conversation (the chat template ends the prompt on a new line or a special token), after whitespace,
+            and for tokenizers that encode a word alike wherever it stands (SentencePiece, word-level). A perfect
+            completion then scores 1.0. A str serves every row as it is.
         **bleu_options: options of :func:`tensorbleu_metrics.functional.sentence_bleu` (``n_gram``, ``weights``,
-            ``smoothing``, ``smooth_value``, ``effective_order``, ``auto_reweigh``, ``dtype``); default
-            ``smoothing="exp"`` and, with SacreBLEU's smoothing methods, ``effective_order=True`` (SacreBLEU's
-            sentence BLEU).
+            ``smoothing``, ``smooth_value``, ``effective_order``, ``auto_reweigh``, ``dtype``).
+
+    Defaults: the reward uses ``smoothing="exp"`` and, with SacreBLEU's smoothing methods,
+    ``effective_order=True`` (SacreBLEU's sentence BLEU), since unsmoothed BLEU is 0 for most short completions.
+    ``make_compute_metrics(sentence_scores=True)`` in :mod:`tensorbleu_metrics.integrations.transformers` keeps
+    :func:`~tensorbleu_metrics.functional.sentence_bleu`'s own default, no smoothing (``smoothing="none"``), unless
+    its ``options`` say otherwise.
 
     Returns:
         A :class:`TokenIDReward` for ``GRPOTrainer(reward_funcs=[...])``.
 
     Raises:
-        ValueError, TypeError: no EOS ID known, or options the functional API rejects (named).
+        ValueError, TypeError: no EOS ID known, an ``eos_token_id`` outside the int64 range, a ``device`` this
+            process cannot use, or options the functional API rejects (each named).
 
     Example:
         >>> reward = bleu_reward(eos_token_id=2)
@@ -339,7 +519,7 @@ def gleu_reward(
     eos_token_id: int | Sequence[int] | None = None,
     device: str | torch.device | None = None,
     name: str = "gleu",
-    reference_prefix: str = "",
+    reference_prefix: str | None = None,
     **gleu_options: Any,
 ) -> TokenIDReward:
     """Sentence GLEU (NLTK's ``sentence_gleu``) of each completion's token IDs against a dataset column.
@@ -374,7 +554,7 @@ def rouge_reward(
     eos_token_id: int | Sequence[int] | None = None,
     device: str | torch.device | None = None,
     name: str | None = None,
-    reference_prefix: str = "",
+    reference_prefix: str | None = None,
     **rouge_options: Any,
 ) -> TokenIDReward:
     """One ROUGE score (Google's ``rouge_score`` semantics) of each completion's token IDs against a dataset column.
@@ -386,7 +566,7 @@ def rouge_reward(
         measure: ``"fmeasure"``, ``"precision"`` or ``"recall"``.
         name: the reward's ``__name__``; default ``rouge_key``.
         **rouge_options: options of :func:`tensorbleu_metrics.functional.rouge_score` (``accumulate`` over
-            several references, ``sep_id``, ``dtype``).
+            several references, ``sep_id``, ``dtype``); ``sep_id`` must be a token ID other than the EOS IDs.
 
     Example:
         >>> reward = rouge_reward(eos_token_id=2)
@@ -399,6 +579,17 @@ def rouge_reward(
         raise ValueError(f"`measure` must be 'fmeasure', 'precision' or 'recall', got {measure!r}.")
     if "rouge_keys" in rouge_options:
         raise ValueError("`rouge_keys`: a reward is one score per completion; name one key with `rouge_key`.")
+    sep_id = check_int(rouge_options.get("sep_id"), "sep_id", minimum=0, allow_none=True, what=" (a token ID)")
+    if sep_id is not None:
+        rouge_options["sep_id"] = sep_id
+        eos_ids = id_tuple(
+            getattr(tokenizer, "eos_token_id", None) if eos_token_id is None else eos_token_id, "eos_token_id"
+        )
+        if sep_id in eos_ids:
+            raise ValueError(
+                f"`sep_id` ({sep_id}) is also an `eos_token_id`: the reward ends every sequence at its EOS, so no "
+                "sentence break would be left; pass the ID of the token between sentences (e.g. a newline's)."
+            )
     return TokenIDReward(
         "rouge",
         reference_column=reference_column,
@@ -417,20 +608,32 @@ def diversity_reward(
     eos_token_id: int | Sequence[int] | None = None,
     device: str | torch.device | None = None,
     name: str = "diversity",
+    gather_groups: bool = True,
     **self_bleu_options: Any,
 ) -> TokenIDReward:
     """1 - Self-BLEU of each completion against the *other* completions of the same prompt: a diversity bonus.
 
     Completions are grouped by equal ``prompts`` (not by position, so any batch order works); all groups are scored
     in one :func:`tensorbleu_metrics.functional.self_bleu` call. A completion that is a copy of another in its group
-    gets 0, one sharing no n-gram with the others about 1; a completion alone in its group (one generation per prompt,
-    or a group split across processes) gets 1. Weigh it against the main reward with ``GRPOConfig.reward_weights``.
+    gets 0, one sharing no n-gram with the others about 1; a completion alone in its group gets 1. Weigh it against
+    the main reward with ``GRPOConfig.reward_weights``.
+
+    Several processes: TRL's sampler spreads the ``num_generations`` completions of one prompt over the processes
+    and calls the reward on each process's slice. When ``torch.distributed`` is initialised with more than one
+    process, the reward gathers every process's completions and prompts (``all_gather_object``; local batches may
+    differ in size, even be empty), scores the whole batch and returns the local values: exactly what one process
+    scoring all completions gives. Every process must then call it at the same time, as ``GRPOTrainer`` does; pass
+    ``gather_groups=False`` to score each call on its own (e.g. a call on one process only). Groups are equal
+    prompts: TRL's groups are runs of ``num_generations`` completions of one dataset row, so two rows with the same
+    prompt form one larger group here.
 
     Args:
         tokenizer: only for its ``eos_token_id``.
         eos_token_id: the ID (or IDs) ending a completion, stripped as in :func:`bleu_reward`.
         device: where the scores are computed.
         name: the reward's ``__name__`` (logged as ``rewards/<name>/mean``).
+        gather_groups: with ``torch.distributed`` in use, score the completions of all processes together (see
+            above); ``False``: only the completions of each call.
         **self_bleu_options: options of :func:`tensorbleu_metrics.functional.self_bleu` (default
             ``smoothing="method1"``, the usual Self-BLEU).
 
@@ -450,5 +653,6 @@ def diversity_reward(
         eos_token_id=eos_token_id,
         device=device,
         name=name,
+        gather_groups=gather_groups,
         options=self_bleu_options,
     )
