@@ -7,6 +7,10 @@ and writes a plot. Nothing is downloaded: the tokenizer is a word-level ``PreTra
 
     python examples/grpo_trl.py            # CPU, about a minute on 2 cores
     python examples/grpo_trl.py --help
+
+On the CPU a run is deterministic: everything is seeded, torch runs deterministic algorithms on one thread, so two
+runs on one machine print the same figures. Other machines may print others: torch's CPU kernels take the vector
+instructions of the processor (the summary names them), which round differently, and sampling then diverges.
 """
 
 from __future__ import annotations
@@ -88,6 +92,7 @@ try:
         PrinterCallback,
         ProgressCallback,
         TrainerCallback,
+        set_seed,
     )
     from transformers.utils import logging as hf_logging
 except ImportError as err:  # pragma: no cover - shown to users without the extra
@@ -287,9 +292,47 @@ def plot(path: Path, history: list[dict[str, Any]], evals: list[dict[str, float]
     return path
 
 
+def check_args(args: argparse.Namespace, prog: str = "grpo_trl.py") -> None:
+    """Mistakes a run would only hit after seconds of set-up end here, in one line and a non-zero exit."""
+    try:
+        device = torch.device(args.device)
+    except RuntimeError:
+        raise SystemExit(f"{prog}: error: --device {args.device}: not a torch device; use cpu or cuda") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(
+            f"{prog}: error: --device {args.device}: no CUDA GPU is available "
+            "(torch.cuda.is_available() is False); use --device cpu"
+        )
+    if device.type not in ("cpu", "cuda"):
+        raise SystemExit(f"{prog}: error: --device {args.device}: use cpu or cuda")
+    if args.threads < 1:
+        raise SystemExit(f"{prog}: error: --threads {args.threads}: must be >= 1")
+    try:  # the reward checks its options when it is built
+        bleu_reward(eos_token_id=EOS_ID, smoothing=args.smoothing)
+    except (TypeError, ValueError) as err:
+        raise SystemExit(f"{prog}: error: --smoothing {args.smoothing}: {err}") from None
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = build_parser().parse_args(argv)
+    check_args(args)
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    fill = torch.utils.deterministic.fill_uninitialized_memory
+    threads = torch.get_num_threads()
+    try:
+        return _run(args)
+    finally:  # the settings are the process's: give them back to a caller (e.g. a test) as they were
+        torch.use_deterministic_algorithms(deterministic)
+        torch.utils.deterministic.fill_uninitialized_memory = fill
+        torch.set_num_threads(threads)
+
+
+def _run(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
+    if args.device == "cpu":
+        torch.use_deterministic_algorithms(True)  # CPU kernels that could vary between runs raise instead
+        torch.utils.deterministic.fill_uninitialized_memory = False  # filling every new tensor slows steps by half
+    set_seed(args.seed)  # Python, NumPy and torch generators; the model and the sampler seed their own too
     hf_logging.set_verbosity_error()
     # Deprecation notices raised inside TRL/Transformers, not by this script.
     warnings.filterwarnings("ignore", category=FutureWarning)
@@ -306,6 +349,36 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     max_new = args.max_len + 1
     held_out = lambda m: evaluate(m, tokenizer, eval_rows, max_new)  # noqa: E731
 
+    # The three lines a user adds to a TRL script: the reward reads the dataset's "reference" column.
+    reward = TimedReward(bleu_reward("reference", tokenizer=tokenizer, device=args.device, smoothing=args.smoothing))
+    rewards, weights = [reward], [1.0]
+    if args.diversity_weight:
+        rewards.append(TimedReward(diversity_reward(tokenizer=tokenizer, device=args.device)))
+        weights.append(args.diversity_weight)
+    try:  # TRL checks its sizes here (e.g. the batch must hold whole groups): one line, before any training
+        config = trl.GRPOConfig(
+            output_dir=str(out_dir / "trainer"),
+            max_steps=args.steps,
+            per_device_train_batch_size=args.batch_size,
+            num_generations=args.num_generations,
+            max_completion_length=max_new,
+            learning_rate=args.lr,
+            lr_scheduler_type="constant",
+            temperature=args.temperature,
+            beta=args.beta,
+            reward_weights=weights,
+            logging_steps=1,
+            save_strategy="no",
+            report_to="none",
+            use_cpu=args.device == "cpu",
+            seed=args.seed,
+            data_seed=args.seed,
+            disable_tqdm=True,
+            dataloader_num_workers=0,
+        )
+    except ValueError as err:
+        raise SystemExit(f"grpo_trl.py: error: {err}") from None
+
     print(f"task: reverse {args.min_len}-{args.max_len} words of {args.n_words}; e.g. {train_rows[0]}")
     before_warmup = held_out(model)
     t0 = time.perf_counter()
@@ -316,32 +389,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         print(f"warm-up: {args.warmup_steps} steps in {warmup_s:.1f} s, loss {losses[0]:.2f} -> {losses[-1]:.2f}")
     print(f"held-out BLEU before GRPO: {before['bleu']:.3f} (sentence {before['sentence_bleu']:.3f})")
 
-    # The three lines a user adds to a TRL script: the reward reads the dataset's "reference" column.
-    reward = TimedReward(bleu_reward("reference", tokenizer=tokenizer, device=args.device, smoothing=args.smoothing))
-    rewards, weights = [reward], [1.0]
-    if args.diversity_weight:
-        rewards.append(TimedReward(diversity_reward(tokenizer=tokenizer, device=args.device)))
-        weights.append(args.diversity_weight)
-    config = trl.GRPOConfig(
-        output_dir=str(out_dir / "trainer"),
-        max_steps=args.steps,
-        per_device_train_batch_size=args.batch_size,
-        num_generations=args.num_generations,
-        max_completion_length=max_new,
-        learning_rate=args.lr,
-        lr_scheduler_type="constant",
-        temperature=args.temperature,
-        beta=args.beta,
-        reward_weights=weights,
-        logging_steps=1,
-        save_strategy="no",
-        report_to="none",
-        use_cpu=args.device == "cpu",
-        seed=args.seed,
-        data_seed=args.seed,
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-    )
     monitor = Monitor(held_out, args.eval_every, args.print_every)
     trainer = trl.GRPOTrainer(
         model=model,
@@ -391,7 +438,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     }
     png = None if args.no_plot else plot(out_dir / "grpo_bleu.png", history, monitor.evals)
 
-    print(f"\ngrpo_trl.py summary (trl {trl.__version__}, device {args.device}, {args.threads} thread(s))")
+    kernels = f", CPU kernels {torch.backends.cpu.get_cpu_capability()}" if args.device == "cpu" else ""
+    print(
+        f"\ngrpo_trl.py summary (trl {trl.__version__}, torch {torch.__version__}, device {args.device}, "
+        f"{args.threads} thread(s){kernels})"
+    )
     print("| quantity | before GRPO | after GRPO |")
     print("|---|---:|---:|")
     first, last = summary["reward_first"], summary["reward_last"]

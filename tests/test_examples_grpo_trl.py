@@ -1,4 +1,5 @@
-"""Smoke tests of examples/grpo_trl.py: its --help, and a few GRPO steps of a tiny model in-process."""
+"""Smoke tests of examples/grpo_trl.py: its --help, one-line errors, and a few GRPO steps of a tiny model in-process
+(twice: the figures must be identical)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 pytest.importorskip("trl")
 
@@ -39,15 +41,32 @@ def test_help_as_a_script_needs_no_heavy_import():
     assert "--num-generations" in out.stdout and "--warmup-steps" in out.stdout
 
 
-@pytest.mark.filterwarnings("ignore::FutureWarning")  # deprecations inside TRL/Transformers
-def test_tiny_run(tmp_path, capsys):
-    argv = [
-        "--train-size", "64", "--eval-size", "16", "--hidden", "32", "--layers", "1", "--heads", "2",
-        "--warmup-steps", "5", "--warmup-batch-size", "16", "--steps", "3", "--batch-size", "8",
-        "--num-generations", "4", "--eval-every", "2", "--print-every", "1", "--out-dir", str(tmp_path),
-        "--diversity-weight", "0.1",
-    ]  # fmt: skip
-    res = grpo_trl.main(argv)
+TINY = [
+    "--train-size", "64", "--eval-size", "16", "--hidden", "32", "--layers", "1", "--heads", "2",
+    "--warmup-steps", "5", "--warmup-batch-size", "16", "--steps", "3", "--batch-size", "8",
+    "--num-generations", "4", "--eval-every", "2", "--print-every", "1", "--diversity-weight", "0.1",
+]  # fmt: skip
+
+# what main() measures rather than computes: left out of the comparison of two runs
+TIMINGS = ("step_ms", "reward_ms", "reward_share", "warmup_s", "grpo_s", "total_s")
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory):
+    """The tiny run twice, each in a fresh folder, and what it printed."""
+    import warnings
+
+    runs = []
+    for i in range(2):
+        out = tmp_path_factory.mktemp(f"grpo{i}")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # deprecations inside TRL/Transformers
+            runs.append(grpo_trl.main([*TINY, "--out-dir", str(out), *(["--no-plot"] if i else [])]))
+    return runs
+
+
+def test_tiny_run(tiny_runs, capsys):
+    res = tiny_runs[0]
     summary, history, evals = res["summary"], res["history"], res["evals"]
     assert [h["step"] for h in history] == [1, 2, 3]
     assert [e["step"] for e in evals] == [0, 2, 3]
@@ -58,10 +77,62 @@ def test_tiny_run(tmp_path, capsys):
     assert len(res["reward"].seconds) == 3 and res["reward"].__name__ == "bleu"
     assert 0 < summary["reward_share"] < 1 and summary["step_ms"] > 0
     assert res["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    printed = capsys.readouterr().out
-    assert "grpo_trl.py summary" in printed and "held-out corpus BLEU" in printed and "of the step" in printed
     # the rows hold their prompt's reversed words, held-out prompts are new
     train = {r["prompt"] for r in grpo_trl.make_rows(64, 16, 4, 6, seed=0)}
     for row in res["eval_rows"]:
         assert row["prompt"] not in train
         assert row["reference"].split() == row["prompt"].split()[-2::-1]
+
+
+def test_two_runs_give_identical_figures(tiny_runs):
+    """Seeded, deterministic and on one thread, a CPU run repeats exactly: every reward, every held-out score."""
+    first, second = tiny_runs
+    assert first["history"] == second["history"]
+    assert first["evals"] == second["evals"]
+    figures = [{k: v for k, v in run["summary"].items() if k not in TIMINGS} for run in tiny_runs]
+    assert figures[0] == figures[1]
+    # the process's settings are given back to the caller
+    assert not torch.are_deterministic_algorithms_enabled()
+
+
+def test_the_summary_names_what_the_figures_depend_on(tmp_path, capsys):
+    res = grpo_trl.main([*TINY, "--steps", "1", "--eval-every", "1", "--out-dir", str(tmp_path), "--no-plot"])
+    printed = capsys.readouterr().out
+    assert "grpo_trl.py summary" in printed and "held-out corpus BLEU" in printed and "of the step" in printed
+    assert f"torch {torch.__version__}" in printed
+    assert f"CPU kernels {torch.backends.cpu.get_cpu_capability()}" in printed
+    assert res["plot"] is None
+
+
+@pytest.mark.parametrize(
+    ("argv", "start"),
+    [
+        pytest.param(
+            ["--device", "cuda"],
+            "grpo_trl.py: error: --device cuda: no CUDA GPU",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is available"),
+        ),
+        (["--device", "gpu"], "grpo_trl.py: error: --device gpu:"),
+        (["--smoothing", "nope"], "grpo_trl.py: error: --smoothing nope: `smoothing` must be one of"),
+        (["--threads", "0"], "grpo_trl.py: error: --threads 0"),
+        (["--batch-size", "6", "--num-generations", "4"], "grpo_trl.py: error: generation_batch_size (6)"),
+    ],
+)
+def test_bad_arguments_end_in_one_line(argv, start, tmp_path, capsys):
+    """As examples/cli.py and translate.py do: one line, a non-zero exit (a str exit code exits with 1), before
+    any training."""
+    with pytest.raises(SystemExit) as exit_info:
+        grpo_trl.main([*argv, "--out-dir", str(tmp_path)])
+    message = exit_info.value.code
+    assert isinstance(message, str) and message.startswith(start) and "\n" not in message
+    assert "warm-up" not in capsys.readouterr().out
+
+
+def test_bad_argument_as_a_script_prints_one_line():
+    script = Path(grpo_trl.__file__)
+    out = subprocess.run(
+        [sys.executable, str(script), "--smoothing", "nope"], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines() == [out.stderr.strip()]
+    assert out.stderr.startswith("grpo_trl.py: error: --smoothing nope")
