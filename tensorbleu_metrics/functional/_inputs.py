@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import numbers
 import operator
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -246,15 +247,25 @@ def public_entry(fn: Callable[..., Any]) -> Callable[..., Any]:
     step. Its host reads, NumPy steps and data-dependent shapes would otherwise be traced and guarded on.
     """
 
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def run(*args: Any, **kwargs: Any) -> Any:
         if torch.is_inference_mode_enabled():
             return fn(*args, **kwargs)
         with torch.inference_mode():
             out = fn(*args, **kwargs)
         return _normal_tensors(out)
 
-    return torch.compiler.disable(wrapper)
+    disabled: list[Callable[..., Any]] = []
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        # nothing compiles before torch.compile has imported dynamo, whose import costs more than the whole package
+        if "torch._dynamo" not in sys.modules:
+            return run(*args, **kwargs)
+        if not disabled:
+            disabled.append(torch.compiler.disable(run))
+        return disabled[0](*args, **kwargs)
+
+    return wrapper
 
 
 def _normal_tensors(out: Any) -> Any:

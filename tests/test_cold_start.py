@@ -1,0 +1,36 @@
+"""What a worker process pays to import the functional API: torch and the package, nothing heavier."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+_HEAVY = ("torchmetrics", "transformers", "lightning", "trl", "numba", "torch._dynamo")
+
+
+def _loaded_after(statement: str) -> set[str]:
+    code = f"import sys; {statement}; print(' '.join(m for m in {_HEAVY!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return set(out.stdout.split())
+
+
+def test_functional_import_loads_nothing_heavy():
+    assert _loaded_after("import tensorbleu_metrics.functional") == set()
+    assert _loaded_after("import tensorbleu_metrics") == set()
+
+
+def test_metric_classes_load_on_first_access():
+    assert "torchmetrics" in _loaded_after("from tensorbleu_metrics import TokenIDBLEU")
+    import tensorbleu_metrics
+    from tensorbleu_metrics.gleu import TokenIDGLEU
+    from tensorbleu_metrics.metric import TokenIDBLEU
+    from tensorbleu_metrics.rouge import TokenIDROUGE
+
+    assert tensorbleu_metrics.TokenIDBLEU is TokenIDBLEU
+    assert tensorbleu_metrics.TokenIDGLEU is TokenIDGLEU
+    assert tensorbleu_metrics.TokenIDROUGE is TokenIDROUGE
+    assert {"TokenIDBLEU", "TokenIDGLEU", "TokenIDROUGE", "functional"} <= set(dir(tensorbleu_metrics))
+    with pytest.raises(AttributeError, match="no attribute 'TokenIDChrF'"):
+        _ = tensorbleu_metrics.TokenIDChrF
