@@ -446,7 +446,7 @@ def check_int(
     low = _INT64_MIN if minimum is None else minimum
     high = _INT64_MAX if maximum is None else maximum
     if not low <= number <= high:
-        if (low, high) == (_INT64_MIN, _INT64_MAX):
+        if not _INT64_MIN <= number <= _INT64_MAX or (low, high) == (_INT64_MIN, _INT64_MAX):
             rule = "lie in the int64 range"
         elif high == _INT64_MAX:
             rule = f"be >= {low}"
