@@ -11,6 +11,7 @@ Examples::
     python -m benchmarks.diversity                                   # CPU, the full grid, ~3 min on 2 cores
     python -m benchmarks.diversity --samples 64,256 --gleu 64x256    # a quick look
     python -m benchmarks.diversity --device both                     # + this project's rows on CUDA
+    python -m benchmarks.diversity --busy 2                          # 2 busy processes beside the whole run
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmarks.busy import busy_count, busy_processes
 from benchmarks.data import PAD_ID, Batch
 from benchmarks.impls import SENTENCE, Impl, _floats, to_lists
 from benchmarks.measure import OK, SKIPPED, CpuRunner, Task, measure_cuda, measure_inprocess_cpu
@@ -245,6 +247,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--isolation", choices=["process", "none"], default="process")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="output folder (default benchmarks/results/<device-tag>/)")
+    p.add_argument(
+        "--busy",
+        type=busy_count,
+        default=0,
+        metavar="N|cores",
+        help="N busy-looping processes beside the whole run, this project and the peers alike (0)",
+    )
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--quiet", action="store_true")
     return p
@@ -281,6 +290,37 @@ def main(argv: list[str] | None = None) -> int:
             except Exception:
                 pass
         runner = CpuRunner([*preload, "benchmarks._gc_freeze"])
+    with busy_processes(args.busy):
+        rows = _run(args, names, missing, devices, runner)
+    out = args.out or os.path.join("benchmarks", "results", "cpu" if devices == ["cpu"] else "-and-".join(devices))
+    os.makedirs(out, exist_ok=True)
+    meta = {
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "argv": sys.argv[1:] if argv is None else argv,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "busy": args.busy,
+        "cuda_device": torch.cuda.get_device_name() if "cuda" in devices else None,
+        "versions": versions,
+        "not_available": missing,
+    }
+    with open(os.path.join(out, "diversity.json"), "w") as fh:
+        json.dump({"meta": meta, "rows": rows}, fh, indent=1)
+    with open(os.path.join(out, "diversity.md"), "w") as fh:
+        fh.write(markdown(meta, rows))
+    if not args.no_plots:
+        plot(out, rows)
+    if not args.quiet:
+        print(f"results in {out}/diversity.md")
+    return 0
+
+
+def _run(
+    args: argparse.Namespace, names: list[str], missing: dict[str, str], devices: list[str], runner: CpuRunner | None
+) -> list[dict[str, Any]]:
+    """Every (implementation, device, point) of the run, one row each; larger points skipped past a budget."""
     rows: list[dict[str, Any]] = []
     for name in names:
         if name in missing:
@@ -321,28 +361,7 @@ def main(argv: list[str] | None = None) -> int:
                 if not args.quiet:
                     shown = f"{row['median_ms']:.1f} ms" if row["median_ms"] is not None else row["status"]
                     print(f"{name:32s} {device:4s} {batch_size:6d} x {length:5d}: {shown}", flush=True)
-    out = args.out or os.path.join("benchmarks", "results", "cpu" if devices == ["cpu"] else "-and-".join(devices))
-    os.makedirs(out, exist_ok=True)
-    meta = {
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "argv": sys.argv[1:] if argv is None else argv,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "cpu_count": os.cpu_count(),
-        "cuda_device": torch.cuda.get_device_name() if "cuda" in devices else None,
-        "versions": versions,
-        "not_available": missing,
-    }
-    with open(os.path.join(out, "diversity.json"), "w") as fh:
-        json.dump({"meta": meta, "rows": rows}, fh, indent=1)
-    with open(os.path.join(out, "diversity.md"), "w") as fh:
-        fh.write(markdown(meta, rows))
-    if not args.no_plots:
-        plot(out, rows)
-    if not args.quiet:
-        print(f"results in {out}/diversity.md")
-    return 0
+    return rows
 
 
 # ------------------------------------------------------------ report
@@ -369,7 +388,8 @@ def markdown(meta: dict, rows: list[dict]) -> str:
         "",
         f"{meta['date']}, torch {meta['torch']} ({meta['torch_threads']} threads, {meta['cpu_count']} CPUs)"
         + (f", {meta['cuda_device']}" if meta.get("cuda_device") else "")
-        + f"; `python -m benchmarks.diversity {' '.join(meta['argv'])}`. Medians; peers timed from the tensors.",
+        + f"; `python -m benchmarks.diversity {' '.join(meta['argv'])}`. Medians; peers timed from the tensors; "
+        + (f"{meta['busy']} busy-looping process(es) beside the run." if meta.get("busy") else "idle machine."),
         "",
     ]
     for metric, title in ((SELF_BLEU, "Self-BLEU-4"), (GLEU, "Sentence GLEU")):

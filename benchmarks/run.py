@@ -7,6 +7,7 @@ Examples::
     python -m benchmarks.run --device both --grid paper --out /tmp/res  # CPU peers + CUDA (see gpu.sh)
     python -m benchmarks.run --grid "16,64x128" --refs 1 --vocab 32000 \
         --impls tensorbleu-sentence,nltk-sentence
+    python -m benchmarks.run --grid small --busy 2                      # 2 busy processes beside every point
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import time
 from typing import Any
 
 from benchmarks import report
+from benchmarks.busy import busy_count, busy_processes
 from benchmarks.impls import FREEZE_MODULE, IMPLS, OPTIONAL_PRELOAD, PRELOAD_MODULES
 from benchmarks.measure import OK, SKIPPED, WARMUP_S, CpuRunner, Task, measure_cuda, measure_inprocess_cpu
 
@@ -133,6 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="set a private constant of tensorbleu_metrics.functional._counting in the measuring process (CUDA "
         "points, --isolation none): A/B of the kernel's choices, e.g. _ONE_SORT_ROW=0 (benchmarks.gpu_probe "
         "prints the one it measured best)",
+    )
+    p.add_argument(
+        "--busy",
+        type=busy_count,
+        default=0,
+        metavar="N|cores",
+        help="N busy-looping processes beside the whole measurement, this project and the peers alike (0)",
     )
     p.add_argument("--no-agreement", action="store_true", help="skip the agreement check")
     p.add_argument("--no-plots", action="store_true")
@@ -297,9 +306,35 @@ def main(argv: list[str] | None = None) -> int:
         torch.cuda.set_per_process_memory_fraction(min(0.95, (args.cuda_mem_budget + (1 << 30)) / total))
 
     rows: list[dict[str, Any]] = []
+    t_start = time.monotonic()
+    with busy_processes(args.busy):
+        _run_tasks(tasks, runner, order, rows, out_dir, argv, args, gpu, unavailable, t_start)
+
+    meta = _meta(argv, args, gpu, unavailable, t_start, partial=False)
+    plots = _save(out_dir, meta, rows, plots=not args.no_plots)
+    if not args.quiet:
+        print(f"wrote {out_dir}/results.json, results.md" + (f" and {len(plots)} figures" if plots else ""))
+        print(f"total {meta['wall_s']} s; not available: {unavailable or 'none'}")
+        _print_agreement(rows)
+    return 0
+
+
+def _run_tasks(
+    tasks: list[Task],
+    runner: CpuRunner | None,
+    order: dict[tuple[str, str], int],
+    rows: list[dict[str, Any]],
+    out_dir: str,
+    argv: list[str] | None,
+    args: argparse.Namespace,
+    gpu: str | None,
+    unavailable: dict[str, str],
+    t_start: float,
+) -> None:
+    """Measure the tasks in order, appending a row each to ``rows`` (saved every 20 s as partial results)."""
     over: dict[tuple, list[tuple[int, int]]] = {}  # (impl, device, vocab, refs) -> [(L, B) over budget]
     progress = _Progress(len(tasks), args.quiet)
-    t_start = last_save = time.monotonic()
+    last_save = time.monotonic()
     for task in tasks:
         key = (task.impl, task.device, task.vocab, task.num_refs)
         label = f"{task.impl}@{task.device} {task.batch_size}x{task.length} r{task.num_refs} v{task.vocab}"
@@ -323,20 +358,24 @@ def main(argv: list[str] | None = None) -> int:
             last_save = time.monotonic()
     progress.close()
 
-    meta = _meta(argv, args, gpu, unavailable, t_start, partial=False)
-    plots = _save(out_dir, meta, rows, plots=not args.no_plots)
-    if not args.quiet:
-        print(f"wrote {out_dir}/results.json, results.md" + (f" and {len(plots)} figures" if plots else ""))
-        print(f"total {meta['wall_s']} s; not available: {unavailable or 'none'}")
-        _print_agreement(rows)
-    return 0
-
 
 def _save(out_dir: str, meta: dict[str, Any], rows: list[dict[str, Any]], plots: bool) -> list[str]:
     report.add_speedups(rows)
     report.write_json(os.path.join(out_dir, "results.json"), meta, rows)
     report.write_markdown(os.path.join(out_dir, "results.md"), meta, rows)
+    _add_busy_line(os.path.join(out_dir, "results.md"), meta["busy"])
     return report.write_plots(out_dir, rows) if plots else []
+
+
+def _add_busy_line(path: str, busy: int) -> None:
+    """The load beside the measurement, as a line of the markdown header after the CPU's."""
+    with open(path) as fh:
+        lines = fh.read().split("\n")
+    text = f"- load: {busy} busy-looping process(es) beside the measurement" if busy else "- load: idle machine"
+    at = next((i + 1 for i, line in enumerate(lines) if line.startswith("- CPU:")), 2)
+    lines.insert(at, text)
+    with open(path, "w") as fh:
+        fh.write("\n".join(lines))
 
 
 def _meta(
@@ -363,6 +402,7 @@ def _meta(
         "mem_budget_bytes": args.mem_budget,
         "cuda_mem_budget_bytes": args.cuda_mem_budget,
         "isolation": args.isolation,
+        "busy": args.busy,
         "wall_s": round(time.monotonic() - t_start, 1),
         "partial": partial,
         "args": {k: v for k, v in vars(args).items() if k != "grid"} | {"grid": {"B": batch_sizes, "L": lengths}},
