@@ -1,0 +1,189 @@
+"""The compiled candidate-against-references n-gram kernel against today's torch counting, NLTK and a plain
+Counter-based transcription of the definition."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from nltk.translate.bleu_score import modified_precision
+
+from tensorbleu_metrics.functional._counting import count_ngrams
+from tensorbleu_metrics.functional._engine import set_cpu_threads
+from tensorbleu_metrics.functional._engine.ngrams import count_pairs
+from tensorbleu_metrics.functional._inputs import TokenBatch
+
+# token pools: a few small IDs (many repeats, high orders match), a large vocabulary (direct map), huge values
+# (renumbered); the torch counting takes negative IDs for no token, so they are checked against _definition only
+POOLS = {
+    "small": np.arange(3),
+    "large": np.arange(1_000_000),
+    "huge": np.array([0, 7, 2**31, 2**40, 2**62, 2**63 - 1]),
+}
+GARBAGE = np.array([-(2**63), -100, -1, 0, 2**63 - 1])
+
+
+def _batch(seed: int, n_sent: int, n_refs: int, width: int, ref_width: int, pool: str) -> tuple[np.ndarray, ...]:
+    """Ragged candidates and references (some empty, some absent) with garbage past their lengths; references
+    often copy part of their candidate, so that high orders match."""
+    rng = np.random.default_rng(seed)
+    values = POOLS[pool]
+    preds = values[rng.integers(0, values.size, (n_sent, width))]
+    refs = values[rng.integers(0, values.size, (n_sent, n_refs, ref_width))]
+    if width and ref_width:
+        # a shifted copy of the candidate with a few tokens replaced
+        shift = rng.integers(0, width, (n_sent, n_refs))
+        columns = (np.arange(ref_width) + shift[..., None]) % width
+        copied = np.take_along_axis(preds[:, None, :].repeat(n_refs, 1), columns, axis=2)
+        refs = np.where(rng.random(refs.shape) < 0.8, copied, refs)
+    pred_len = rng.integers(0, width + 1, n_sent)
+    ref_len = rng.integers(0, ref_width + 1, (n_sent, n_refs))
+    ref_len[rng.random((n_sent, n_refs)) < 0.2] = 0  # absent references
+    preds = np.where(np.arange(width) < pred_len[:, None], preds, rng.choice(GARBAGE, preds.shape))
+    refs = np.where(np.arange(ref_width) < ref_len[..., None], refs, rng.choice(GARBAGE, refs.shape))
+    return preds, pred_len, refs, ref_len
+
+
+def _torch(preds, pred_len, refs, ref_len, n_gram, per_reference):
+    batch = TokenBatch(*(torch.from_numpy(a) for a in (preds, pred_len, refs, ref_len)), torch.from_numpy(ref_len > 0))
+    counts = count_ngrams(batch, n_gram, per_reference=per_reference)
+    return counts.stats.matches.numpy(), None if counts.ref_matches is None else counts.ref_matches.numpy()
+
+
+def _ngrams(tokens, n: int) -> Counter:
+    return Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+
+
+def _definition(preds, pred_len, refs, ref_len, n_gram) -> tuple[np.ndarray, np.ndarray]:
+    """Both outputs of count_pairs straight from their definition, with Counters."""
+    n_sent, n_refs = refs.shape[:2]
+    matches = np.zeros((n_sent, n_gram), dtype=np.int64)
+    ref_matches = np.zeros((n_sent, n_refs, n_gram), dtype=np.int64)
+    for b in range(n_sent):
+        cand = preds[b, : pred_len[b]].tolist()
+        for n in range(1, n_gram + 1):
+            c = _ngrams(cand, n)
+            per_ref = [_ngrams(refs[b, k, : ref_len[b, k]].tolist(), n) for k in range(n_refs)]
+            matches[b, n - 1] = sum(min(v, max((r[g] for r in per_ref), default=0)) for g, v in c.items())
+            for k, r in enumerate(per_ref):
+                ref_matches[b, k, n - 1] = sum(min(v, r[g]) for g, v in c.items())
+    return matches, ref_matches
+
+
+def _check(preds, pred_len, refs, ref_len, n_gram):
+    for per_reference in (False, True):
+        matches, ref_matches = count_pairs(preds, pred_len, refs, ref_len, n_gram, per_reference)
+        expected, expected_refs = _torch(preds, pred_len, refs, ref_len, n_gram, per_reference)
+        np.testing.assert_array_equal(matches, expected)
+        assert matches.dtype == np.int64 and matches.shape == (preds.shape[0], n_gram)
+        if per_reference:
+            np.testing.assert_array_equal(ref_matches, expected_refs)
+            assert ref_matches.dtype == np.int64
+        else:
+            assert ref_matches is None
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_sent=st.integers(1, 6),
+    n_refs=st.integers(1, 4),
+    width=st.integers(0, 24),
+    ref_width=st.integers(0, 24),
+    pool=st.sampled_from(sorted(POOLS)),
+    n_gram=st.integers(1, 6),
+)
+def test_equals_torch_counting(seed, n_sent, n_refs, width, ref_width, pool, n_gram):
+    _check(*_batch(seed, n_sent, n_refs, width, ref_width, pool), n_gram)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n_refs=st.integers(1, 4), pool=st.sampled_from(sorted(POOLS)))
+def test_threads_equal_one_thread(seed, n_refs, pool):
+    args = _batch(seed, 40, n_refs, 30, 30, pool)
+    one = count_pairs(*args, 4, True)
+    set_cpu_threads(2)
+    try:
+        two = count_pairs(*args, 4, True)
+    finally:
+        set_cpu_threads(1)
+    np.testing.assert_array_equal(one[0], two[0])
+    np.testing.assert_array_equal(one[1], two[1])
+
+
+def test_nltk_modified_precision_numerators():
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        vocab = int(rng.integers(2, 12))
+        cand = rng.integers(0, vocab, int(rng.integers(0, 25))).tolist()
+        refs = [rng.integers(0, vocab, int(rng.integers(1, 25))).tolist() for _ in range(int(rng.integers(1, 5)))]
+        width = max(len(r) for r in refs)
+        padded = np.zeros((1, len(refs), width), dtype=np.int64)
+        for k, r in enumerate(refs):
+            padded[0, k, : len(r)] = r
+        preds = np.array([cand + [0] * (25 - len(cand))], dtype=np.int64)
+        ref_len = np.array([[len(r) for r in refs]])
+        matches, _ = count_pairs(preds, np.array([len(cand)]), padded, ref_len, 4, False)
+        # NLTK's Fraction keeps its numerator unreduced: the clipped count itself
+        expected = [modified_precision(refs, cand, n).numerator for n in range(1, 5)]
+        assert matches[0].tolist() == expected
+
+
+def test_negative_and_huge_values_match_the_definition():
+    rng = np.random.default_rng(1)
+    values = np.array([-(2**63), -(2**40), -7, -1, 0, 3, 2**62, 2**63 - 1])
+    preds = values[rng.integers(0, values.size, (8, 20))]
+    refs = np.where(rng.random((8, 3, 20)) < 0.7, preds[:, None, :], values[rng.integers(0, values.size, (8, 3, 20))])
+    pred_len = rng.integers(0, 21, 8)
+    ref_len = rng.integers(0, 21, (8, 3))
+    matches, ref_matches = count_pairs(preds, pred_len, refs, ref_len, 5, True)
+    expected, expected_refs = _definition(preds, pred_len, refs, ref_len, 5)
+    np.testing.assert_array_equal(matches, expected)
+    np.testing.assert_array_equal(ref_matches, expected_refs)
+    # garbage past the lengths changes nothing (it must not force or widen a renumbering either)
+    shifted = count_pairs(np.where(np.arange(20) < pred_len[:, None], preds, -5), pred_len, refs, ref_len, 5, True)
+    np.testing.assert_array_equal(shifted[0], expected)
+
+
+def test_empty_batch_and_no_references():
+    matches, ref_matches = count_pairs(np.zeros((0, 5), np.int64), np.zeros(0, np.int64),
+                                       np.zeros((0, 2, 5), np.int64), np.zeros((0, 2), np.int64), 4, True)  # fmt: skip
+    assert matches.shape == (0, 4) and ref_matches.shape == (0, 2, 4)
+    preds = np.arange(12, dtype=np.int64).reshape(3, 4)
+    matches, ref_matches = count_pairs(preds, np.full(3, 4), np.zeros((3, 0, 4), np.int64), np.zeros((3, 0), np.int64),
+                                       4, True)  # fmt: skip
+    assert not matches.any() and matches.shape == (3, 4) and ref_matches.shape == (3, 0, 4)
+
+
+def test_empty_rows_and_orders_past_the_rows():
+    preds = np.array([[1, 2, 3, 0], [5, 5, 5, 5], [0, 0, 0, 0]], dtype=np.int64)
+    refs = np.array([[[1, 2, 3]], [[5, 5, 0]], [[9, 9, 9]]], dtype=np.int64)
+    pred_len, ref_len = np.array([3, 4, 0]), np.array([[3], [2], [3]])
+    matches, ref_matches = count_pairs(preds, pred_len, refs, ref_len, 6, True)
+    assert matches.tolist() == [[3, 2, 1, 0, 0, 0], [2, 1, 0, 0, 0, 0], [0] * 6]
+    np.testing.assert_array_equal(ref_matches[:, 0], matches)
+    _check(preds, pred_len, refs, ref_len, 6)
+
+
+def test_long_row():
+    rng = np.random.default_rng(2)
+    preds = rng.integers(0, 50, (1, 100_000))
+    refs = np.concatenate([preds[:, None, 5:], rng.integers(0, 50, (1, 1, 5))], axis=2)
+    refs[0, 0, ::7] = rng.integers(0, 50, refs[0, 0, ::7].size)
+    refs = np.concatenate([refs, rng.integers(0, 50, (1, 1, 100_000))], axis=1)
+    _check(preds, np.array([100_000]), refs, np.array([[100_000, 99_000]]), 4)
+
+
+@pytest.mark.parametrize("n_gram", [1, 4])
+def test_non_contiguous_and_other_dtypes(n_gram):
+    preds, pred_len, refs, ref_len = _batch(3, 5, 2, 16, 16, "small")
+    expected = count_pairs(preds, pred_len, refs, ref_len, n_gram, True)
+    got = count_pairs(
+        np.asfortranarray(preds), pred_len.astype(np.int32), refs[:, ::-1][:, ::-1], ref_len, n_gram, True
+    )
+    np.testing.assert_array_equal(got[0], expected[0])
+    np.testing.assert_array_equal(got[1], expected[1])
