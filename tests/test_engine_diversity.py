@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tensorbleu_metrics.functional._counting import count_distinct, count_leave_one_out, group_tokens
-from tensorbleu_metrics.functional._engine import set_cpu_threads
+from tensorbleu_metrics.functional._engine import diversity, set_cpu_threads
 from tensorbleu_metrics.functional._engine.diversity import distinct, leave_one_out
 
 # token pools: a few small IDs (many repeats), a large vocabulary (direct map), huge and negative values (renumbered;
@@ -104,6 +104,18 @@ def test_large_groups_equal_to_torch_counting(n_samples, width, n_raw_groups, vo
         set_cpu_threads(1)
     np.testing.assert_array_equal(threaded[0], got[0])
     np.testing.assert_array_equal(threaded[1], got[1])
+
+
+def test_buffers_of_one_call_for_huge_groups(monkeypatch):
+    """Groups past the kept size get buffers of their own call: same counts, the thread's kept buffers untouched."""
+    preds, lengths, group = _batch(7, 40, 12, "small", 3)
+    expected = _engine_counts(preds, lengths, group, 4)
+    kept = diversity._work(1)
+    monkeypatch.setattr(diversity, "KEEP_WIDTH", 8)
+    got = _engine_counts(preds, lengths, group, 4)
+    np.testing.assert_array_equal(got[0], expected[0])
+    np.testing.assert_array_equal(got[1], expected[1])
+    assert diversity._work(1) is kept
 
 
 def test_edge_cases():

@@ -8,13 +8,19 @@ still matter go one order up: for Self-BLEU an n-gram held by at least two sampl
 clips to 0, and so does every longer n-gram starting there), for distinct-n an n-gram occurring at least twice (one
 occurring once makes every longer n-gram starting there new, counted without building its id).
 
+Self-BLEU then goes sample by sample: each sample's count of each of its n-grams is handed once to the n-gram's two
+largest counts over samples (with multiplicity), and a sample's clip count is the largest, or the second largest
+where the sample holds the largest. distinct-n counts the ids. The loops over positions are branch-free where
+the branch would follow the data.
+
 Cost: ``O(T + V)`` per order for a group of ``T`` tokens with ``V`` different tokens, no sort and no hashing.
-Memory: the per-thread token map, plus about 72 bytes per token of the largest group of a block of rows (Self-BLEU;
-about 44 for distinct-n), allocated once per call.
+Memory: the per-thread token map, plus 76 bytes per token of the largest group, in buffers each thread keeps
+between calls (a fresh large array costs its page faults on every call) up to groups of ``KEEP_WIDTH`` tokens.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numba
@@ -25,8 +31,26 @@ from tensorbleu_metrics.functional._engine import MAP_LIMIT, dense_tokens, run_r
 __all__ = ["distinct", "leave_one_out"]
 
 
+# fields of the per-n-gram state (one 32-byte row per id, so that a position touches one cache line): the last
+# sample seen holding the n-gram and its count there; the two largest counts over samples; its occurrences in the
+# group
+SEEN, COUNT, TOP, SECOND, OCCURRENCES = range(5)
+STATE_FIELDS = 8
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _new_id(state, j):  # pragma: no cover
+    state[j, SEEN] = -1
+    state[j, COUNT] = 0
+    state[j, TOP] = 0
+    state[j, SECOND] = 0
+    state[j, OCCURRENCES] = 1
+
+
 @numba.njit(nogil=True, cache=True)
-def _lay_out(preds, lengths, order, lo, hi, token_ids, token_stamps, stamp, tok, ends, sample):  # pragma: no cover
+def _lay_out(
+    preds, lengths, order, lo, hi, token_ids, token_stamps, stamp, tok, ends, sample, state
+):  # pragma: no cover
     """Samples ``order[lo:hi]`` end to end: dense token ids, each position's sample end and local sample index.
 
     Returns (tokens, different tokens).
@@ -42,7 +66,10 @@ def _lay_out(preds, lengths, order, lo, hi, token_ids, token_stamps, stamp, tok,
             if token_stamps[x] != stamp:
                 token_stamps[x] = stamp
                 token_ids[x] = v
+                _new_id(state, v)
                 v += 1
+            else:
+                state[token_ids[x], OCCURRENCES] += 1
             tok[t] = token_ids[x]
             ends[t] = end
             sample[t] = k - lo
@@ -52,17 +79,18 @@ def _lay_out(preds, lengths, order, lo, hi, token_ids, token_stamps, stamp, tok,
 
 @numba.njit(nogil=True, cache=True)
 def _extend(
-    n, alive, n_alive, tok, n_tokens, cur, by_token, bucket, prefix_stamp, prefix_map, stamp
+    n, alive, n_alive, tok, n_types, cur, by_token, bucket, prefix_stamp, prefix_map, stamp, state
 ):  # pragma: no cover
-    """Order-``n`` ids at the ``alive`` positions from their (n-1)-gram ids in ``cur`` (overwritten).
+    """Order-``n`` ids at the ``alive`` positions from their (n-1)-gram ids in ``cur`` (overwritten), each id's
+    state reset and its occurrences counted.
 
-    Returns (ids handed out, last stamp used).
+    Returns (ids handed out, last prefix stamp used).
     """
     # counting sort of the positions by their n-th token
-    bucket[: n_tokens + 1] = 0
+    bucket[: n_types + 1] = 0
     for i in range(n_alive):
         bucket[tok[alive[i] + n - 1] + 1] += 1
-    for b in range(n_tokens):
+    for b in range(n_types):
         bucket[b + 1] += bucket[b]
     for i in range(n_alive):
         p = alive[i]
@@ -82,49 +110,55 @@ def _extend(
         if prefix_stamp[prefix] != stamp:
             prefix_stamp[prefix] = stamp
             prefix_map[prefix] = n_ids
+            _new_id(state, n_ids)
             n_ids += 1
+        else:
+            state[prefix_map[prefix], OCCURRENCES] += 1
         cur[p] = prefix_map[prefix]
     return n_ids, stamp
 
 
 @numba.njit(nogil=True, cache=True)
 def _leave_one_out_rows(
-    start, stop, preds, lengths, order, group_start, n_gram, matches, token_ids, token_stamps, stamp
+    start,
+    stop,
+    preds,
+    lengths,
+    order,
+    group_start,
+    n_gram,
+    matches,
+    token_ids,
+    token_stamps,
+    stamp,
+    work,
+    state,
+    prefix_stamp,
+    local_stamp,
 ):  # pragma: no cover
-    """Self-BLEU's clipped matches of the samples of groups ``[start, stop)``. Returns the last token stamp used."""
-    width = 0
-    for g in range(start, stop):
-        size = 0
-        for k in range(group_start[g], group_start[g + 1]):
-            size += lengths[order[k]]
-        width = max(width, size)
-    tok = np.empty(width, np.int32)
-    ends = np.empty(width, np.int32)
-    sample = np.empty(width, np.int32)
-    cur = np.empty(width, np.int32)
-    alive = np.empty(width, np.int32)
-    by_token = np.empty(width, np.int32)
-    bucket = np.empty(width + 1, np.int32)
-    prefix_stamp = np.zeros(width, np.int64)
-    prefix_map = np.empty(width, np.int32)
-    # per n-gram id: the sample last seen holding it, its count there and the position index of its first
-    # occurrence there; the largest count over samples, the second largest, how many samples hold the largest,
-    # how many hold it at all
-    last = np.empty(width, np.int32)
-    count = np.empty(width, np.int32)
-    first = np.empty(width, np.int32)
-    top = np.empty(width, np.int32)
-    second = np.empty(width, np.int32)
-    n_top = np.empty(width, np.int32)
-    holders = np.empty(width, np.int32)
-    # at a sample's first occurrence of an n-gram, its count in that sample; 0 elsewhere
-    own = np.empty(width, np.int32)
-    local_stamp = 0
+    """Self-BLEU's clipped matches of the samples of groups ``[start, stop)``.
+
+    ``work`` holds ``WORK_ROWS`` rows and ``state`` ``STATE_FIELDS`` columns, as wide (long) as the largest group
+    plus one. Returns the last token stamp and the last prefix stamp used.
+    """
+    tok, ends, sample, cur, alive, by_token, bucket, prefix_map, own = (
+        work[0],
+        work[1],
+        work[2],
+        work[3],
+        work[4],
+        work[5],
+        work[6],
+        work[7],
+        work[8],
+    )
+    # the positions whose n-gram occurs more than once (the others clip to 0): by_token, free between extensions
+    live = by_token
     for g in range(start, stop):
         lo = group_start[g]
         stamp += 1
-        n_tokens, n_ids = _lay_out(
-            preds, lengths, order, lo, group_start[g + 1], token_ids, token_stamps, stamp, tok, ends, sample
+        n_tokens, n_types = _lay_out(
+            preds, lengths, order, lo, group_start[g + 1], token_ids, token_stamps, stamp, tok, ends, sample, state
         )
         for i in range(n_tokens):
             alive[i] = i
@@ -134,98 +168,111 @@ def _leave_one_out_rows(
             if n_alive == 0:
                 break
             if n > 1:
-                n_ids, local_stamp = _extend(
-                    n, alive, n_alive, tok, n_tokens, cur, by_token, bucket, prefix_stamp, prefix_map, local_stamp
+                _, local_stamp = _extend(
+                    n, alive, n_alive, tok, n_types, cur, by_token, bucket, prefix_stamp, prefix_map, local_stamp, state
                 )
-            for j in range(n_ids):
-                last[j] = -1
-                top[j] = 0
-                second[j] = 0
-                n_top[j] = 0
-                holders[j] = 0
-            # the alive positions ascend, so each sample's come together: a sample's count of an n-gram is final
-            # when the next sample holding it shows up, or at the end
+            # branch-free below: which way each test goes is data, not a pattern the processor could predict
+            n_live = 0
             for i in range(n_alive):
                 p = alive[i]
-                j = cur[p]
-                s = sample[p]
-                own[i] = 0
-                if last[j] != s:
-                    if last[j] >= 0:
-                        c = count[j]
-                        own[first[j]] = c
-                        holders[j] += 1
-                        if c > top[j]:
-                            second[j] = top[j]
-                            top[j] = c
-                            n_top[j] = 1
-                        elif c == top[j]:
-                            n_top[j] += 1
-                        elif c > second[j]:
-                            second[j] = c
-                    last[j] = s
-                    count[j] = 1
-                    first[j] = i
-                else:
-                    count[j] += 1
-            for j in range(n_ids):
-                if last[j] >= 0:
-                    c = count[j]
-                    own[first[j]] = c
-                    holders[j] += 1
-                    if c > top[j]:
-                        second[j] = top[j]
-                        top[j] = c
-                        n_top[j] = 1
-                    elif c == top[j]:
-                        n_top[j] += 1
-                    elif c > second[j]:
-                        second[j] = c
-            # clip each sample's count against the largest among the others: the largest unless it alone holds it
+                live[n_live] = p
+                n_live += state[cur[p], OCCURRENCES] >= 2
+            # sample by sample (the live positions ascend): count its n-grams, then hand each count once to the
+            # n-gram's two largest counts over samples (counted with multiplicity: the second equals the largest
+            # where two samples hold it), kept at the sample's first occurrence in own (0 elsewhere)
+            i = 0
+            while i < n_live:
+                s = sample[live[i]]
+                e = i
+                while e < n_live and sample[live[e]] == s:
+                    j = cur[live[e]]
+                    state[j, COUNT] = state[j, COUNT] * (state[j, SEEN] == s) + 1
+                    state[j, SEEN] = s
+                    e += 1
+                for q in range(i, e):
+                    j = cur[live[q]]
+                    c = state[j, COUNT]
+                    own[q] = c
+                    state[j, COUNT] = 0
+                    top = state[j, TOP]
+                    state[j, SECOND] = max(state[j, SECOND], min(c, top))
+                    state[j, TOP] = max(top, c)
+                i = e
+            # clip each sample's count against the largest among the others: the second largest where it holds
+            # the largest; n-grams held by one sample (second largest 0) go no further, as every longer one
+            # starting there clips to 0. Summed per sample in a register, not in matches (a chain of stores)
             kept = 0
-            for i in range(n_alive):
-                p = alive[i]
-                j = cur[p]
-                c = own[i]
-                if c > 0:
-                    other = second[j] if c == top[j] and n_top[j] == 1 else top[j]
-                    matches[order[lo + sample[p]], n - 1] += min(c, other)
-                if holders[j] >= 2 and p + n < ends[p]:
+            i = 0
+            while i < n_live:
+                s = sample[live[i]]
+                total = 0
+                while i < n_live and sample[live[i]] == s:
+                    p = live[i]
+                    j = cur[p]
+                    c = own[i]
+                    top = state[j, TOP]
+                    second = state[j, SECOND]
+                    total += min(c, second if c == top else top)
                     alive[kept] = p
-                    kept += 1
+                    kept += (second > 0) & (p + n < ends[p])
+                    i += 1
+                matches[order[lo + s], n - 1] += total
             n_alive = kept
-    return stamp
+    return stamp, local_stamp
 
 
 @numba.njit(nogil=True, cache=True)
 def _distinct_rows(
-    start, stop, preds, lengths, order, group_start, n_gram, distinct, token_ids, token_stamps, stamp
+    start,
+    stop,
+    preds,
+    lengths,
+    order,
+    group_start,
+    n_gram,
+    distinct,
+    token_ids,
+    token_stamps,
+    stamp,
+    work,
+    state,
+    prefix_stamp,
+    local_stamp,
 ):  # pragma: no cover
-    """distinct-n counts of groups ``[start, stop)``, orders 1..n_gram. Returns the last token stamp used."""
-    width = 0
-    for g in range(start, stop):
-        size = 0
-        for k in range(group_start[g], group_start[g + 1]):
-            size += lengths[order[k]]
-        width = max(width, size)
-    tok = np.empty(width, np.int32)
-    ends = np.empty(width, np.int32)
-    sample = np.empty(width, np.int32)
-    cur = np.empty(width, np.int32)
-    alive = np.empty(width, np.int32)
-    by_token = np.empty(width, np.int32)
-    bucket = np.empty(width + 1, np.int32)
-    prefix_stamp = np.zeros(width, np.int64)
-    prefix_map = np.empty(width, np.int32)
-    occurrences = np.empty(width, np.int32)
+    """distinct-n counts of groups ``[start, stop)``, orders 1..n_gram.
+
+    ``work`` and ``state`` as for :func:`_leave_one_out_rows`. Returns the last token stamp and the last prefix
+    stamp used.
+    """
+    tok, ends, sample, cur, alive, by_token, bucket, prefix_map = (
+        work[0],
+        work[1],
+        work[2],
+        work[3],
+        work[4],
+        work[5],
+        work[6],
+        work[7],
+    )
     # n-grams counted without an id, as differences along the orders: +1 at the first order, -1 past the last
     unique = np.empty(n_gram + 2, np.int64)
-    local_stamp = 0
     for g in range(start, stop):
         stamp += 1
         n_tokens, n_ids = _lay_out(
-            preds, lengths, order, group_start[g], group_start[g + 1], token_ids, token_stamps, stamp, tok, ends, sample
+            preds,
+            lengths,
+            order,
+            group_start[g],
+            group_start[g + 1],
+            token_ids,
+            token_stamps,
+            stamp,
+            tok,
+            ends,
+            sample,
+            state,
         )
+        n_types = n_ids
         unique[:] = 0
         for i in range(n_tokens):
             alive[i] = i
@@ -236,19 +283,16 @@ def _distinct_rows(
                 break
             if n > 1:
                 n_ids, local_stamp = _extend(
-                    n, alive, n_alive, tok, n_tokens, cur, by_token, bucket, prefix_stamp, prefix_map, local_stamp
+                    n, alive, n_alive, tok, n_types, cur, by_token, bucket, prefix_stamp, prefix_map, local_stamp, state
                 )
             distinct[g, n - 1] = n_ids
             if n == n_gram:
                 break
-            occurrences[:n_ids] = 0
-            for i in range(n_alive):
-                occurrences[cur[alive[i]]] += 1
             kept = 0
             for i in range(n_alive):
                 p = alive[i]
                 if p + n < ends[p]:
-                    if occurrences[cur[p]] >= 2:
+                    if state[cur[p], OCCURRENCES] >= 2:
                         alive[kept] = p
                         kept += 1
                     else:
@@ -260,7 +304,7 @@ def _distinct_rows(
         for n in range(2, n_gram + 1):
             running += unique[n]
             distinct[g, n - 1] += running
-    return stamp
+    return stamp, local_stamp
 
 
 def _dense_preds(preds: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, int]:
@@ -277,6 +321,49 @@ def _dense_preds(preds: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, in
     return out, vocab_size
 
 
+WORK_ROWS = 9
+
+
+class _Work:
+    """A thread's work buffers, kept between calls: nine int32 rows of positions, the per-n-gram state and the
+    prefix table's stamps, each as long as the largest group plus one."""
+
+    def __init__(self) -> None:
+        self.rows = np.zeros((WORK_ROWS, 0), dtype=np.int32)
+        self.state = np.zeros((0, STATE_FIELDS), dtype=np.int32)
+        # stamps of the prefix table (never cleared, like the token map's)
+        self.prefix_stamps = np.zeros(0, dtype=np.int64)
+        self.stamp = 0
+
+    def reserve(self, width: int) -> None:
+        if self.rows.shape[1] < width:
+            # grown geometrically up to the kept size: calls of slowly growing groups reallocate rarely
+            width = max(width, min(2 * self.rows.shape[1], KEEP_WIDTH))
+            self.rows = np.empty((WORK_ROWS, width), dtype=np.int32)
+            self.state = np.empty((width, STATE_FIELDS), dtype=np.int32)
+            self.prefix_stamps = np.zeros(width, dtype=np.int64)
+            self.stamp = 0
+
+
+_local = threading.local()
+# groups up to this many tokens use the thread's kept buffers; a larger one gets buffers of its own call, so that
+# one huge call does not hold its memory afterwards
+KEEP_WIDTH = 1 << 20
+
+
+def _work(width: int) -> _Work:
+    """This thread's :class:`_Work`, at least ``width`` wide."""
+    if width > KEEP_WIDTH:
+        work = _Work()
+        work.reserve(width)
+        return work
+    work = getattr(_local, "work", None)
+    if work is None:
+        work = _local.work = _Work()
+    work.reserve(width)
+    return work
+
+
 def _run(kernel: Any, preds: Any, lengths: Any, group: Any, n_groups: int, out: np.ndarray) -> None:
     """``kernel`` over the groups, in blocks of about equal token counts, writing into ``out``."""
     preds = np.ascontiguousarray(preds, dtype=np.int64)
@@ -284,17 +371,34 @@ def _run(kernel: Any, preds: Any, lengths: Any, group: Any, n_groups: int, out: 
     group = np.asarray(group, dtype=np.int64)
     preds, vocab_size = _dense_preds(preds, lengths)
     order = np.argsort(group, kind="stable")
+    sizes = np.bincount(group, weights=lengths, minlength=n_groups).astype(np.int64)
     group_start = np.zeros(n_groups + 1, dtype=np.int64)
     np.cumsum(np.bincount(group, minlength=n_groups), out=group_start[1:])
+    width = int(sizes.max()) + 1 if n_groups else 1
     n_gram = out.shape[1]
 
     def rows(start: int, stop: int) -> None:
         scratch = token_scratch(vocab_size)
-        scratch.stamp = kernel(
-            start, stop, preds, lengths, order, group_start, n_gram, out, scratch.ids, scratch.stamps, scratch.stamp
+        work = _work(width)
+        scratch.stamp, work.stamp = kernel(
+            start,
+            stop,
+            preds,
+            lengths,
+            order,
+            group_start,
+            n_gram,
+            out,
+            scratch.ids,
+            scratch.stamps,
+            scratch.stamp,
+            work.rows,
+            work.state,
+            work.prefix_stamps,
+            work.stamp,
         )
 
-    run_rows(rows, n_groups, np.bincount(group, weights=lengths, minlength=n_groups))
+    run_rows(rows, n_groups, sizes)
 
 
 def leave_one_out(preds: np.ndarray, lengths: np.ndarray, group: np.ndarray, n_groups: int, n_gram: int) -> np.ndarray:
