@@ -1,6 +1,6 @@
 """Multi-process throughput and cold start of ``sentence_bleu`` on the CPU: ``python -m benchmarks.throughput``.
 
-Throughput: 1, 2 and 4 spawned worker processes (as verl's CPU reward workers or data-loader workers are), each
+Throughput: 1, 2 and 4 spawned worker processes (fresh interpreters, as verl's CPU reward workers are), each
 importing the library, warming up, then, all released together, calling ``sentence_bleu`` (64 × 256, one
 reference, method1) for a fixed wall time; total calls per second over the workers. The library runs with its
 defaults: no thread settings anywhere, what a user's worker gets.
@@ -20,9 +20,9 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
-import multiprocessing as mp
 import os
 import platform
+import select
 import shlex
 import statistics
 import subprocess
@@ -72,68 +72,82 @@ def _ints(text: str) -> list[int]:
 
 
 # ------------------------------------------------------------ throughput
-def _worker(size: tuple[int, int], seconds: float, warmup_s: float, barrier: Any, conn: Any) -> None:
-    """Runs in a spawned process: warm up, wait for the others, call for ``seconds``; sends the count."""
-    try:
-        import torch
+def worker(batch_size: int, length: int, seconds: float, warmup_s: float) -> None:
+    """A worker process's body: warm up, say ``ready``, wait for ``go`` on stdin, call for ``seconds``, print the
+    count (one JSON line each)."""
+    import torch
 
-        from benchmarks.data import make_batch
-        from tensorbleu_metrics.functional import sentence_bleu
+    from benchmarks.data import make_batch
+    from tensorbleu_metrics.functional import sentence_bleu
 
-        batch = make_batch(size[0], size[1], 1, 32000, 0)
-        preds, target = batch.preds, batch.target_for_ours()
+    batch = make_batch(batch_size, length, 1, 32000, 0)
+    preds, target = batch.preds, batch.target_for_ours()
 
-        def call() -> None:
-            sentence_bleu(preds, target, pad_id=0, smoothing="method1")
+    def call() -> None:
+        sentence_bleu(preds, target, pad_id=0, smoothing="method1")
 
+    call()
+    until = time.perf_counter() + warmup_s
+    while time.perf_counter() < until:
         call()
-        until = time.perf_counter() + warmup_s
-        while time.perf_counter() < until:
-            call()
-        barrier.wait(timeout=START_TIMEOUT_S)
-        start = now = time.perf_counter()
-        calls = 0
-        while now - start < seconds:
-            call()
-            calls += 1
-            now = time.perf_counter()
-        conn.send({"calls": calls, "seconds": now - start, "torch_threads": torch.get_num_threads()})
-    except BaseException as exc:  # reported, so that the parent does not wait for nothing
-        conn.send({"error": f"{type(exc).__name__}: {exc}"})
-    finally:
-        conn.close()
+    print(json.dumps({"ready": True}), flush=True)
+    sys.stdin.readline()
+    start = now = time.perf_counter()
+    calls = 0
+    while now - start < seconds:
+        call()
+        calls += 1
+        now = time.perf_counter()
+    print(json.dumps({"calls": calls, "seconds": now - start, "torch_threads": torch.get_num_threads()}), flush=True)
+
+
+def _read_json(proc: subprocess.Popen, deadline: float) -> dict[str, Any]:
+    """The next JSON line a worker prints, within the deadline (its stderr's last line if it ends instead)."""
+    assert proc.stdout is not None
+    left = deadline - time.monotonic()
+    if left <= 0 or not select.select([proc.stdout], [], [], left)[0]:
+        raise RuntimeError(f"worker {proc.pid} gave no answer in time")
+    line = proc.stdout.readline()
+    if not line:
+        proc.wait(10)
+        err = proc.stderr.read().strip().splitlines()[-1:] if proc.stderr is not None else []
+        raise RuntimeError(f"worker {proc.pid} ended (exit code {proc.returncode}): {err}")
+    return json.loads(line)
 
 
 def measure_workers(workers: int, size: tuple[int, int], seconds: float, warmup_s: float) -> dict[str, Any]:
-    """Total calls per second of ``workers`` spawned processes calling at the same time."""
-    ctx = mp.get_context("spawn")
-    barrier = ctx.Barrier(workers)
-    procs, pipes = [], []
+    """Total calls per second of ``workers`` fresh worker processes released at the same moment."""
+    code = f"from benchmarks.throughput import worker; worker({size[0]}, {size[1]}, {seconds!r}, {warmup_s!r})"
+    procs: list[subprocess.Popen] = []
     try:
         for _ in range(workers):
-            parent, child = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=_worker, args=(size, seconds, warmup_s, barrier, child), daemon=True)
-            proc.start()
-            child.close()
-            procs.append(proc)
-            pipes.append(parent)
-        results = []
-        deadline = time.monotonic() + START_TIMEOUT_S + warmup_s + seconds + 60
-        for pipe in pipes:
-            if not pipe.poll(max(0.0, deadline - time.monotonic())):
-                raise RuntimeError(f"a worker gave no result within {START_TIMEOUT_S + seconds:.0f} s")
-            results.append(pipe.recv())
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-c", code],
+                    cwd=ROOT,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            )
+        deadline = time.monotonic() + START_TIMEOUT_S + warmup_s
+        for proc in procs:
+            _read_json(proc, deadline)
+        for proc in procs:  # all at once: the timed windows overlap
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        deadline = time.monotonic() + seconds + 120
+        results = [_read_json(proc, deadline) for proc in procs]
     finally:
         for proc in procs:
-            proc.join(10)
-            if proc.is_alive():
+            if proc.poll() is None:
                 proc.kill()
-                proc.join(5)
-        for pipe in pipes:
-            pipe.close()
-    errors = [r["error"] for r in results if "error" in r]
-    if errors:
-        raise RuntimeError(f"worker failed: {errors[0]}")
+            proc.wait(10)
+            for stream in (proc.stdin, proc.stdout, proc.stderr):
+                if stream is not None:
+                    stream.close()
     per_worker = [r["calls"] / r["seconds"] for r in results]
     return {
         "workers": workers,

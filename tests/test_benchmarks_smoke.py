@@ -182,3 +182,83 @@ def test_ab_cold_tiny() -> None:
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert float(cells[-1]) > 0  # before / after
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process from /proc, or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    if fields[0] == "Z":  # ended, not yet reaped by its new parent
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads /proc")
+def test_busy_processes_run_and_are_killed() -> None:
+    import time
+
+    from benchmarks.busy import busy_count, busy_processes
+
+    with busy_processes(2) as pids:
+        assert len(pids) == 2 and os.getpid() not in pids
+        start = [_cpu_seconds(p) for p in pids]
+        time.sleep(0.5)
+        spent = [_cpu_seconds(p) - s for p, s in zip(pids, start, strict=True)]
+        assert all(s > 0.05 for s in spent), spent  # looping, not waiting
+    assert [_cpu_seconds(p) for p in pids] == [None, None]
+    with pytest.raises(KeyboardInterrupt), busy_processes(1) as pids:
+        raise KeyboardInterrupt
+    assert _cpu_seconds(pids[0]) is None
+    with busy_processes(0) as pids:
+        assert pids == []
+    assert busy_count("cores") == os.cpu_count() and busy_count("3") == 3
+
+
+def test_engine_tiny_busy(tmp_path) -> None:
+    from benchmarks import engine
+
+    out = tmp_path / "engine"
+    argv = ["--tiny", "--busy", "1", "--rounds", "2", "--single-rounds", "5", "--out", str(out), "--quiet"]
+    assert engine.main(argv) == 0
+    data = json.loads((out / "engine.json").read_text())
+    meta, rows = data["meta"], data["rows"]
+    assert meta["busy"] == 1 and meta["partial"] is False and meta["tiny"] is True
+    assert {r["group"] for r in rows} == set(engine.GROUPS)
+    assert {r["load"] for r in rows} == {"idle", "busy"}
+    for r in rows:
+        assert r["busy"] == (1 if r["load"] == "busy" else 0)
+        if r["status"] == "not available":
+            assert r["impl"] in meta["unavailable"] and r["impl"] != engine.OURS
+            continue
+        assert r["status"] == "ok", r
+        assert r["median"] > 0 and r["min"] <= r["median"] and r["rounds"] == len(r["times"]) >= 1
+        if r["impl"] != engine.OURS:
+            assert r["ratio"] > 0
+            if r["load"] == "idle":  # every peer computes the same scores as this project on this data
+                assert r["max_abs_diff"] < 1e-9, r
+    single = [r for r in rows if r["group"] == "single"]
+    assert {r["unit"] for r in single} == {"µs"} and all(r["batch_size"] == 1 for r in single)
+    md = (out / "engine.md").read_text()
+    assert "1 busy-looping process(es)" in md and "| case | load | this project ms |" in md
+    for title in engine.TITLES.values():
+        assert f"## {title}" in md
+
+
+def test_throughput_tiny_busy(tmp_path) -> None:
+    from benchmarks import throughput
+
+    out = tmp_path / "throughput"
+    argv = ["--workers", "1", "--size", "4x16", "--seconds", "0.3", "--warmup", "0.05", "--cold-runs", "1"]
+    assert throughput.main([*argv, "--busy", "1", "--out", str(out), "--quiet"]) == 0
+    data = json.loads((out / "throughput.json").read_text())
+    assert data["meta"]["busy"] == 1 and data["meta"]["size"] == [4, 16]
+    (row,) = data["throughput"]
+    assert row["workers"] == 1 and len(row["per_worker_calls_per_s"]) == 1 and min(row["calls"]) >= 1
+    assert row["calls_per_s"] == pytest.approx(sum(row["per_worker_calls_per_s"]))
+    cold = data["cold_start"]
+    assert len(cold["runs"]) == 1 and 0 <= cold["import_over_torch_s"] < 60 and cold["warm_call_s"] > 0
+    md = (out / "throughput.md").read_text()
+    assert "| workers | calls/s in total |" in md and "over `import torch`" in md
