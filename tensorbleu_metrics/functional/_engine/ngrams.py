@@ -203,6 +203,28 @@ def _count_rows(start, stop, preds, pred_len, refs, ref_len, n_gram, matches, re
     return stamp
 
 
+@numba.njit(nogil=True, cache=True)
+def _scan(preds, pred_len, refs, ref_len):
+    """The smallest and largest valid token (0, 0 without any), and each row's tokens (its cost)."""
+    low = np.iinfo(np.int64).max
+    high = np.iinfo(np.int64).min
+    cost = np.empty(preds.shape[0], dtype=np.int64)
+    for b in range(preds.shape[0]):
+        n = pred_len[b]
+        for i in range(n):
+            low = min(low, preds[b, i])
+            high = max(high, preds[b, i])
+        for k in range(refs.shape[1]):
+            n += ref_len[b, k]
+            for i in range(ref_len[b, k]):
+                low = min(low, refs[b, k, i])
+                high = max(high, refs[b, k, i])
+        cost[b] = n
+    if low > high:
+        return 0, 0, cost
+    return low, high, cost
+
+
 def _block(start: int, stop: int, *args: object) -> int:
     """Run the kernel over rows ``[start, stop)`` with this thread's token map."""
     preds, pred_len, refs, ref_len, n_gram, matches, ref_matches, vocab = args
@@ -252,15 +274,12 @@ def count_pairs(
     matches = np.zeros((n_rows, n_gram), dtype=np.int64)
     ref_matches = np.zeros((n_rows, n_refs, n_gram), dtype=np.int64)
     if n_rows and n_refs and n_gram:
-        cost = pred_len + ref_len.sum(1)
+        low, high, cost = _scan(preds, pred_len, refs, ref_len)
         # int32 positions, ids and counts within a row
-        if int((cost + n_refs + 2).max()) >= 2**31:
+        if int(cost.max()) + 2 * n_refs + 2 >= 2**31:
             raise ValueError("a candidate and its references hold 2**31 tokens or more")
-        arrays = [a for a in (preds, refs) if a.size]
-        low = min(int(a.min()) for a in arrays) if arrays else 0
-        high = max(int(a.max()) for a in arrays) if arrays else 0
         if low < 0 or high >= MAP_LIMIT:
-            # only the valid positions count: padding past the lengths must not force (or widen) a renumbering
+            # only the valid positions count: padding past the lengths must not widen the renumbering
             (preds, refs), vocab = dense_tokens([_valid_only(preds, pred_len), _valid_only(refs, ref_len)])
         else:
             vocab = high + 1
