@@ -6,8 +6,8 @@ case and load the calls are interleaved, as in :mod:`benchmarks.ratio`: each rou
 (the order rotating from round to round), and a ratio is the median over the rounds of (peer time / this
 project's time in the same round), robust to a machine whose speed drifts. A slow implementation gets a time
 budget (``--time`` seconds of timed calls per case and load, at least one call): it joins fewer rounds, spread
-over the run, still paired with this project's call of the same round. This project runs with the library's
-defaults (no thread settings), as a user gets it.
+over the run, still paired with this project's call of the same round (this project joins every round, as many as
+its own budget allows). This project runs with the library's defaults (no thread settings), as a user gets it.
 
 Cases: per-sentence BLEU (method1) against the NLTK ``sentence_bleu`` loop and bleuscore, uniform and Zipf tokens;
 ROUGE-1/2/L against rouge-score, rouge-score-rs, rouge-rust and rapidrouge, ROUGE-Lsum against rouge-score-rs;
@@ -275,11 +275,14 @@ def _estimate(impl: Impl, call: Callable[[], Any], batch: Batch) -> float:
 
 
 def _plan(estimates: dict[str, float], rounds: int, budget_s: float) -> tuple[int, dict[str, list[int]]]:
-    """(rounds run, {impl: the rounds it joins}): each implementation gets as many rounds as ``budget_s`` allows
-    (at least one), spread over the run; this project joins every round."""
+    """(rounds run, {impl: the rounds it joins}): this project joins every round, as many as ``budget_s`` allows
+    it (up to ``rounds``); each peer as many of them as its own budget allows, at least one, spread over the run."""
     counts = {name: max(1, min(rounds, int(budget_s / max(est, 1e-9)))) for name, est in estimates.items()}
-    total = max(counts.values())
-    plan = {name: sorted({k * total // count for k in range(count)}) for name, count in counts.items()}
+    total = counts[OURS]
+    plan = {
+        name: sorted({k * total // min(count, total) for k in range(min(count, total))})
+        for name, count in counts.items()
+    }
     plan[OURS] = list(range(total))
     return total, plan
 
