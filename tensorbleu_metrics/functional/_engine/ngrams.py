@@ -6,18 +6,19 @@ sequence). Tokens get dense ids ``1..U`` through the thread's persistent direct 
 reference token the candidate lacks gets 0. Order n's id at a position comes from order n - 1's id one position
 back (the prefix) and the position's token: the positions are bucketed once per row by their token's id (a
 counting sort), and within a bucket each distinct prefix gets a new id through a stamped array indexed by the
-prefix id. Only the candidate's n-grams get ids, so in each bucket the candidate's positions come first and the
-references only look theirs up.
+prefix id (a bucket's stamp is derived from its token, so changing buckets costs no branch). Only the candidate's
+n-grams get ids, so in each bucket the candidate's positions come first and the references only look theirs up.
 
 Counting is folded into the same pass: the candidate's occurrences come before a reference's in their bucket, so
 each reference occurrence adds one to ``min(count_cand, count_ref)`` and, when it raises the largest reference
 count, to ``min(count_cand, max_r count_r)``. An n-gram no reference holds cannot be the prefix or the suffix of
 one that a reference holds, so after each order the positions whose n-gram matched nothing leave the bucket list:
-later orders touch only what can still match, and a row is done when nothing is left.
+later orders touch only what can still match, and a row is done when nothing is left. Stamps (of the map and of
+the buckets) replace clearing: a row clears only the counters of the ids it hands out.
 
 Cost per row: O(tokens) for the map, the counting sort and order 1, then O(matching positions) per order. Memory:
 the thread's map (12 bytes per vocabulary entry, kept between calls) and, per call and thread, about 20 bytes per
-position of the widest row plus ``20 + 4 R`` bytes per candidate token of the longest candidate.
+position of the widest row plus ``24 + 4 R`` bytes per token of the longest candidate (R references).
 """
 
 from __future__ import annotations
