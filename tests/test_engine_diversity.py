@@ -12,6 +12,19 @@ from tensorbleu_metrics.functional._counting import count_distinct, count_leave_
 from tensorbleu_metrics.functional._engine import diversity, set_cpu_threads
 from tensorbleu_metrics.functional._engine.diversity import distinct, leave_one_out
 
+
+@pytest.fixture(scope="module", autouse=True)
+def _reference_on_the_sorted_path():
+    """Today's functions, the reference here, run the accelerator's sorted path (forced on the CPU, where the engine
+    now serves them)."""
+    from tensorbleu_metrics.functional import _inputs
+
+    original = _inputs.host_reads_are_free
+    _inputs.host_reads_are_free = lambda device: False
+    yield
+    _inputs.host_reads_are_free = original
+
+
 # token pools: a few small IDs (many repeats), a large vocabulary (direct map), huge and negative values (renumbered;
 # not -1, which the torch counting takes for its own no-token marker, see test_minus_one_is_a_token)
 POOLS = {

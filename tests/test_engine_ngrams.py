@@ -17,6 +17,19 @@ from tensorbleu_metrics.functional._engine import set_cpu_threads
 from tensorbleu_metrics.functional._engine.ngrams import count_pairs
 from tensorbleu_metrics.functional._inputs import TokenBatch
 
+
+@pytest.fixture(scope="module", autouse=True)
+def _reference_on_the_sorted_path():
+    """Today's functions, the reference here, run the accelerator's sorted path (forced on the CPU, where the engine
+    now serves them)."""
+    from tensorbleu_metrics.functional import _inputs
+
+    original = _inputs.host_reads_are_free
+    _inputs.host_reads_are_free = lambda device: False
+    yield
+    _inputs.host_reads_are_free = original
+
+
 # token pools: a few small IDs (many repeats, high orders match), a large vocabulary (direct map), huge values
 # (renumbered); the torch counting takes negative IDs for no token, so they are checked against _definition only
 POOLS = {

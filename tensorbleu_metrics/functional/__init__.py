@@ -1,6 +1,7 @@
 """Token-ID metrics as pure functions on tensors: BLEU, GLEU, Self-BLEU, distinct-n and ROUGE."""
 
 from tensorbleu_metrics.functional._counting import BLEUStats
+from tensorbleu_metrics.functional._engine import get_cpu_threads, set_cpu_threads
 from tensorbleu_metrics.functional._scoring import (
     SMOOTHING_METHODS,
     bleu_from_stats,
@@ -32,10 +33,12 @@ __all__ = [
     "corpus_gleu",
     "counted_orders",
     "distinct_ngrams",
+    "get_cpu_threads",
     "gleu_from_stats",
     "gleu_stats",
     "rouge_score",
     "self_bleu",
     "sentence_bleu",
     "sentence_gleu",
+    "set_cpu_threads",
 ]

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from tensorbleu_metrics.functional import _inputs
+from tensorbleu_metrics.functional import _engine, _inputs
 from tensorbleu_metrics.functional._inputs import TokenBatch
 
 
@@ -101,12 +101,8 @@ def _row_layout(batch: TokenBatch) -> tuple[Tensor, Tensor]:
 def _row_sources(pred_width: int, n_refs: int, ref_width: int, device: torch.device) -> Tensor:
     """The (W,) int32 source of each :func:`_row_layout` column (kept between calls; callers only read it)."""
     # built on the host and copied: no host read, and a call captured in a CUDA graph finds it already there
-    return torch.cat(
-        [
-            torch.zeros(pred_width + 1, dtype=torch.int32),
-            torch.arange(1, n_refs + 1, dtype=torch.int32).repeat_interleave(ref_width + 1),
-        ]
-    ).to(device)
+    sources = np.repeat(np.arange(n_refs + 1, dtype=np.int32), [pred_width + 1] + [ref_width + 1] * n_refs)
+    return torch.from_numpy(sources).to(device)
 
 
 class _Order(NamedTuple):
@@ -526,8 +522,29 @@ def _count_one_sort(batch: TokenBatch, n_gram: int, order_shift: int, matches: T
     matches.copy_(per_order[:, :n_gram])
 
 
+def _numpy(x: Tensor) -> np.ndarray:
+    """A CPU tensor as a C-contiguous NumPy array (a view where it already is one), as the CPU engine takes it."""
+    return np.ascontiguousarray(x.numpy())
+
+
 def count_ngrams(batch: TokenBatch, n_gram: int, *, per_reference: bool = False) -> NGramCounts:
-    """Per-sentence :class:`BLEUStats` for orders 1..``n_gram`` and, if asked, overlaps with each reference."""
+    """Per-sentence :class:`BLEUStats` for orders 1..``n_gram`` and, if asked, overlaps with each reference.
+
+    On the CPU the compiled engine counts row by row; on accelerators the sorted pass below counts every row at once.
+    """
+    if _inputs.host_reads_are_free(batch.preds.device):
+        matches_np, ref_matches_np = _engine.kernels("ngrams").count_pairs(
+            _numpy(batch.preds),
+            _numpy(batch.pred_len),
+            _numpy(batch.refs),
+            _numpy(batch.ref_len),
+            n_gram,
+            per_reference,
+        )
+        totals = ngram_totals(batch.pred_len, n_gram)
+        ref_len = _closest_ref_len(batch.pred_len, batch.ref_len, batch.ref_present)
+        stats = BLEUStats(torch.from_numpy(matches_np), totals, totals.clamp(min=1), batch.pred_len.clone(), ref_len)
+        return NGramCounts(stats, None if ref_matches_np is None else torch.from_numpy(ref_matches_np))
     n_sent, n_refs = batch.refs.shape[:2]
     device = batch.preds.device
     totals = ngram_totals(batch.pred_len, n_gram)
@@ -716,3 +733,40 @@ def count_distinct(grouped: GroupedTokens, n_gram: int, n_groups: int) -> tuple[
     distinct = torch.zeros_like(totals)
     _sorted_pass(grouped.first_key, grouped.sample, n_gram, _count_distinct(distinct, grouped.group))
     return distinct, totals
+
+
+# ---- the entry points of Self-BLEU and distinct-n: the engine on the CPU, the sorted pass elsewhere ----
+
+
+def _first_appearance_numpy(groups: Tensor | None, n_samples: int) -> tuple[np.ndarray, int]:
+    """Group ids 0..G-1 numbered by first appearance (all 0 without groups), and G."""
+    if groups is None:
+        return np.zeros(n_samples, dtype=np.int64), 1
+    _, first, inverse = np.unique(groups.numpy(), return_index=True, return_inverse=True)
+    rank = np.empty(first.shape[0], dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(first.shape[0])
+    return rank[inverse.reshape(-1)], int(first.shape[0])
+
+
+def self_bleu_stats(preds: Tensor, pred_len: Tensor, groups: Tensor | None, n_gram: int) -> BLEUStats:
+    """Per-sample :class:`BLEUStats` of left-aligned samples against the other samples of their group."""
+    if not _inputs.host_reads_are_free(preds.device):
+        return count_leave_one_out(group_tokens(preds, pred_len, groups), n_gram)
+    group, n_groups = _first_appearance_numpy(groups, preds.shape[0])
+    matches = _engine.kernels("diversity").leave_one_out(_numpy(preds), _numpy(pred_len), group, n_groups, n_gram)
+    totals = ngram_totals(pred_len, n_gram)
+    ref_len = _closest_other_len(pred_len, torch.from_numpy(group))
+    return BLEUStats(torch.from_numpy(matches), totals, totals.clamp(min=1), pred_len.clone(), ref_len)
+
+
+def distinct_stats(preds: Tensor, pred_len: Tensor, groups: Tensor | None, n_gram: int) -> tuple[Tensor, Tensor]:
+    """``(G, N)`` numbers of different n-grams and of all n-grams of each group (first-appearance order)."""
+    if not _inputs.host_reads_are_free(preds.device):
+        grouped = group_tokens(preds, pred_len, groups)
+        return count_distinct(grouped, n_gram, 1 if groups is None else int(grouped.group.max()) + 1)
+    group, n_groups = _first_appearance_numpy(groups, preds.shape[0])
+    distinct = _engine.kernels("diversity").distinct(_numpy(preds), _numpy(pred_len), group, n_groups, n_gram)
+    per_sample = ngram_totals(pred_len, n_gram)
+    totals = torch.zeros(n_groups, n_gram, dtype=torch.int64)
+    totals.index_add_(0, torch.from_numpy(group), per_sample)
+    return torch.from_numpy(distinct), totals

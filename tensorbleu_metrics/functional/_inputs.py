@@ -237,22 +237,33 @@ def compare(op: Callable[[Any, Any], Any], x: Tensor, other: Any) -> Tensor:
 
 
 def public_entry(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Make ``fn`` a public entry point: its tensor work runs in inference mode, and ``torch.compile`` never traces it.
+    """Make ``fn`` a public entry point: its tensor work runs in inference mode on one intra-op thread, and
+    ``torch.compile`` never traces it.
 
     The work is integer counting and float scoring that autograd never sees: in inference mode every torch call
     skips the autograd dispatch. The results are cloned out of inference mode (a handful of small tensors), so that
-    callers may update them in place or use them beside tensors that need gradients.
+    callers may update them in place or use them beside tensors that need gradients. A call's rows run on the threads
+    of :func:`~tensorbleu_metrics.functional.set_cpu_threads` (one by default), never on torch's intra-op pool.
 
     Under ``torch.compile`` the call is a graph break: the function runs eagerly, as written, inside a compiled
     step. Its host reads, NumPy steps and data-dependent shapes would otherwise be traced and guarded on.
     """
 
     def run(*args: Any, **kwargs: Any) -> Any:
-        if torch.is_inference_mode_enabled():
-            return fn(*args, **kwargs)
-        with torch.inference_mode():
-            out = fn(*args, **kwargs)
-        return _normal_tensors(out)
+        # one intra-op thread for the call's torch steps (OpenMP's setting is the calling thread's own): each parallel
+        # region of torch's pool waits for all its threads, which on a busy machine means a scheduler slice each
+        threads = torch.get_num_threads()
+        if threads > 1:
+            torch.set_num_threads(1)
+        try:
+            if torch.is_inference_mode_enabled():
+                return fn(*args, **kwargs)
+            with torch.inference_mode():
+                out = fn(*args, **kwargs)
+            return _normal_tensors(out)
+        finally:
+            if threads > 1:
+                torch.set_num_threads(threads)
 
     disabled: list[Callable[..., Any]] = []
 

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from tensorbleu_metrics.functional import _inputs
-from tensorbleu_metrics.functional._counting import _sort_rows
+from tensorbleu_metrics.functional import _engine, _inputs
+from tensorbleu_metrics.functional._counting import _numpy, _sort_rows
 
 # the recurrence's arrays: torch tensors, or numpy arrays on the CPU (one loop serves both)
 _Words = TypeVar("_Words", Tensor, np.ndarray)
@@ -221,6 +221,10 @@ def lcs_length(preds: Tensor, pred_len: Tensor, refs: Tensor, ref_len: Tensor) -
         >>> lcs_length(preds, torch.tensor([4]), refs, torch.tensor([[3]]))  # LCS of 1 2 3 4 and 2 4 3
         tensor([[2]])
     """
+    if _inputs.host_reads_are_free(preds.device):
+        return torch.from_numpy(
+            _engine.kernels("lcs").lcs_lengths(*(_numpy(x) for x in (preds, pred_len, refs, ref_len)))
+        )
     width = refs.shape[-1]
     n_words = max(1, -(-width // _WORD))
     position = torch.arange(width, device=refs.device)
@@ -276,6 +280,10 @@ def union_lcs_hits(
         ``(B, R)`` hits, ``(B,)`` candidate token counts and ``(B, R)`` reference token counts (separators
         excluded).
     """
+    if _inputs.host_reads_are_free(preds.device):
+        arrays = (_numpy(x) for x in (preds, pred_len, refs, ref_len))
+        hits, pred_total, ref_total = _engine.kernels("lcs").union_lcs_hits(*arrays, sep_id)
+        return torch.from_numpy(hits), torch.from_numpy(pred_total), torch.from_numpy(ref_total)
     n_sent, n_refs, width = refs.shape
     device = refs.device
     n_words = max(1, -(-width // _WORD))

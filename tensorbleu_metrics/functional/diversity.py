@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from tensorbleu_metrics.functional._counting import count_distinct, count_leave_one_out, group_tokens
+from tensorbleu_metrics.functional._counting import distinct_stats, self_bleu_stats
 from tensorbleu_metrics.functional._inputs import _INT_DTYPES, check_dtype, check_int, normalise_preds, public_entry
 from tensorbleu_metrics.functional._scoring import checked_weights, counted_orders, score_checked
 
@@ -109,8 +109,8 @@ def self_bleu(
     check_dtype(dtype)
     checked = checked_weights(n_gram, weights, smoothing, smooth_value, effective_order, auto_reweigh)
     tokens, lengths = normalise_preds(preds, pad_id, eos_id, validate)
-    grouped = group_tokens(tokens, lengths, _checked_groups(groups, tokens.shape[0], tokens.device))
-    stats = count_leave_one_out(grouped, counted_orders(checked.order, smoothing))
+    group_ids = _checked_groups(groups, tokens.shape[0], tokens.device)
+    stats = self_bleu_stats(tokens, lengths, group_ids, counted_orders(checked.order, smoothing))
     return score_checked(stats, checked, smoothing, smooth_value, effective_order, auto_reweigh, dtype)
 
 
@@ -159,9 +159,8 @@ def distinct_ngrams(
     n_gram = check_int(n_gram, "n_gram", minimum=1)
     check_dtype(dtype)
     tokens, lengths = normalise_preds(preds, pad_id, eos_id, validate)
-    grouped = group_tokens(tokens, lengths, _checked_groups(groups, tokens.shape[0], tokens.device))
-    n_groups = 1 if groups is None else int(grouped.group.max()) + 1
-    distinct, totals = count_distinct(grouped, n_gram, n_groups)
+    group_ids = _checked_groups(groups, tokens.shape[0], tokens.device)
+    distinct, totals = distinct_stats(tokens, lengths, group_ids, n_gram)
     distinct, totals = distinct[:, n_gram - 1], totals[:, n_gram - 1]
     score = torch.where(totals > 0, distinct / totals.clamp(min=1).to(torch.float64), 0.0).to(dtype)
     return score[0] if groups is None else score
