@@ -91,22 +91,16 @@ def test_self_bleu_equals_the_oracle_loop(oracle, device, smoothing, n_gram):
     _close(got, oracle_self_bleu(oracle, SAMPLES, GROUP_IDS, n_gram, smoothing))
 
 
-@pytest.mark.parametrize(
-    "path",
-    ["torch sorts", "packed sorts in int64", "accelerator choices", "int64 counts", "int64 counts, accelerator"],
-)
-def test_self_bleu_and_distinct_on_every_sort_path(oracle, monkeypatch, path):
-    """The rows sorted by torch or as packed (value, column) pairs in int64, the accelerator's choices (no host
-    reads) forced on the CPU, and the leave-one-out counts in int64 (batches of 2**31 positions or more), give the
-    oracles' numbers."""
+@pytest.mark.parametrize("path", ["engine", "accelerator choices", "int64 counts, accelerator"])
+def test_self_bleu_and_distinct_on_every_path(oracle, monkeypatch, path):
+    """The CPU's engine, the accelerator's sorted pass (no host reads) forced on the CPU, and its leave-one-out
+    counts in int64 (batches of 2**31 positions or more), give the oracles' numbers."""
     from tensorbleu_metrics.functional import _counting, _inputs
 
     if "accelerator" in path:
         monkeypatch.setattr(_inputs, "host_reads_are_free", lambda device: False)
     if path.startswith("int64 counts"):
         monkeypatch.setattr(_counting, "_COUNT_INT32_MAX", 0)
-    elif path != "accelerator choices":
-        monkeypatch.setattr(_counting, "_PACKED_MAX" if path == "torch sorts" else "_PACKED_INT32_MAX", 0)
     got = self_bleu(SAMPLES, groups=torch.tensor(GROUP_IDS), n_gram=4, smoothing="method1", dtype=F64)
     _close(got, oracle_self_bleu(oracle, SAMPLES, GROUP_IDS, 4, "method1"))
     for n_gram in (1, 2, 3):
@@ -214,8 +208,14 @@ def test_property_self_bleu_equals_oracle(oracle, samples, group_seed, smoothing
 
 
 # ---------------------------------------------------------------------------------------------- distinct-n
-def test_self_bleu_and_distinct_with_ids_too_wide_to_pack(oracle):
-    """IDs up to 2**63 - 1 are named by their ranks (the packed keys would not fit): the same numbers."""
+@pytest.mark.parametrize("path", ["engine", "accelerator"])
+def test_self_bleu_and_distinct_with_the_widest_ids(oracle, monkeypatch, path):
+    """IDs up to 2**63 - 1 give the same numbers, in the CPU's engine and in the accelerator's sorted pass (forced
+    on the CPU: it names tokens by their ranks)."""
+    from tensorbleu_metrics.functional import _inputs
+
+    if path == "accelerator":
+        monkeypatch.setattr(_inputs, "host_reads_are_free", lambda device: False)
     big = [[2**63 - 1 - 977 * t for t in s] for s in SAMPLES]
     got = self_bleu(big, groups=torch.tensor(GROUP_IDS), n_gram=4, smoothing="method1", dtype=F64)
     _close(got, oracle_self_bleu(oracle, big, GROUP_IDS, 4, "method1"))
@@ -335,8 +335,8 @@ def test_diversity_reads_nothing_on_accelerators(monkeypatch, with_groups: bool)
 
 
 def test_unvalidated_negative_ids_count_alike_on_every_layout(monkeypatch) -> None:
-    """Negative IDs let through with ``validate=False`` are tokens for Self-BLEU and distinct-n, on the CPU (which
-    then names tokens by rank instead of value, so no two groups' keys meet) as with the accelerator's choices."""
+    """Negative IDs let through with ``validate=False`` are tokens for Self-BLEU and distinct-n, in the CPU's engine
+    as in the accelerator's sorted pass (which names tokens by rank, so no two groups' keys meet)."""
     from tensorbleu_metrics.functional import _inputs
 
     preds = torch.tensor([[3, -5, 4, 2, 7], [-5, 4, 2, 0, 0], [3, -5, 9, 9, 4], [4, 2, -5, 4, 0]])
@@ -357,8 +357,8 @@ def test_unvalidated_negative_ids_count_alike_on_every_layout(monkeypatch) -> No
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), n_samples=st.integers(1, 12), width=st.integers(1, 14))
 def test_property_accelerator_layout_equals_the_cpu_one(seed: int, n_samples: int, width: int) -> None:
-    """Every position laid out (accelerators) or only the tokens (CPU): the same Self-BLEU and distinct-n, for
-    padded samples, empty ones and groups in any order."""
+    """The accelerator's sorted pass (every position laid out) and the CPU's engine: the same Self-BLEU and
+    distinct-n, for padded samples, empty ones and groups in any order."""
     from tensorbleu_metrics.functional import _inputs
 
     gen = torch.Generator().manual_seed(seed)

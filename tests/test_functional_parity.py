@@ -703,17 +703,12 @@ def test_property_weight_list_equals_stacked_single_calls(oracle, batch, setup, 
         _assert_close(corp, exp_c, what=f"corpus weights vs NLTK {smoothing}")
 
 
-# the kernel's paths, forced on the CPU: the rows sorted as packed (value, column) pairs in int32 or int64, or by
-# torch; a few rows per
-# block; and the accelerator's choices (no host reads: every order in one sort for one reference and short rows, or
-# the orders one by one with tables sized from shapes, int32 counts, one block, whole rows sorted; and, measured
-# side by side on GPUs, those rows cut to their counted prefix)
+# the kernel's paths: the CPU's compiled engine; and the accelerator's sorted pass, forced on the CPU (no host reads:
+# every order in one sort for one reference and short rows, or the orders one by one with tables sized from shapes,
+# whole rows sorted; and, measured side by side on GPUs, those rows cut to their counted prefix)
 _ACCELERATOR = lambda device: False  # noqa: E731
 _KERNEL_PATHS = {
-    "packed sorts": {},
-    "packed sorts in int64": {"_PACKED_INT32_MAX": 0},
-    "torch row sorts": {"_PACKED_MAX": 0},
-    "small blocks": {"_CPU_BLOCK": 700},
+    "engine": {},
     "accelerator choices": {"host_reads_are_free": _ACCELERATOR},
     "accelerator, one sort for long rows": {
         "host_reads_are_free": _ACCELERATOR,
@@ -740,7 +735,7 @@ def _force_kernel_path(monkeypatch, path: str) -> None:
 @pytest.mark.parametrize("n_refs", [1, 3])
 @pytest.mark.parametrize("batch", [4, 64])
 def test_every_kernel_path_agrees_with_nltk(oracle, monkeypatch, path: str, batch: int, n_refs: int) -> None:
-    """Each sort path, blocking and the accelerator's choices (run on the CPU) give NLTK's BLEU and GLEU."""
+    """The CPU's engine and each of the accelerator's paths (forced on the CPU) give NLTK's BLEU and GLEU."""
     from nltk.translate.gleu_score import sentence_gleu as nltk_sentence_gleu
 
     from tensorbleu_metrics.functional import sentence_gleu
@@ -862,7 +857,8 @@ def test_the_largest_int64_id_on_every_kernel_path(oracle, monkeypatch, path: st
 
 
 def test_inference_mode_gives_the_same_numbers() -> None:
-    """The CPU's sorts hand tensors to NumPy and back: inference tensors are no exception."""
+    """The CPU's engine takes tensors as NumPy arrays and hands its counts back: inference tensors are no
+    exception."""
     from tensorbleu_metrics.functional import distinct_ngrams, rouge_score, self_bleu
 
     gen = torch.Generator().manual_seed(5)
@@ -917,9 +913,9 @@ def test_results_are_normal_tensors_that_take_updates_and_gradients() -> None:
         assert sentence_bleu(preds, target).is_inference()
 
 
-# the kinds of torch operation of a CPU `sentence_bleu` call on a (B, L) batch: 44 when this bound was set (50 before
-# the value checks moved to numpy)
-_CPU_KINDS_BOUND = 44
+# the kinds of torch operation of a CPU `sentence_bleu` call on a (B, L) batch: 26 when this bound was set (44 before
+# the CPU's counts moved to the compiled engine, 50 before the value checks moved to numpy)
+_CPU_KINDS_BOUND = 26
 
 
 def test_cpu_call_uses_few_kinds_of_operation():

@@ -115,14 +115,14 @@ def test_matches_rouge_score_every_key_and_form(seed: int, accumulate: str, devi
         _assert_matches(got, expected)
 
 
-@pytest.mark.parametrize("recurrence", ["numpy", "torch"])
-def test_word_boundaries_and_long_sequences(monkeypatch, recurrence: str) -> None:
-    """Lengths around multiples of 64 and up to 2048: carries across int64 words and long lanes, with the CPU's
-    recurrence in numpy (small steps) and in torch (large steps)."""
-    from tensorbleu_metrics.functional import _lcs
+@pytest.mark.parametrize("path", ["engine", "accelerator"])
+def test_word_boundaries_and_long_sequences(monkeypatch, path: str) -> None:
+    """Lengths around multiples of 64 and up to 2048: carries across int64 words and long lanes, in the CPU's
+    engine and in the accelerator's bit-parallel recurrence (forced on the CPU)."""
+    from tensorbleu_metrics.functional import _inputs
 
-    if recurrence == "torch":
-        monkeypatch.setattr(_lcs, "_NUMPY_STEP_MAX", 0)
+    if path == "accelerator":
+        monkeypatch.setattr(_inputs, "host_reads_are_free", lambda device: False)
     rng = random.Random(5)
     lengths = [(0, 5), (1, 1), (63, 64), (64, 65), (65, 63), (128, 129), (200, 190), (2048, 1900)]
     preds = [[rng.randint(2, 9) for _ in range(a)] for a, _ in lengths]
@@ -253,10 +253,11 @@ def test_union_lcs_hits_are_rouge_scores(pairs) -> None:
 
 @pytest.mark.parametrize("block", [1, 3, 40])
 def test_lsum_in_blocks_of_sentence_pairs(monkeypatch, block: int) -> None:
-    """ROUGE-Lsum screening its sentence pairs and walking its walkers a few at a time gives the same hits as in one
-    block, and rouge-score's numbers."""
-    from tensorbleu_metrics.functional import _lcs
+    """ROUGE-Lsum screening its sentence pairs and walking its walkers a few at a time (the accelerator's path,
+    forced on the CPU) gives the same hits as in one block, and rouge-score's numbers."""
+    from tensorbleu_metrics.functional import _inputs, _lcs
 
+    monkeypatch.setattr(_inputs, "host_reads_are_free", lambda device: False)
     preds, refs = random_batch(random.Random(11), n=10, max_len=60, vocab=5, max_refs=3, sep_rate=0.15)
     expected = rouge_oracle(preds, refs, ("rougeLsum",), "best")
     whole = rouge_score(preds, refs, rouge_keys="rougeLsum", sep_id=SEP, dtype=torch.float64)

@@ -1,13 +1,13 @@
 """Clipped n-gram counting: normalised token batches in, per-sentence sufficient statistics out.
 
 One sorted pass serves every metric: n-grams are named by compact integer ids built order by order with stable
-sorts, and each order's occurrences, grouped by n-gram, go to a reduction that counts what its metric needs.
+sorts, and each order's occurrences, grouped by n-gram, go to a reduction that counts what its metric needs. On the
+CPU the compiled engine counts instead, row by row; the sorted pass serves accelerators, reading nothing on the host.
 """
 
 from __future__ import annotations
 
 import functools
-import operator
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -89,10 +89,10 @@ def _row_layout(batch: TokenBatch) -> tuple[Tensor, Tensor]:
     device = batch.preds.device
     first_key = torch.full((n_sent, _row_width(batch)), -1, dtype=torch.int64, device=device)
     columns = torch.arange(max(pred_width, ref_width), device=device)
-    is_pred = _inputs.compare(operator.lt, columns[:pred_width], batch.pred_len.unsqueeze(1))
+    is_pred = columns[:pred_width] < batch.pred_len.unsqueeze(1)
     first_key[:, :pred_width] = torch.where(is_pred, batch.preds, -1)
     refs = first_key[:, pred_width + 1 :].view(n_sent, n_refs, ref_width + 1)
-    is_ref = _inputs.compare(operator.lt, columns[:ref_width], batch.ref_len.unsqueeze(2))
+    is_ref = columns[:ref_width] < batch.ref_len.unsqueeze(2)
     refs[:, :, :ref_width] = torch.where(is_ref, batch.refs, -1)
     return first_key, _row_sources(pred_width, n_refs, ref_width, device)
 
@@ -126,32 +126,15 @@ class _Groups(NamedTuple):
 
 
 def _group(key: Tensor) -> _Groups:
-    if _inputs.host_reads_are_free(key.device):
-        # numpy's comparisons are vectorised, several times faster than torch's on the CPU
-        values = key.numpy()
-        flags = np.empty(values.shape, dtype=np.bool_)
-        flags[:, 0] = False
-        np.not_equal(values[:, 1:], values[:, :-1], out=flags[:, 1:])
-        starts = torch.from_numpy(flags)
-    else:
-        starts = torch.empty(key.shape, dtype=torch.bool, device=key.device)
-        starts[:, 0] = False  # so that a row's ids start at 0 without a subtraction
-        torch.ne(key[:, 1:], key[:, :-1], out=starts[:, 1:])
+    starts = torch.empty(key.shape, dtype=torch.bool, device=key.device)
+    starts[:, 0] = False  # so that a row's ids start at 0 without a subtraction
+    torch.ne(key[:, 1:], key[:, :-1], out=starts[:, 1:])
     return _Groups(starts, torch.cumsum(starts, 1))
 
 
-def _table_size(group: Tensor) -> int:
-    """Slots of a per-n-gram table for ``(rows, A)`` ids ascending along each row: the n-grams there are where the
-    host reads their number for free (the CPU), else an upper bound, one per occurrence of a row, which spares a
-    host synchronisation."""
-    if _inputs.host_reads_are_free(group.device):
-        return int(group.numpy()[:, -1].max()) + 1
-    return group.shape[1]
-
-
 class _Runs(NamedTuple):
-    """Runs of one source within an n-gram, in the order of a flat sorted row: one slot per run (on an accelerator,
-    one per occurrence, the slots past the last run empty: count 0)."""
+    """Runs of one source within an n-gram, in the order of a flat sorted row: one slot per occurrence, those past
+    the last run empty (count 0), so that no host read sizes them."""
 
     group: Tensor  # the run's n-gram id
     src: Tensor  # the run's source
@@ -160,18 +143,6 @@ class _Runs(NamedTuple):
 
 def _runs(starts: Tensor, group: Tensor, src: Tensor, counted: Tensor) -> _Runs:
     """The runs of one source within each n-gram of one flat sorted row (``starts``: where an n-gram begins)."""
-    if _inputs.host_reads_are_free(starts.device):
-        # compacted to one slot per run (the host reads their number for free), in numpy: its comparisons,
-        # compaction and indexing cost a fraction of torch's on the CPU
-        sources = src.numpy()
-        new_run = starts.numpy().copy()
-        new_run[0] = True
-        new_run[1:] |= sources[1:] != sources[:-1]
-        run_first = np.flatnonzero(new_run)
-        dtype = np.int32 if _count_dtype(new_run.size) == torch.int32 else np.int64
-        run_count = np.diff(run_first.astype(dtype), append=dtype(new_run.size))
-        run_count *= counted.numpy()[run_first]
-        return _Runs(*(torch.from_numpy(v) for v in (group.numpy()[run_first], sources[run_first], run_count)))
     new_run = starts.clone()
     new_run[0] = True
     new_run[1:] |= src[1:] != src[:-1]
@@ -200,92 +171,20 @@ def _count_per_group(group: Tensor, flags: Tensor, n_groups: int) -> Tensor:
     """How many flagged elements each group id has."""
     dtype = _count_dtype(group.numel())
     counts = torch.zeros(n_groups, dtype=dtype, device=group.device)
-    # scatter_add_, not index_add_: on the CPU the latter is several times slower
     return counts.scatter_add_(0, group, flags.to(dtype))
-
-
-# the CPU packs (value, column) pairs below this bound for its sorts, in int32 below the second: otherwise torch
-# sorts the rows (tests lower them to reach every path)
-_PACKED_MAX = 2**63
-_PACKED_INT32_MAX = 2**31
-
-
-def _row_shift(width: int) -> int:
-    """Bits of a column index of rows ``width`` wide: where a packed sort key puts its value."""
-    return (width - 1).bit_length() if width > 1 else 0
-
-
-def _packs(bound: int, width: int, device: torch.device) -> bool:
-    """Whether rows of values below ``bound``, ``width`` wide, are sorted packed (on the CPU, in 63 bits)."""
-    return _inputs.host_reads_are_free(device) and bound << _row_shift(width) <= _PACKED_MAX
-
-
-def _packed_dtype(bound: int, width: int) -> type:
-    """The numpy dtype that packs values below ``bound`` with the columns of rows ``width`` wide."""
-    return np.int32 if bound << _row_shift(width) <= _PACKED_INT32_MAX else np.int64
-
-
-def _sort_packed(packed: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of non-negative values below ``bound`` (an array the sort may overwrite) sorted stably, in numpy:
-    (sorted values, int64 columns).
-
-    Each value and its column are packed into one integer, ``value << bits | column``, unique within a row, so
-    that an unstable numpy sort of the packed rows (vectorised, in int32 where the packing fits) is the stable
-    sort: several times faster than torch's stable row sort on the CPU, and than its flat radix sort of ``row *
-    span + value``. Its elementwise calls cost a fraction of torch's on these small arrays.
-    """
-    width = packed.shape[1]
-    shift = _row_shift(width)
-    dtype = _packed_dtype(bound, width)
-    packed = packed.astype(dtype, copy=False)
-    np.left_shift(packed, shift, out=packed)
-    np.bitwise_or(packed, _columns(width, dtype), out=packed)
-    packed.sort(axis=1)
-    column = np.bitwise_and(packed, (1 << shift) - 1).astype(np.int64)
-    np.right_shift(packed, shift, out=packed)
-    return packed, column
-
-
-def _stable_sort_rows(key: Tensor, bound: int, offset: int = 0) -> tuple[Tensor, Tensor]:
-    """Each row of ``key`` (values in ``[-offset, bound - offset)``) sorted, ties in column order: (sorted values,
-    columns).
-
-    ``key`` may be overwritten. Packed in numpy on the CPU (:func:`_sort_packed`); elsewhere, and where the
-    packing does not fit in 63 bits, torch sorts the rows.
-    """
-    if not _packs(bound, key.shape[1], key.device):
-        return torch.sort(key, dim=1, stable=True)
-    values = key.numpy()
-    if offset:
-        values = values.astype(_packed_dtype(bound, key.shape[1]), copy=False)
-        np.add(values, offset, out=values)
-    packed, column = _sort_packed(values, bound)
-    if offset:
-        np.subtract(packed, offset, out=packed)
-    return torch.from_numpy(packed), torch.from_numpy(column)
 
 
 def _sort_counted_first(key: Tensor, counted: Tensor, key_span: int) -> tuple[Tensor, Tensor, Tensor] | None:
     """Rows of keys below ``key_span`` sorted with their counted occurrences first, ties in column order, and cut
-    to the longest counted prefix (the host reads its length: for the CPU): (keys, columns, counted), or None
-    when nothing is counted.
+    to the longest counted prefix (the host reads its length): (keys, columns, counted), or None when nothing is
+    counted.
 
     ``key`` and ``counted`` may be overwritten; ``key`` must hold values up to ``2 * key_span``.
     """
-    # the uncounted get a key past every counted one of their row (an addition, several times faster than a
-    # masked fill, in torch or numpy) and sort after them
+    # the uncounted get a key past every counted one of their row (an addition, not a masked fill) and sort after
+    # them
     key.add_(counted.logical_not_(), alpha=key_span)
-    del counted  # what the sort no longer needs is freed before it allocates (the peak costs page faults)
-    if _packs(2 * key_span, key.shape[1], key.device):
-        # the sorted rows' column minima ascend: the first column whose minimum is past the counted keys holds
-        # no counted occurrence in any row
-        packed, column = _sort_packed(key.numpy(), 2 * key_span)
-        kept = int(np.searchsorted(packed.min(axis=0), key_span))
-        if kept == 0:
-            return None
-        # numpy's comparisons are vectorised, several times faster than torch's on the CPU
-        packed = packed[:, :kept]
-        return torch.from_numpy(packed), torch.from_numpy(column[:, :kept]), torch.from_numpy(packed < key_span)
+    del counted  # what the sort no longer needs is freed before it allocates
     key, column = torch.sort(key, dim=1, stable=True)
     kept = int((key < key_span).sum(1).max())
     if kept == 0:
@@ -294,35 +193,20 @@ def _sort_counted_first(key: Tensor, counted: Tensor, key_span: int) -> tuple[Te
     return key, column, key < key_span
 
 
-@functools.lru_cache(maxsize=16)
-def _columns(width: int, dtype: type) -> np.ndarray:
-    """``0..width-1`` (read-only, shared between calls)."""
-    columns = np.arange(width, dtype=dtype)
-    columns.flags.writeable = False
-    return columns
-
-
 def _sort_rows(first_key: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Stable sort of each row of keys >= -1 (-1: no token, sorted first): (the sorted keys, the columns they come
     from, whether each holds a token).
 
     ``first_key`` is overwritten.
     """
-    # negative IDs let through unvalidated are no tokens, not other rows' keys
-    first_key = first_key.clamp_(min=-1)
-    device = first_key.device
-    # the CPU reads the keys' span (free there) to pack them; an accelerator sorts the rows as they are (no key
-    # is shifted in place: the largest int64 ID must not wrap around)
-    # (numpy's maximum on the CPU, as _table_size reads: one kind of torch operation fewer per call)
-    bound = int(first_key.numpy().max()) + 2 if _inputs.host_reads_are_free(device) and first_key.numel() else 2**63
-    key, column = _stable_sort_rows(first_key, bound, offset=1)
-    # numpy's comparisons are vectorised, several times faster than torch's on the CPU
-    is_token = torch.from_numpy(key.numpy() >= 0) if _inputs.host_reads_are_free(device) else key >= 0
-    return key, column, is_token
+    # negative IDs let through unvalidated are no tokens, not other rows' keys; the rows are sorted as they are
+    # (no key is shifted in place: the largest int64 ID must not wrap around)
+    key, column = torch.sort(first_key.clamp_(min=-1), dim=1, stable=True)
+    return key, column, key >= 0
 
 
-# 1: accelerators also cut the rows of orders 2.. to their counted prefix, one host read (a synchronisation) per
-# order; kept for side-by-side measurements (benchmarks/gpu_probe.py)
+# 1: the rows of orders 2.. are cut to their counted prefix, one host read (a synchronisation) per order; kept for
+# side-by-side measurements (benchmarks/gpu_probe.py)
 _CUT_ROWS_ANYWHERE = 0
 
 
@@ -347,11 +231,9 @@ def _sorted_pass(first_key: Tensor, source: Tensor, n_gram: int, reduce: _Reduct
     n_rows, width = first_key.shape
     if width == 0:
         return
-    device = first_key.device
     key, column, counted = _sort_rows(first_key)
     del first_key
-    # gathers, not indexing: on the CPU a gather is parallel and several times faster than take or []; the
-    # sources are int32 (they are small), like every array the pass keeps that is not used as an index. A
+    # the sources are int32 (they are small), like every array the pass keeps that is not used as an index. A
     # position is its column in the row: the sorted columns say where each occurrence stands
     src = source.to(torch.int32).expand(n_rows, width).gather(1, column)
     pos = column
@@ -367,9 +249,9 @@ def _sorted_pass(first_key: Tensor, source: Tensor, n_gram: int, reduce: _Reduct
     token_id = _token_ids(group, pos, n_gram, id_dtype)
     carry, span = order.carry, order.span
     del order, counted
-    # on the CPU the rows are cut, order by order, to their longest prefix of counted n-grams (the host reads that
-    # length for free); an accelerator sorts the rows whole and reads nothing, so no call waits for the device
-    cut_rows = bool(_CUT_ROWS_ANYWHERE) or _inputs.host_reads_are_free(device)
+    # the rows are sorted whole and the host reads nothing, so no call waits for the device (unless
+    # _CUT_ROWS_ANYWHERE asks for the rows cut to their counted prefix)
+    cut_rows = bool(_CUT_ROWS_ANYWHERE)
     for n in range(2, n_gram + 1):
         last_token = token_id[:, n - 1 :].gather(1, pos)
         # carried n-grams are counted ones (a reduction carries nothing it did not count): the carry flags are
@@ -379,8 +261,7 @@ def _sorted_pass(first_key: Tensor, source: Tensor, n_gram: int, reduce: _Reduct
         # n-gram's occurrences are all counted or none is: it has one (n-1)-gram and one last token. Rows are
         # already sorted by the (n-1)-gram id, so the sort mostly reorders within groups
         key_span = span * token_span
-        # in int32 where the keys fit (with room for the uncounted pushed past them when the rows are cut): the
-        # CPU's int64 arithmetic is about three times slower
+        # in int32 where the keys fit (with room for the uncounted pushed past them when the rows are cut)
         if last_token.dtype == torch.int32 and key_span << cut_rows <= 2**31:
             group = group.to(torch.int32)
         key = torch.add(last_token, group, alpha=token_span)
@@ -393,7 +274,7 @@ def _sorted_pass(first_key: Tensor, source: Tensor, n_gram: int, reduce: _Reduct
             key, column, counted = cut
             del cut
         else:
-            key, column = _stable_sort_rows(key, key_span)
+            key, column = torch.sort(key, dim=1, stable=True)
             counted = counted.gather(1, column)
         pos, src = torch.gather(pos, 1, column), torch.gather(src, 1, column)
         del column
@@ -404,9 +285,6 @@ def _sorted_pass(first_key: Tensor, source: Tensor, n_gram: int, reduce: _Reduct
 
 
 # ---- candidate against its references (BLEU, GLEU, ROUGE-N) ----
-
-# positions ([candidate | references] row widths) counted together on the CPU
-_CPU_BLOCK = 1 << 18
 
 
 class NGramCounts(NamedTuple):
@@ -430,13 +308,12 @@ def _clip_against_refs(matches: Tensor, ref_matches: Tensor | None, n_refs: int)
         n_rows, width = key.shape
         device = key.device
         group = _group(key).group
-        n_groups = _table_size(group)
-        # a row holds at most W occurrences: int16 counts on the CPU if W allows (halving the table), int32 on the
-        # GPU (whose atomic adds are native in 32 bits)
-        count_dtype = torch.int16 if _inputs.host_reads_are_free(device) and width < 2**15 else torch.int32
+        # a row holds at most W n-grams: a table of W slots per source needs no host read of their number
+        n_groups = width
+        # int32 counts: a row holds at most W occurrences, and a GPU's atomic adds are native in 32 bits
+        count_dtype = torch.int32
         # occurrences per (source, n-gram) in one scatter per row: the candidate's counts, then each reference's,
-        # each a contiguous row of the table (elementwise work on the CPU is several times faster so than on the
-        # interleaved columns of an (n-gram, source) table)
+        # each a contiguous row of the table
         counts = torch.zeros(n_rows, slots, n_groups, dtype=count_dtype, device=device)
         counts.view(n_rows, -1).scatter_add_(1, torch.add(group, src, alpha=n_groups), counted.to(count_dtype))
         pred_count, ref_count = counts[:, 0], counts[:, 1:]
@@ -447,8 +324,7 @@ def _clip_against_refs(matches: Tensor, ref_matches: Tensor | None, n_refs: int)
         matches[:, n - 1] = clipped.sum(1)
         if ref_matches is not None and n_refs == 1:
             ref_matches[:, 0, n - 1] = matches[:, n - 1]
-        # an n-gram both sides hold is one that clipped to at least one match (a cast: the CPU's comparisons are
-        # several times slower)
+        # an n-gram both sides hold is one that clipped to at least one match (a cast is a faster "> 0")
         return _Order(group, clipped.bool().gather(1, group), n_groups)
 
     return reduce
@@ -552,24 +428,14 @@ def count_ngrams(batch: TokenBatch, n_gram: int, *, per_reference: bool = False)
     matches = torch.zeros(n_sent, n_gram, dtype=torch.int64, device=device)
     ref_matches = torch.zeros(n_sent, n_refs, n_gram, dtype=torch.int64, device=device) if per_reference else None
     width = _row_width(batch)
-    reads_free = _inputs.host_reads_are_free(device)
     one_sort = n_refs == 1 and width * n_gram <= _ONE_SORT_ROW and n_sent * width * n_gram <= _ONE_SORT_MAX
-    order_shift = _order_shift(width, n_gram) if one_sort and not reads_free else None
+    order_shift = _order_shift(width, n_gram) if one_sort else None
     if order_shift is not None:
         _count_one_sort(batch, n_gram, order_shift, matches)
         if ref_matches is not None:
             ref_matches[:, 0] = matches
     else:
-        # sentences are independent: on the CPU they are counted a block of rows at a time, so that the working
-        # set stays in cache and the memory freed by one block serves the next (fresh memory costs page faults)
-        block = max(1, _CPU_BLOCK // width) if reads_free else n_sent
-        for start in range(0, n_sent, block):
-            part, part_matches, part_refs = batch, matches, ref_matches  # one block: no slices (each is a call)
-            if block < n_sent:
-                rows = slice(start, start + block)
-                part, part_matches = TokenBatch(*(field[rows] for field in batch)), matches[rows]
-                part_refs = None if ref_matches is None else ref_matches[rows]
-            _sorted_pass(*_row_layout(part), n_gram, _clip_against_refs(part_matches, part_refs, n_refs))
+        _sorted_pass(*_row_layout(batch), n_gram, _clip_against_refs(matches, ref_matches, n_refs))
     stats = BLEUStats(matches, totals, totals.clamp(min=1), batch.pred_len.clone(), ref_len)
     return NGramCounts(stats, ref_matches)
 
@@ -616,8 +482,7 @@ def group_tokens(preds: Tensor, pred_len: Tensor, groups: Tensor | None) -> Grou
 
     Every position is laid out (P = B * (L + 1)): each sample's tokens, then its padding and one more position as
     positions without a token, which keep n-grams from running into the next sample. A token's key is (group,
-    token): on the CPU its value itself where the keys stay narrow enough to pack for the sort (the host reads
-    their span for free), else its rank among the values of the batch, which needs no host read.
+    token), the token named by its rank among the values of the batch, which needs no host read.
     """
     n_samples, width = preds.shape
     device = preds.device
@@ -629,20 +494,9 @@ def group_tokens(preds: Tensor, pred_len: Tensor, groups: Tensor | None) -> Grou
     tokens = torch.where(is_token, torch.nn.functional.pad(preds, (0, 1)), -1)
     n_positions = tokens.numel()
     sample = torch.arange(n_samples, device=device).unsqueeze(1).expand(n_samples, width + 1).reshape(-1)
-    span = None
-    if _inputs.host_reads_are_free(device) and n_positions:
-        low, high = (int(v) for v in torch.aminmax(tokens))
-        span = high + 1
-        n_groups = int(group.max()) + 1
-        # ranks where the keys are too wide to pack, or where negative IDs came through unvalidated (tokens
-        # there, as on accelerators)
-        if low < -1 or (n_groups * span + 1) << n_positions.bit_length() > _PACKED_MAX:
-            span = None
-    if span is None:
-        # tokens named by their rank among the values at all positions: keys below B * P
-        tokens = _dense_ranks(tokens.view(-1)).view(is_token.shape)
-        span = n_positions
-    first_key = torch.where(is_token, group.unsqueeze(1) * span + tokens, -1)
+    # tokens named by their rank among the values at all positions: keys below B * P
+    tokens = _dense_ranks(tokens.view(-1)).view(is_token.shape)
+    first_key = torch.where(is_token, group.unsqueeze(1) * n_positions + tokens, -1)
     return GroupedTokens(first_key.view(1, -1), sample, pred_len, group)
 
 
@@ -673,21 +527,20 @@ def _clip_leave_one_out(matches: Tensor) -> _Reduction:
         # the samples lie in one row, so the row's n-gram ids are ids over the whole batch
         groups = _group(key)
         group = groups.group.view(-1)
-        n_groups = _table_size(groups.group)  # on the CPU few at low orders
+        # a table of one slot per occurrence: no host read of the number of n-grams
+        n_groups = groups.group.shape[1]
         runs = _runs(groups.starts.view(-1), group, src.view(-1), counted.view(-1))
         run_group, run_count = runs.group, runs.count
-        # int32 counts, and the per-run arrays overwritten in place: this reduction's temporaries set the peak
-        # memory of a Self-BLEU call on the CPU (each fresh array grows the heap)
+        # int32 counts, and the per-run arrays overwritten in place: this reduction's temporaries set its peak memory
         top = torch.zeros(n_groups, dtype=run_count.dtype, device=key.device)
         top.scatter_reduce_(0, run_group, run_count, reduce="amax")
-        # index_select, not []: several times faster on the CPU; comparisons in numpy there (_inputs.compare)
         others = top.index_select(0, run_group)
-        at_top = _inputs.compare(operator.eq, run_count, others)
+        at_top = run_count == others
         held = run_count.bool()
         n_top = _count_per_group(run_group, at_top & held, n_groups)
         second = torch.zeros_like(top).scatter_reduce_(0, run_group, torch.where(at_top, 0, run_count), reduce="amax")
         # the largest count among the others is the group maximum unless this sample alone holds it
-        alone = at_top.logical_and_(_inputs.compare(operator.eq, n_top.index_select(0, run_group), 1))
+        alone = at_top.logical_and_(n_top.index_select(0, run_group) == 1)
         del at_top, n_top
         torch.where(alone, second.index_select(0, run_group), others, out=others)
         del alone, second
@@ -695,7 +548,7 @@ def _clip_leave_one_out(matches: Tensor) -> _Reduction:
         matches[:, n - 1].scatter_add_(0, runs.src.long(), clipped.long())
         del clipped, others
         holders = _count_per_group(run_group, held, n_groups)
-        return _Order(groups.group, _inputs.compare(operator.ge, holders, 2).gather(0, group).view(key.shape), n_groups)
+        return _Order(groups.group, (holders >= 2).gather(0, group).view(key.shape), n_groups)
 
     return reduce
 

@@ -220,16 +220,16 @@ def _keep_mask(x: Tensor, valid_len: Tensor | None, pad_id: int | None, eos_id: 
 def host_reads_are_free(device: torch.device) -> bool:
     """Whether reading a tensor's values on the host costs no synchronisation with the device (the CPU).
 
-    Where it does not, the kernel checks nothing it could skip, sizes its tables from shapes alone and sorts rows
-    as they are; on the CPU it reads what makes the work smaller (exact table sizes, key spans, blocks of rows).
-    Tests patch this to run the accelerator's choices on the CPU.
+    Where it does, the counts run the compiled engine and the input checks read values to skip masks; where it
+    does not, the torch sorted pass counts, with tables sized from shapes alone, and nothing is read that could
+    be skipped. Tests patch this to run the accelerator's path on the CPU.
     """
     return device.type == "cpu"
 
 
 def compare(op: Callable[[Any, Any], Any], x: Tensor, other: Any) -> Tensor:
     """``op(x, other)`` for a comparison from :mod:`operator` (``other`` a number, or an array of the same
-    device): in numpy on the CPU, whose comparisons are vectorised (1-5 us for 12K elements, torch's 7-15 us).
+    device): in numpy on the CPU, whose comparisons are vectorised and cheaper to call than torch's.
     """
     if host_reads_are_free(x.device):
         return torch.from_numpy(np.asarray(op(x.numpy(), other.numpy() if isinstance(other, Tensor) else other)))

@@ -1,6 +1,7 @@
 """Longest common subsequences of token-ID batches, bit-parallel: every sentence pair advances one token at a time.
 
-LCS lengths (ROUGE-L) and the summary-level union-LCS hits (ROUGE-Lsum), without any ``(B, L, L')`` table.
+LCS lengths (ROUGE-L) and the summary-level union-LCS hits (ROUGE-Lsum), without any ``(B, L, L')`` table. On the
+CPU the compiled engine computes them row by row; the torch recurrence below serves accelerators.
 
 Method (Allison–Dix / Hyyrö): each reference is a bit vector ``V`` of ``ceil(L'/64)`` int64 words (bit ``p`` of
 word ``p // 64`` stands for reference position ``p``). For every candidate token with match mask ``M`` (the
@@ -12,25 +13,17 @@ updates every sentence and every reference at once; the carries of the addition 
 from __future__ import annotations
 
 import itertools
-from typing import NamedTuple, TypeVar
+from typing import NamedTuple
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from tensorbleu_metrics.functional import _engine, _inputs
 from tensorbleu_metrics.functional._counting import _numpy, _sort_rows
 
-# the recurrence's arrays: torch tensors, or numpy arrays on the CPU (one loop serves both)
-_Words = TypeVar("_Words", Tensor, np.ndarray)
-
 _WORD = 64
 _SIGN = -(2**63)  # xor with it maps unsigned order onto signed order
 _ALL_ONES = -1
-# the CPU runs the recurrence in numpy up to this many words per step (measured on two machines: 1.3-1.7x faster
-# at 64 x 128; on a par near 1500 words on one, near 4096 on the other; 0.84-0.93x at 2560-3072 words on the first,
-# where torch's cummax and gather beat numpy's flat take)
-_NUMPY_STEP_MAX = 1 << 11
 _BACKTRACK_COMPACT_EVERY = 8  # walker steps between two removals of the walkers that have finished
 # sentence pairs screened, and walkers walked, together in ROUGE-Lsum (tests lower it to reach several blocks)
 _PAIR_BLOCK = 1 << 16
@@ -45,11 +38,11 @@ def _popcount(x: Tensor) -> Tensor:
     return (x * 0x0101010101010101) >> 56
 
 
-def _add_words(x: _Words, y: _Words, word: _Words, carries: _Words) -> _Words:
+def _add_words(x: Tensor, y: Tensor, word: Tensor, carries: Tensor) -> Tensor:
     """``x + y`` of multi-word unsigned integers (little-endian int64 words on the last dim), top carry dropped.
 
-    ``word`` is ``arange(W) + 1`` and ``carries`` a ``(..., W + 1)`` int64 scratch array whose slot 0 is 0: both
-    are made once by the caller, as this runs once per candidate token. Tensors or numpy arrays alike.
+    ``word`` is ``arange(W) + 1`` and ``carries`` a ``(..., W + 1)`` int64 scratch tensor whose slot 0 is 0: both
+    are made once by the caller, as this runs once per candidate token.
     """
     total = x + y
     if word.shape[0] == 1:
@@ -57,16 +50,9 @@ def _add_words(x: _Words, y: _Words, word: _Words, carries: _Words) -> _Words:
     # a word whose sum is not all ones passes on exactly its own overflow; an all-ones word (which cannot
     # overflow itself) passes on its incoming carry: each word's carry comes from the last word before it
     # that is not all ones (slot 0: none, no carry)
-    if isinstance(total, np.ndarray):
-        carries[..., 1:] = total.view(np.uint64) < x.view(np.uint64)  # the unsigned overflow of each word
-        source = np.maximum.accumulate(word * (total != _ALL_ONES), axis=-1)
-        # a flat take (take_along_axis builds index grids: several times slower on these small arrays)
-        row_start = carries.shape[-1] * np.arange(total.size // total.shape[-1]).reshape(*total.shape[:-1], 1)
-        total[..., 1:] += carries.reshape(-1)[source + row_start][..., :-1]
-    else:
-        carries[..., 1:] = (total ^ _SIGN) < (x ^ _SIGN)  # the unsigned overflow of each word
-        source = torch.where(total != _ALL_ONES, word, 0).cummax(-1).values
-        total[..., 1:] += torch.gather(carries, -1, source)[..., :-1]
+    carries[..., 1:] = (total ^ _SIGN) < (x ^ _SIGN)  # the unsigned overflow of each word
+    source = torch.where(total != _ALL_ONES, word, 0).cummax(-1).values
+    total[..., 1:] += torch.gather(carries, -1, source)[..., :-1]
     return total
 
 
@@ -100,7 +86,7 @@ def match_ids(preds: Tensor, pred_keep: Tensor, refs: Tensor, ref_keep: Tensor) 
         return MatchIds(preds.clone(), refs.clone(), 0)
     width = tokens.shape[1]
     key, column, is_token = _sort_rows(tokens)
-    del tokens  # each array is freed once read: this sort's temporaries set the peak memory of ROUGE-L on the CPU
+    del tokens  # each array is freed once read: this sort's temporaries set the peak memory of ROUGE-L
     starts = torch.ones_like(key, dtype=torch.bool)
     torch.ne(key[:, 1:], key[:, :-1], out=starts[:, 1:])
     del key
@@ -176,14 +162,8 @@ def _advance(
         history[:, :, 0] = vec
     inner = None if lanes is None else ~lanes
     restart = None if reset is None else torch.where(reset, _ALL_ONES, 0).view(n_sent, 1, 1, -1)
-    arrays: list = [masks, rows, word, carries, vec, lanes, inner, restart, history]
-    if _inputs.host_reads_are_free(device) and vec.numel() <= _NUMPY_STEP_MAX:
-        # the loop runs one step per candidate position, each a dozen elementwise operations on small arrays:
-        # numpy's calls cost a fraction of torch's on the CPU (the history array is the kept tensor's memory)
-        arrays = [None if a is None else a.numpy() for a in arrays]
-    masks, rows, word, carries, vec, lanes, inner, restart, kept = arrays
     for j in range(steps):
-        match = masks[rows[j]] if isinstance(masks, np.ndarray) else masks.index_select(0, rows[j])
+        match = masks.index_select(0, rows[j])
         hit = vec & match
         rest = vec ^ hit  # vec & ~match, since hit lies inside vec
         # with lanes, carries stop at lane tops: add below them, then set each top to its carry-free sum bit
@@ -195,11 +175,9 @@ def _advance(
         vec = total | rest
         if restart is not None:
             vec = vec | restart[..., j]
-        if kept is not None:
-            kept[:, :, j + 1] = vec
-    if history is not None:
-        return history
-    return torch.from_numpy(vec) if isinstance(vec, np.ndarray) else vec
+        if history is not None:
+            history[:, :, j + 1] = vec
+    return vec if history is None else history
 
 
 def lcs_length(preds: Tensor, pred_len: Tensor, refs: Tensor, ref_len: Tensor) -> Tensor:
