@@ -1,4 +1,4 @@
-"""Token-ID metrics as pure functions on tensors: BLEU, GLEU, Self-BLEU, distinct-n and ROUGE."""
+"""Token-ID metrics as pure functions on tensors: BLEU, GLEU, chrF, Self-BLEU, distinct-n and ROUGE."""
 
 from tensorbleu_metrics.functional._counting import BLEUStats
 from tensorbleu_metrics.functional._engine import get_cpu_threads, set_cpu_threads
@@ -9,6 +9,14 @@ from tensorbleu_metrics.functional._scoring import (
     counted_orders,
 )
 from tensorbleu_metrics.functional.bleu import bleu_stats, corpus_bleu, sentence_bleu
+from tensorbleu_metrics.functional.chrf import (
+    CHRFStats,
+    check_chrf_options,
+    chrf_from_stats,
+    chrf_stats,
+    corpus_chrf,
+    sentence_chrf,
+)
 from tensorbleu_metrics.functional.diversity import distinct_ngrams, self_bleu
 from tensorbleu_metrics.functional.gleu import (
     GLEUStats,
@@ -24,12 +32,17 @@ __all__ = [
     "ROUGE_KEYS",
     "SMOOTHING_METHODS",
     "BLEUStats",
+    "CHRFStats",
     "GLEUStats",
     "bleu_from_stats",
     "bleu_stats",
     "check_bleu_options",
+    "check_chrf_options",
     "check_gleu_options",
+    "chrf_from_stats",
+    "chrf_stats",
     "corpus_bleu",
+    "corpus_chrf",
     "corpus_gleu",
     "counted_orders",
     "distinct_ngrams",
@@ -39,6 +52,7 @@ __all__ = [
     "rouge_score",
     "self_bleu",
     "sentence_bleu",
+    "sentence_chrf",
     "sentence_gleu",
     "set_cpu_threads",
 ]
