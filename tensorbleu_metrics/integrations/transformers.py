@@ -17,11 +17,13 @@ from torch import Tensor
 
 from tensorbleu_metrics.functional import (
     corpus_bleu,
+    corpus_chrf,
     corpus_gleu,
     distinct_ngrams,
     rouge_score,
     self_bleu,
     sentence_bleu,
+    sentence_chrf,
     sentence_gleu,
 )
 from tensorbleu_metrics.functional._inputs import check_int
@@ -69,6 +71,7 @@ def _distinct(preds: Tensor, target: Tensor, options: Mapping[str, Any], sentenc
 _METRICS: dict[str, Scores] = {
     "bleu": _corpus_and_sentence("bleu", corpus_bleu, sentence_bleu),
     "gleu": _corpus_and_sentence("gleu", corpus_gleu, sentence_gleu),
+    "chrf": _corpus_and_sentence("chrf", corpus_chrf, sentence_chrf),
     "rouge": _rouge,
     "self_bleu": _self_bleu,
     "distinct": _distinct,
@@ -299,7 +302,8 @@ def make_compute_metrics(
             NumPy integer.
         eos_id: the ID (or IDs) ending a sequence; ``None`` when nothing follows the EOS but padding (EOS then
             only counts as a token if it is not in ``ignore_ids``).
-        metrics: which scores: ``"bleu"``, ``"gleu"`` (corpus scores, and sentence means on request),
+        metrics: which scores: ``"bleu"``, ``"gleu"``, ``"chrf"`` (corpus scores, and sentence means on request;
+            chrF on token IDs, each ID one symbol, ``char_order`` 6 unless ``options`` say otherwise),
             ``"rouge"`` (the mean F measure of each key: ``"rouge1"``, ``"rouge2"``, ``"rougeL"`` unless
             ``options={"rouge": {"rouge_keys": ...}}`` says otherwise), and the
             diversity of the predictions themselves, ``"self_bleu"`` (mean Self-BLEU of each prediction against

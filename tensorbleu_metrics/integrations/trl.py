@@ -16,12 +16,20 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from tensorbleu_metrics.functional import rouge_score, self_bleu, sentence_bleu, sentence_gleu
+from tensorbleu_metrics.functional import rouge_score, self_bleu, sentence_bleu, sentence_chrf, sentence_gleu
 from tensorbleu_metrics.functional._inputs import check_int, is_int
 from tensorbleu_metrics.functional._scoring import SACREBLEU_METHODS
 from tensorbleu_metrics.integrations._convert import EOS, PAD, id_tuple, padded_array
 
-__all__ = ["TokenIDReward", "bleu_reward", "diversity_reward", "gleu_reward", "rouge_reward"]
+__all__ = [
+    "TextReward",
+    "TokenIDReward",
+    "bleu_reward",
+    "chrf_reward",
+    "diversity_reward",
+    "gleu_reward",
+    "rouge_reward",
+]
 
 # Options the reward sets itself: the caller's ID conventions are mapped to PAD/EOS before the functional call.
 _RESERVED = ("preds", "target", "pad_id", "eos_id", "groups")
@@ -77,6 +85,7 @@ _REWARDS: dict[str, _RewardSpec] = {
         with_defaults=_sentence_bleu_defaults,
     ),
     "gleu": _RewardSpec(lambda preds, refs, groups, o: sentence_gleu(preds, refs, pad_id=PAD, eos_id=EOS, **o)),
+    "chrf": _RewardSpec(lambda preds, refs, groups, o: sentence_chrf(preds, refs, pad_id=PAD, eos_id=EOS, **o)),
     "rouge": _RewardSpec(_rouge),
     # 1 - Self-BLEU: each completion against the other completions of its prompt; no reference needed.
     "diversity": _RewardSpec(
@@ -655,4 +664,149 @@ def diversity_reward(
         name=name,
         gather_groups=gather_groups,
         options=self_bleu_options,
+    )
+
+
+def _completion_text(completion: Any, name: str) -> str:
+    """A completion as text: a str, or a conversation's (a list of messages) last message content."""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, Sequence) and completion and isinstance(completion[-1], Mapping):
+        content = completion[-1].get("content")
+        if isinstance(content, str):
+            return content
+    raise TypeError(
+        f"`{name}` must be a str or a conversation (a list of messages whose last has a str 'content'), "
+        f"got {type(completion).__name__}."
+    )
+
+
+class TextReward:
+    """A reward function for ``GRPOTrainer(reward_funcs=[...])`` scoring the decoded completions as text.
+
+    Build it with :func:`chrf_reward` (``on="text"``). Called as TRL calls reward functions, it scores
+    ``completions`` (strings, or conversations: the last message's content) against the text references of a
+    dataset column in one batched call, and returns one float per completion. Instances are picklable;
+    ``__name__`` is the name TRL logs the reward under.
+    """
+
+    def __init__(
+        self, metric: str, *, reference_column: str, name: str | None = None, options: Mapping[str, Any] | None = None
+    ) -> None:
+        if metric != "chrf":
+            raise ValueError(f"`metric` must be 'chrf' (the text metric), got {metric!r}.")
+        if not isinstance(reference_column, str) or not reference_column:
+            raise TypeError(f"`reference_column` must be a column name (a non-empty str), got {reference_column!r}.")
+        for key in ("preds", "target", "pad_id", "eos_id"):
+            if options and key in options:
+                raise ValueError(f"`{key}` is set by the reward itself (completions and references are text).")
+        self.metric = metric
+        self.reference_column = reference_column
+        self.options = dict(options or {})
+        self.__name__ = metric if name is None else name
+        if not isinstance(self.__name__, str) or not self.__name__:
+            raise TypeError(f"`name` must be a non-empty str, got {name!r}.")
+        sentence_chrf(["a"], ["a"], **self.options)  # bad options fail when the reward is built
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(metric={self.metric!r}, name={self.__name__!r}, "
+            f"reference_column={self.reference_column!r}, options={self.options})"
+        )
+
+    def __call__(
+        self,
+        prompts: Sequence[Any] | None = None,
+        completions: Sequence[Any] | None = None,
+        completion_ids: Sequence[Sequence[int]] | None = None,
+        **kwargs: Any,
+    ) -> list[float]:
+        """Score a batch of completions' text against the reference column (a str, or a list of str per row).
+
+        Raises:
+            ValueError: ``completions`` or the reference column missing, or of the wrong length.
+            TypeError: completions or references that are not text.
+        """
+        if completions is None:
+            raise ValueError(f"the {self.__name__!r} reward scores text: it needs `completions`, got none.")
+        if isinstance(completions, (str, bytes)) or not isinstance(completions, Sequence):
+            raise TypeError(f"`completions` must be a list of completions, got {type(completions).__name__}.")
+        if len(completions) == 0:
+            return []
+        column = self.reference_column
+        if column not in kwargs:
+            given = sorted(k for k in kwargs if k not in _TRL_ARGS)
+            raise ValueError(
+                f"the {self.__name__!r} reward reads references from the dataset column `{column}`, which the "
+                f"trainer did not pass (columns passed: {given}); set `reference_column`."
+            )
+        refs = kwargs[column]
+        if isinstance(refs, (str, bytes)) or not isinstance(refs, Sequence) or len(refs) != len(completions):
+            got = f"{len(refs)} values" if isinstance(refs, Sequence) else type(refs).__name__
+            raise ValueError(f"column `{column}` must hold one value per completion ({len(completions)}), got {got}.")
+        texts = [_completion_text(c, f"completions[{i}]") for i, c in enumerate(completions)]
+        return sentence_chrf(texts, list(refs), **self.options).tolist()
+
+
+def chrf_reward(
+    reference_column: str = "reference",
+    *,
+    on: str = "text",
+    tokenizer: Any = None,
+    eos_token_id: int | Sequence[int] | None = None,
+    device: str | torch.device | None = None,
+    name: str = "chrf",
+    reference_prefix: str | None = None,
+    **chrf_options: Any,
+) -> TextReward | TokenIDReward:
+    """Sentence chrF (SacreBLEU's, in [0, 1]) of each completion against a dataset column, as a GRPO reward.
+
+    Args:
+        reference_column: the dataset column holding the references (a str, or a list of str for several; with
+            ``on="token_ids"`` also token-ID lists, as :func:`bleu_reward` takes them).
+        on: ``"text"``: the decoded ``completions`` (a conversation's last message) against text references,
+            chrF and chrF++ as SacreBLEU computes them (the usual MT reward); ``"token_ids"``: ``completion_ids``
+            against token-ID (or tokenized text) references, each ID one symbol.
+        tokenizer, eos_token_id, device, reference_prefix: as :func:`bleu_reward`; ``on="token_ids"`` only.
+        name: the reward's ``__name__``, which TRL logs as ``rewards/<name>/mean``.
+        **chrf_options: options of :func:`tensorbleu_metrics.functional.sentence_chrf` (``char_order``,
+            ``word_order`` (2: chrF++; text only), ``beta``, ``whitespace``, ``eps_smoothing``, ``lowercase``,
+            ``dtype``).
+
+    Returns:
+        A :class:`TextReward` (``on="text"``) or a :class:`TokenIDReward`.
+
+    Raises:
+        ValueError, TypeError: an unknown ``on``, token-ID options with ``on="text"``, or options the functional
+            API rejects (each named).
+
+    Example:
+        >>> reward = chrf_reward("translation", word_order=2)  # chrF++ of the text
+        >>> reward(prompts=None, completions=["the cat sat", "a dog"], translation=["the cat sat", "the dog"])
+        [1.0, 0.2936...]
+        >>> ids = chrf_reward(on="token_ids", eos_token_id=2, char_order=2)
+        >>> ids(prompts=None, completions=None, completion_ids=[[5, 6, 7, 2], [5, 9]], reference=[[5, 6, 7]] * 2)
+        [1.0, 0.1785...]
+    """
+    if on == "text":
+        unused = {"tokenizer": tokenizer, "eos_token_id": eos_token_id, "device": device}
+        unused["reference_prefix"] = reference_prefix
+        given = [key for key, value in unused.items() if value is not None]
+        if given:
+            raise ValueError(
+                f"`{given[0]}` applies to token IDs; a text chrF reward scores the decoded completions "
+                "(pass on='token_ids' to score completion_ids)."
+            )
+        return TextReward("chrf", reference_column=reference_column, name=name, options=chrf_options)
+    if on != "token_ids":
+        raise ValueError(f"`on` must be 'text' or 'token_ids', got {on!r}.")
+    return TokenIDReward(
+        "chrf",
+        reference_column=reference_column,
+        tokenizer=tokenizer,
+        eos_token_id=eos_token_id,
+        device=device,
+        name=name,
+        reference_prefix=reference_prefix,
+        options=chrf_options,
     )
