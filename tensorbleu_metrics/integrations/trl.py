@@ -7,6 +7,8 @@ into one batched call of :mod:`tensorbleu_metrics.functional`; TRL itself is nev
 from __future__ import annotations
 
 import json
+import numbers
+import struct
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -17,17 +19,27 @@ import torch
 from torch import Tensor
 
 from tensorbleu_metrics.functional import rouge_score, self_bleu, sentence_bleu, sentence_chrf, sentence_gleu
+from tensorbleu_metrics.functional._counting import distinct_stats
 from tensorbleu_metrics.functional._inputs import check_int, is_int
 from tensorbleu_metrics.functional._scoring import SACREBLEU_METHODS
-from tensorbleu_metrics.integrations._convert import EOS, PAD, id_tuple, padded_array
+from tensorbleu_metrics.integrations._convert import (
+    EOS,
+    PAD,
+    _check_no_negative,
+    _lists_to_padded,
+    id_tuple,
+    padded_array,
+)
 
 __all__ = [
+    "RepetitionPenaltyReward",
     "TextReward",
     "TokenIDReward",
     "bleu_reward",
     "chrf_reward",
     "diversity_reward",
     "gleu_reward",
+    "repetition_penalty_reward",
     "rouge_reward",
 ]
 
@@ -810,3 +822,134 @@ def chrf_reward(
         reference_prefix=reference_prefix,
         options=chrf_options,
     )
+
+
+def _packed_ids(completion_ids: Sequence[Any]) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(B, W)`` int64 tokens (zero past each length) and the ``(B,)`` lengths, written row by row into one buffer
+    with ``struct`` (the fastest way to read Python ints); ``None`` for anything but sequences of non-negative
+    int64 IDs, which the validating conversion then takes."""
+    try:
+        lengths = np.fromiter(map(len, completion_ids), dtype=np.int64, count=len(completion_ids))
+        width = max(int(lengths.max()), 1)
+        out = np.zeros((len(completion_ids), width), dtype=np.int64)
+        for row, (ids, n) in enumerate(zip(completion_ids, lengths.tolist(), strict=True)):
+            struct.pack_into(f"{n}q", out, row * width * 8, *ids)
+    except (struct.error, TypeError, OverflowError):
+        return None
+    return None if int(out.min()) < 0 else (out, lengths)
+
+
+def _validated_ids(completion_ids: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """The slower conversion of :func:`_packed_ids`, with errors naming the completion at fault."""
+    names = [f"completion_ids[{i}]" for i in range(len(completion_ids))]
+    tokens, lengths = _lists_to_padded(completion_ids, names)
+    _check_no_negative(tokens, np.zeros(tokens.shape, dtype=bool), "completion_ids", names)
+    return tokens, lengths
+
+
+class RepetitionPenaltyReward:
+    """TRL's repetition penalty computed on the counting engine: ``(1 - unique / total n-grams) * max_penalty``.
+
+    Build it with :func:`repetition_penalty_reward`. Called as TRL calls reward functions, it returns one float
+    per completion, equal to ``trl.rewards.get_repetition_penalty_reward(ngram_size, max_penalty)`` on the same
+    ``completion_ids``. Instances are picklable; ``__name__`` is the name TRL logs the reward under.
+    """
+
+    def __init__(self, ngram_size: int = 3, max_penalty: float = -1.0, *, name: str = "repetition_penalty_reward"):
+        self.ngram_size = check_int(ngram_size, "ngram_size", minimum=1)
+        if isinstance(max_penalty, bool) or not isinstance(max_penalty, numbers.Real):
+            raise TypeError(f"`max_penalty` must be a real number (<= 0), got {max_penalty!r}.")
+        if max_penalty > 0:
+            raise ValueError(
+                f"`max_penalty` must not be positive (the most negative reward, for a fully repetitive completion), "
+                f"got {max_penalty}."
+            )
+        self.max_penalty = float(max_penalty)
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"`name` must be a non-empty str, got {name!r}.")
+        self.__name__ = name
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(ngram_size={self.ngram_size}, max_penalty={self.max_penalty}, "
+            f"name={self.__name__!r})"
+        )
+
+    def __call__(
+        self,
+        prompts: Sequence[Any] | None = None,
+        completions: Sequence[Any] | None = None,
+        completion_ids: Sequence[Sequence[int]] | None = None,
+        **kwargs: Any,
+    ) -> list[float]:
+        """Penalise each completion's repeated n-grams.
+
+        Args:
+            prompts, completions: unused (the penalty reads ``completion_ids``).
+            completion_ids: one list of token IDs per completion, as TRL passes them. Every ID counts, the EOS
+                kept by TRL included, as in TRL's function.
+            **kwargs: the dataset's columns and TRL's own arguments, ignored.
+
+        Returns:
+            One float per completion in ``[max_penalty, 0]``: ``0.0`` for a completion without a repeated n-gram
+            or with fewer than ``ngram_size`` tokens (an empty one included).
+
+        Raises:
+            ValueError: ``completion_ids`` missing, negative token IDs.
+            TypeError: token IDs that are not ints.
+        """
+        if completion_ids is None:
+            raise ValueError(
+                f"the {self.__name__!r} reward needs `completion_ids` (the completions' token IDs), which "
+                "GRPOTrainer passes; got none."
+            )
+        if isinstance(completion_ids, (str, bytes)) or not isinstance(completion_ids, Sequence):
+            raise TypeError(f"`completion_ids` must be a list of token-ID lists, got {type(completion_ids).__name__}.")
+        if len(completion_ids) == 0:
+            return []
+        packed = _packed_ids(completion_ids)
+        tokens, lengths = packed if packed is not None else _validated_ids(completion_ids)
+        # numbers of different and of all n-grams per completion (each its own group) from the counting engine
+        distinct, totals = distinct_stats(
+            torch.from_numpy(tokens), torch.from_numpy(lengths), torch.arange(len(completion_ids)), self.ngram_size
+        )
+        unique, total = distinct[:, -1].numpy(), totals[:, -1].numpy()
+        counted = total > 0  # TRL gives 0.0 to completions shorter than ngram_size
+        out = np.zeros(len(completion_ids), dtype=np.float64)
+        out[counted] = 1.0 - unique[counted] / total[counted]  # float64 division of two ints, as in Python
+        # TRL gives 0.0 (never -0.0 or NaN) where nothing repeats, whatever max_penalty is
+        repeated = out != 0
+        out[repeated] *= self.max_penalty
+        return out.tolist()
+
+
+def repetition_penalty_reward(
+    ngram_size: int = 3, max_penalty: float = -1.0, *, name: str = "repetition_penalty_reward"
+) -> RepetitionPenaltyReward:
+    """TRL's repetition penalty (``trl.rewards.get_repetition_penalty_reward``) on the counting engine, one batched
+    call for all completions instead of a Python loop over them.
+
+    The reward of a completion is ``(1 - unique / total) * max_penalty`` over its token n-grams of order
+    ``ngram_size``, ``0.0`` when no n-gram repeats and for completions shorter than ``ngram_size`` tokens; every
+    token counts, the EOS that TRL keeps in ``completion_ids`` included. The values equal TRL's function on the
+    same ``completion_ids``.
+
+    Args:
+        ngram_size: the n-gram order (>= 1; TRL's function fails at its first call for 0).
+        max_penalty: the reward of a completion whose n-grams all repeat its first; must not be positive.
+        name: the reward's ``__name__`` (logged as ``rewards/<name>/mean``); TRL's by default, so logs keep their
+            keys when one replaces the other.
+
+    Returns:
+        A :class:`RepetitionPenaltyReward` for ``GRPOTrainer(reward_funcs=[...])``.
+
+    Raises:
+        ValueError: ``ngram_size < 1`` or a positive ``max_penalty``.
+        TypeError: a non-integer ``ngram_size``, a ``max_penalty`` that is not a real number.
+
+    Example:
+        >>> reward = repetition_penalty_reward(ngram_size=2)
+        >>> reward(completion_ids=[[1, 2, 3, 4], [5, 5, 5, 5, 5], [7]])
+        [0.0, -0.75, 0.0]
+    """
+    return RepetitionPenaltyReward(ngram_size, max_penalty, name=name)
