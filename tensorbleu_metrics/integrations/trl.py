@@ -234,6 +234,21 @@ class TokenIDReward:
     def _score(self, preds: Tensor, refs: Tensor | None, groups: Tensor | None) -> Tensor:
         return _REWARDS[self.metric].score(preds, refs, groups, self.options)
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        # TRL's asynchronous GRPO unpickles rewards in a child with CUDA_VISIBLE_DEVICES="": a reward built for a
+        # GPU scores there on the CPU (the same values) instead of failing at its first call
+        try:
+            _check_device(self.device)
+        except ValueError as err:
+            warnings.warn(
+                f"the {self.__name__!r} reward was built for device {str(self.device)!r}, which this process "
+                f"cannot use ({str(err.__cause__ or err).strip().splitlines()[0]}): it scores on the CPU.",
+                UserWarning,
+                stacklevel=2,
+            )
+            self.device = torch.device("cpu")
+
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(metric={self.metric!r}, name={self.__name__!r}, "
