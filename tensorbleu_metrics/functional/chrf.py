@@ -131,17 +131,14 @@ def _text_references(target: Any, batch: int) -> list[list[str]]:
 
 
 def _whitespace_positions(codes: np.ndarray) -> np.ndarray:
-    """Where the uint32 ``codes`` hold whitespace: the ASCII ones by two range tests (unsigned differences wrap
-    below the range), the few candidates from U+0085 up through the table."""
-    found = ((codes - 0x9) < 5) | ((codes - 0x1C) < 5)
-    others = np.flatnonzero((codes == 0x85) | (codes == 0xA0) | ((codes - 0x1680) <= 0x3000 - 0x1680))
-    if others.size:
-        found[others[_SPACE_TABLE[codes[others]]]] = True
-    return np.flatnonzero(found)
+    """Where the uint32 ``codes`` hold whitespace: the candidates (up to U+0020, or U+0085 to U+3000: an unsigned
+    difference wraps below its range) looked up in the table."""
+    candidates = np.flatnonzero((codes <= 0x20) | ((codes - 0x85) <= 0x3000 - 0x85))
+    return candidates[_SPACE_TABLE[codes[candidates]]]
 
 
 def _codepoints(texts: list[str], whitespace: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Every text's codepoints, concatenated (int64), and their number per text; whitespace dropped unless kept."""
+    """Every text's codepoints, concatenated (uint32), and their number per text; whitespace dropped unless kept."""
     # one UTF-32 encoding of all texts (lone surrogates kept as their own code units, as Python holds them)
     codes = np.frombuffer("".join(texts).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
@@ -152,7 +149,7 @@ def _codepoints(texts: list[str], whitespace: bool) -> tuple[np.ndarray, np.ndar
             owner = np.searchsorted(np.cumsum(lengths), spaces, side="right")
             lengths = lengths - np.bincount(owner, minlength=lengths.size)
             codes = np.delete(codes, spaces)
-    return codes.astype(np.int64), lengths
+    return codes, lengths
 
 
 def _word_ids(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
