@@ -38,4 +38,12 @@ step "upgrading pip" .venv/bin/python -m pip install --quiet --upgrade pip
 step "installing torch==2.13.0" .venv/bin/python -m pip install --quiet "torch==2.13.0"
 step "installing tensorbleu-metrics and its dev tools (torchmetrics, lightning, trl/transformers, pytest, \
 hypothesis, nltk, sacrebleu, rouge-score, ruff, matplotlib)" .venv/bin/python -m pip install --quiet -e ".[dev]"
+# verl's metadata pins transformers<5.11 (trl brings 5.25), so it is not a dev extra: --no-deps keeps transformers,
+# and the second command adds only the packages its reward loop, DataProto and Hydra config import (ray, tensordict,
+# omegaconf, hydra-core, aiohttp, codetiming); neither touches torch, transformers or numpy.
+step "installing verl 0.9.1 without its pins (its reward-loop classes, for the verl integration tests)" \
+    .venv/bin/python -m pip install --quiet --no-deps "verl==0.9.1"
+step "installing what verl's reward loop imports (ray, tensordict, omegaconf, hydra-core, aiohttp, codetiming)" \
+    .venv/bin/python -m pip install --quiet ray "tensordict<=0.10.0,>=0.8.0,!=0.9.0" omegaconf hydra-core aiohttp \
+    codetiming
 echo "set up: $(.venv/bin/python -c 'import torch, tensorbleu_metrics as t; print("tensorbleu-metrics", t.__version__, "torch", torch.__version__)')"

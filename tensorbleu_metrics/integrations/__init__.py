@@ -1,6 +1,7 @@
-"""Plug the token-ID metrics into training frameworks: TRL's GRPOTrainer rewards, the Transformers Trainer.
+"""Plug the token-ID metrics into training frameworks: TRL's GRPOTrainer rewards, the Transformers Trainer, verl's
+reward loop.
 
-The submodules load on first access, so ``import tensorbleu_metrics`` never imports TRL or Transformers.
+The submodules load on first access, so ``import tensorbleu_metrics`` never imports TRL, Transformers or verl.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-__all__ = ["transformers", "trl"]
+__all__ = ["transformers", "trl", "verl"]
 
 
 def __getattr__(name: str) -> ModuleType:
