@@ -39,6 +39,18 @@ def _single_intra_op_thread() -> Iterator[None]:
     torch.set_num_threads(previous)
 
 
+@pytest.fixture(scope="module")
+def accelerator_path_in_module() -> Iterator[None]:
+    """The torch sorted pass (the accelerator's path) for every call of a test module, forced on the CPU, where the
+    compiled engine serves the public functions otherwise."""
+    from tensorbleu_metrics.functional import _inputs
+
+    original = _inputs.host_reads_are_free
+    _inputs.host_reads_are_free = lambda device: False
+    yield
+    _inputs.host_reads_are_free = original
+
+
 @pytest.fixture(
     params=[
         "cpu",

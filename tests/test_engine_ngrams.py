@@ -17,17 +17,8 @@ from tensorbleu_metrics.functional._engine import set_cpu_threads
 from tensorbleu_metrics.functional._engine.ngrams import count_pairs
 from tensorbleu_metrics.functional._inputs import TokenBatch
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _reference_on_the_sorted_path():
-    """Today's functions, the reference here, run the accelerator's sorted path (forced on the CPU, where the engine
-    now serves them)."""
-    from tensorbleu_metrics.functional import _inputs
-
-    original = _inputs.host_reads_are_free
-    _inputs.host_reads_are_free = lambda device: False
-    yield
-    _inputs.host_reads_are_free = original
+# today's functions, the reference here, run the accelerator's sorted path (the engine serves them on the CPU)
+pytestmark = pytest.mark.usefixtures("accelerator_path_in_module")
 
 
 # token pools: a few small IDs (many repeats, high orders match), a large vocabulary (direct map), huge values

@@ -110,7 +110,8 @@ def test_class_constants():
 
 def test_states_are_int64_sums():
     metric = TokenIDBLEU(n_gram=3)
-    assert set(metric._defaults) == {"matches", "totals", "clamped_totals", "pred_len", "ref_len", metric._options_state}
+    states = {"matches", "totals", "clamped_totals", "pred_len", "ref_len", metric._options_state}
+    assert set(metric._defaults) == states
     for name in ("matches", "totals", "clamped_totals"):
         assert getattr(metric, name).shape == (3,)
     for name in ("pred_len", "ref_len"):
