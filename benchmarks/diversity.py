@@ -8,7 +8,7 @@ as ``diversity.json``, ``diversity.md`` and ``self_bleu_{time,memory}.png``.
 
 Examples::
 
-    python -m benchmarks.diversity                                   # CPU, the full grid, ~3 min on 2 cores
+    python -m benchmarks.diversity                                   # CPU, the full grid, a few minutes
     python -m benchmarks.diversity --samples 64,256 --gleu 64x256    # a quick look
     python -m benchmarks.diversity --device both                     # + this project's rows on CUDA
     python -m benchmarks.diversity --busy 2                          # 2 busy processes beside the whole run

@@ -3,7 +3,7 @@
 #   - NLTK (sentence + corpus, the speed-up baseline) and bleuscore (the fastest CPU peer) on the host CPU,
 #   - this project's sentence_bleu / corpus_bleu and the TensorBLEU paper's code on CUDA,
 # over the paper's grid (batch 16..512 x length 256, 1024), 1 and 4 references, vocab 32k and 128k.
-# About 4-6 minutes on an H100/H200 host.
+# About 4-6 minutes on one data-centre GPU.
 #
 # Usage (from anywhere):  benchmarks/gpu.sh [OUT_DIR] [extra options for python -m benchmarks.run ...]
 #   OUT_DIR defaults to $OUT/gpu when $OUT is set, else benchmarks/results/gpu-<date>.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Everything a lent GPU machine is for, in one call (about 8 minutes on an H100/H200 host), written to one folder:
+# Everything a lent GPU machine is for, in one call (about 8 minutes on one data-centre GPU), written to one folder:
 #   1. benchmarks.gpu_probe: the kernel's paths side by side on CUDA (time, peak memory, host synchronisations,
 #      agreement with the CPU; the default call eager against its CUDA-graph replay) and the fastest one within
 #      the memory bound (OUT_DIR/kernel.txt);

@@ -14,7 +14,7 @@ memory is ``torch.cuda.max_memory_allocated()`` after ``reset_peak_memory_stats(
 allocated before the call (the inputs).
 
 Repeats: ``warmup`` untimed calls, and more until ``warmup_s`` seconds of them have run (a worker is a fresh
-fork: its first calls pay first touches of memory and code, several times a warm call's time at RL-sized batches;
+fork: its first calls pay first touches of memory and code, which dominate a call's time at RL-sized batches;
 a call slower than ``SLOW_CALL_S`` ends the warm-up and counts as the first timed call: nothing warms up over
 seconds; ``warmup=0`` means no warm-up at all), then timed calls until ``repeats`` are done, cut so that
 the timed calls of one point take about ``point_time`` seconds, but at least ``min(MIN_REPEATS, repeats)``.

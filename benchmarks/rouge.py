@@ -37,7 +37,7 @@ KEYS = ("rouge1", "rouge2", "rougeL")
 SEP_ID = 1  # ROUGE-Lsum rows: this ID ends a sentence
 SENTENCE_LENGTH = 20  # ROUGE-Lsum rows: every 20th position of each sequence becomes SEP_ID
 DEFAULT_GRID = ((512, 256), (64, 1024), (512, 1024))
-# the rouge-score loop takes 10-25 s per call at these points on a 2-core machine; beyond them, minutes
+# the peers' points: the rouge-score loop (a pure-Python LCS, quadratic in the length) is too slow beyond them
 DEFAULT_PEER_GRID = ((512, 256), (64, 1024))
 
 

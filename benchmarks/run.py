@@ -3,7 +3,7 @@
 Examples::
 
     python -m benchmarks.run --device cpu --grid small                  # a few minutes
-    python -m benchmarks.run --device cpu --grid paper                  # full CPU grid (< 25 min on 2 cores)
+    python -m benchmarks.run --device cpu --grid paper                  # full CPU grid (< 25 min)
     python -m benchmarks.run --device both --grid paper --out /tmp/res  # CPU peers + CUDA (see gpu.sh)
     python -m benchmarks.run --grid "16,64x128" --refs 1 --vocab 32000 \
         --impls tensorbleu-sentence,nltk-sentence

@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-# --help answers before TRL, Transformers and torch are imported (seconds on a small machine).
+# --help answers before TRL, Transformers and torch are imported (their imports are slow).
 if __name__ == "__main__" and {"-h", "--help"} & set(sys.argv[1:]):
     build_parser().parse_args()
 

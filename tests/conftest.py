@@ -31,8 +31,8 @@ Seq = Sequence[int]
 
 @pytest.fixture(scope="session", autouse=True)
 def _single_intra_op_thread() -> Iterator[None]:
-    """The kernels work on many tiny tensors: on a small shared machine, intra-op threads only contend (a 5x
-    slowdown was measured with 2 threads under load), so the tests run with one."""
+    """The kernels work on many tiny tensors: on a small shared machine, intra-op threads only contend, so the
+    tests run with one."""
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

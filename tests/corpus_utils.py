@@ -125,8 +125,8 @@ class NoHostReads(TorchDispatchMode):
 
 class OperationKinds(TorchDispatchMode):
     """Records the distinct kinds of torch operation a block runs: (operation, dtypes of its tensor arguments),
-    views left out. After a Python loop (NLTK's, a training step) each new kind costs about 20 us on the CPU
-    (its code is no longer in the processor's caches), whatever the data: the cold cost of a call. ``count``: the
+    views left out. After a Python loop (NLTK's, a training step) each new kind costs time on the CPU (its code is
+    no longer in the processor's caches), whatever the data: the cold cost of a call. ``count``: the
     operations themselves, views left out (each at least one kernel launch on a GPU)."""
 
     VIEWS = ("view", "unsqueeze", "select", "slice", "expand", "alias", "detach", "unflatten", "unbind", "as_strided")

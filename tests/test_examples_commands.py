@@ -33,7 +33,7 @@ PARSERS = {"translate": cli.translate_parser, "rl_finetune": cli.rl_parser, "seq
 MODEL = ["--d-model", "32", "--nhead", "2", "--layers", "1", "--ff", "64"]
 DATA = ["--train-size", "500", "--val-size", "32", "--batch-size", "32", "--val-batch-size", "32"]
 QUICK = [*DATA, "--max-steps", "2", "--val-every", "2", "--no-progress-bar"]
-RUN_IN_FULL = {("seq2seq", "file"), ("translate", "file")}  # each start imports Lightning: a few seconds
+RUN_IN_FULL = {("seq2seq", "file"), ("translate", "file")}  # each start imports Lightning, which is slow
 
 
 def documented(readme: Path) -> list[tuple[str, str, list[str]]]:

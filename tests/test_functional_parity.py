@@ -705,7 +705,7 @@ def test_property_weight_list_equals_stacked_single_calls(oracle, batch, setup, 
 
 # the kernel's paths: the CPU's compiled engine; and the accelerator's sorted pass, forced on the CPU (no host reads:
 # every order in one sort for one reference and short rows, or the orders one by one with tables sized from shapes,
-# whole rows sorted; and, measured side by side on GPUs, those rows cut to their counted prefix)
+# whole rows sorted; and, kept for side-by-side runs on GPUs, those rows cut to their counted prefix)
 _ACCELERATOR = lambda device: False  # noqa: E731
 _KERNEL_PATHS = {
     "engine": {},

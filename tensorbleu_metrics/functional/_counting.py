@@ -256,7 +256,7 @@ def _sorted_pass(first_key: Tensor, source: Tensor, n_gram: int, reduce: _Reduct
         last_token = token_id[:, n - 1 :].gather(1, pos)
         # carried n-grams are counted ones (a reduction carries nothing it did not count): the carry flags are
         # the reduction's own tensor, updated in place like the keys (every large temporary costs page faults)
-        counted = carry.logical_and_(last_token.bool())  # ids are >= 0: a cast is a faster "> 0"
+        counted = carry.logical_and_(last_token.bool())  # ids are >= 0: a cast serves as "> 0"
         # an n-gram's key is (id of its (n-1)-gram, id of its last token), below key_span (ids are >= 0). An
         # n-gram's occurrences are all counted or none is: it has one (n-1)-gram and one last token. Rows are
         # already sorted by the (n-1)-gram id, so the sort mostly reorders within groups
@@ -324,7 +324,7 @@ def _clip_against_refs(matches: Tensor, ref_matches: Tensor | None, n_refs: int)
         matches[:, n - 1] = clipped.sum(1)
         if ref_matches is not None and n_refs == 1:
             ref_matches[:, 0, n - 1] = matches[:, n - 1]
-        # an n-gram both sides hold is one that clipped to at least one match (a cast is a faster "> 0")
+        # an n-gram both sides hold is one that clipped to at least one match (counts are >= 0: a cast serves as "> 0")
         return _Order(group, clipped.bool().gather(1, group), n_groups)
 
     return reduce
@@ -333,11 +333,9 @@ def _clip_against_refs(matches: Tensor, ref_matches: Tensor | None, n_refs: int)
 # ---- every order in one sort (accelerators, one reference, short rows) ----
 
 # On an accelerator, batches with one reference, rows of at most _ONE_SORT_ROW n-grams (positions x orders) and at
-# most _ONE_SORT_MAX in all are counted with every order in one sort. Measured on an H200: two thirds of the launches,
-# no host synchronisation, and 1.2-1.5x faster where launches set the time (up to 256 x 256); slower once the device
-# work does (512 x 256), and a CUDA sort of longer int64 rows is several times slower than the order-by-order sorts
-# of the shorter ones. A table per (n-gram, source) of every order costs 155 bytes per token with one reference
-# (the order-by-order pass: 54), 200-280 with four
+# most _ONE_SORT_MAX in all are counted with every order in one sort: fewer launches and no host synchronisation,
+# which pays where launches set a call's time (small batches); larger inputs keep the order-by-order pass, whose
+# shorter sorts and per-order tables cost less device time and memory (docs' performance page)
 _ONE_SORT_ROW = 1 << 12
 _ONE_SORT_MAX = 1 << 20
 

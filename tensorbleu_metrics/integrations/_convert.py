@@ -52,7 +52,7 @@ def _check_no_negative(x: Any, special: Any, name: str, row_names: Sequence[str]
 
 def _lists_to_padded(seqs: Sequence[Any], names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """A zero-filled ``(N, W)`` int64 array and the int64 lengths. Lists of ints (TRL's form) go through one NumPy
-    conversion of all tokens (several times faster than ``torch.tensor`` on Python ints, with the same rules: an
+    conversion of all tokens (instead of ``torch.tensor`` on each list of Python ints, with the same rules: an
     int, or a bool among ints, is a token; a float, a str or an out-of-range int sends the batch down the other
     path); anything else, or anything wrong, through the functional API's per-sequence path, whose errors name
     the sequence."""
