@@ -1,6 +1,6 @@
 """The private base of the token-ID metrics: exact states, failure-safe ``update``/``forward``, DDP of idle ranks.
 
-Every reach into torchmetrics internals the metrics need lives here, listed in :data:`TORCHMETRICS_INTERNALS`.
+Every reach into torchmetrics internals the metrics need lives here, listed in ``TORCHMETRICS_INTERNALS``.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ TORCHMETRICS_INTERNALS: dict[str, tuple[str, ...]] = {
 
 
 def check_torchmetrics_internals() -> list[str]:
-    """What of :data:`TORCHMETRICS_INTERNALS` the installed torchmetrics lacks (an empty list when nothing).
+    """What of ``TORCHMETRICS_INTERNALS`` the installed torchmetrics lacks (an empty list when nothing).
 
     Example:
         >>> check_torchmetrics_internals()
@@ -88,14 +88,14 @@ class _TokenIDMetric(Metric):
       the cached results are put back before the error propagates. ``update`` must therefore only replace
       tensor states (``self.x = self.x + ...``, never in place) and only append to list states.
     - **Idle ranks sync.** A process that saw no batch holds empty list states; it contributes an empty tensor
-      of the shape and dtype declared with :meth:`_add_list_state`, so the gather matches the other ranks.
+      of the shape and dtype declared with ``_add_list_state``, so the gather matches the other ranks.
     - **Options travel with the state.** Two metrics whose options differ never share or merge states: a
       ``MetricCollection`` never puts them in one compute group, and ``merge_state`` raises a ``ValueError``
       naming the option that differs.
 
-    Subclasses declare their options with :meth:`_declare_options` and states with :meth:`_add_sum_state` /
-    :meth:`_add_list_state`, implement ``update`` and ``compute`` as usual, and may override
-    :meth:`_restore_shapes` to undo torchmetrics' squeezing of one-element results.
+    Subclasses declare their options with ``_declare_options`` and states with ``_add_sum_state`` /
+    ``_add_list_state``, implement ``update`` and ``compute`` as usual, and may override
+    ``_restore_shapes`` to undo torchmetrics' squeezing of one-element results.
     """
 
     is_differentiable: bool = False
@@ -122,7 +122,7 @@ class _TokenIDMetric(Metric):
 
     @property
     def _token_option_values(self) -> dict[str, Any]:
-        """The token options as :meth:`_declare_options` records them."""
+        """The token options as ``_declare_options`` records them."""
         return {
             "pad_id": self.pad_id,
             "eos_id": self.eos_id,

@@ -1,4 +1,4 @@
-"""``TokenIDCHRF``: a :class:`torchmetrics.Metric` accumulating exact corpus chrF / chrF++ over text or token IDs.
+"""``TokenIDCHRF``: a ``torchmetrics.Metric`` accumulating exact corpus chrF / chrF++ over text or token IDs.
 
 Three int64 sums per n-gram order (hypothesis n-grams, reference n-grams, matches of each sentence's best
 reference) make the corpus score exactly SacreBLEU's ``corpus_score`` of all sentences seen.
@@ -25,14 +25,14 @@ class TokenIDCHRF(_TokenIDMetric):
     """Corpus chrF (``word_order=2``: chrF++) over batches of text or token IDs, accumulated exactly across batches
     and processes.
 
-    Each ``update`` reduces its batch with :func:`tensorbleu_metrics.functional.chrf_stats` to, per sentence and
+    Each ``update`` reduces its batch with ``tensorbleu_metrics.functional.chrf_stats`` to, per sentence and
     n-gram order, the hypothesis n-grams, the best reference's n-grams and their matches, and adds their sums to
     ``(char_order + word_order,)`` int64 states reduced with ``"sum"``. ``compute`` returns the chrF of everything
     seen in [0, 1] (SacreBLEU's ``corpus_score`` / 100; 0 before any n-gram), on every process (under DDP the sums
     of all ranks are added first).
 
     ``update(preds, target)`` takes text (a sequence of ``str``, with one ``str`` or a sequence of ``str`` per
-    sentence as references) or token IDs in the forms of :class:`tensorbleu_metrics.TokenIDBLEU` (then each ID is a
+    sentence as references) or token IDs in the forms of ``tensorbleu_metrics.TokenIDBLEU`` (then each ID is a
     symbol and ``word_order`` must be 0). ``forward`` returns the value of the current batch only and adds the
     batch to the accumulated state. States stay int64 (and float64 for sentence scores) whatever
     ``.half()``/``.to(dtype)`` does to the metric; a failing ``update``/``forward`` leaves them as they were.
@@ -42,14 +42,14 @@ class TokenIDCHRF(_TokenIDMetric):
         word_order: The highest word n-gram order (2: chrF++); text only.
         beta: The weight of recall against precision.
         whitespace: Keep whitespace in the character n-grams.
-        eps_smoothing: SacreBLEU's ``eps_smoothing`` (see :func:`tensorbleu_metrics.functional.chrf_stats`).
+        eps_smoothing: SacreBLEU's ``eps_smoothing`` (see ``tensorbleu_metrics.functional.chrf_stats``).
         lowercase: Lowercase the texts first; text only.
         pad_id: Token ID ignored wherever it appears (token IDs only).
         eos_id: Token ID ending a sequence at its first occurrence (excluded; token IDs only).
         return_sentence_level_score: Also return the chrF of every sentence seen, in update order (under DDP rank
             0's sentences first), kept in a float64 state that grows with the number of sentences.
-        validate: Check the token values of every batch, as :class:`tensorbleu_metrics.TokenIDBLEU` does.
-        kwargs: Additional keyword arguments of :class:`torchmetrics.Metric`.
+        validate: Check the token values of every batch, as ``tensorbleu_metrics.TokenIDBLEU`` does.
+        kwargs: Additional keyword arguments of ``torchmetrics.Metric``.
 
     Raises:
         ValueError, TypeError: If an option is invalid.

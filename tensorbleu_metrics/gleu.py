@@ -1,4 +1,4 @@
-"""``TokenIDGLEU``: a :class:`torchmetrics.Metric` accumulating exact corpus GLEU over token-ID batches.
+"""``TokenIDGLEU``: a ``torchmetrics.Metric`` accumulating exact corpus GLEU over token-ID batches.
 
 Two int64 sums (NLTK's ``tp`` and ``n_all`` of each sentence's best reference) make the corpus score exact.
 """
@@ -23,13 +23,13 @@ __all__ = ["TokenIDGLEU"]
 class TokenIDGLEU(_TokenIDMetric):
     """Corpus GLEU (Google BLEU) over batches of token IDs, accumulated exactly across batches and processes.
 
-    Each ``update`` reduces its batch with :func:`tensorbleu_metrics.functional.gleu_stats` to, per sentence,
+    Each ``update`` reduces its batch with ``tensorbleu_metrics.functional.gleu_stats`` to, per sentence,
     the n-grams shared with its best reference and ``n_all``, and adds their sums to int64 states reduced with
     ``"sum"``. ``compute`` returns ``matches / n_all`` of everything seen (0 before any n-gram), which is
     exactly NLTK's ``corpus_gleu`` of all sentences seen, on every process (under DDP the sums of all ranks are
     added first).
 
-    Inputs of ``update``/``forward`` are those of :class:`tensorbleu_metrics.TokenIDBLEU`. ``forward`` returns the
+    Inputs of ``update``/``forward`` are those of ``tensorbleu_metrics.TokenIDBLEU``. ``forward`` returns the
     value of the current batch only and adds the batch to the accumulated state. States stay int64 (and float64
     for sentence scores) whatever ``.half()``/``.to(dtype)`` does to the metric; a failing ``update``/``forward``
     leaves them as they were.
@@ -44,7 +44,7 @@ class TokenIDGLEU(_TokenIDMetric):
         validate: Check the token values of every batch (negative IDs, sentences without a reference: one host
             synchronisation per ``update`` on an accelerator); ``False`` trusts them, as the functional API's
             ``validate=False``.
-        kwargs: Additional keyword arguments of :class:`torchmetrics.Metric`.
+        kwargs: Additional keyword arguments of ``torchmetrics.Metric``.
 
     Raises:
         ValueError, TypeError: If an option is invalid.

@@ -1,4 +1,4 @@
-"""``TokenIDBLEU``: a :class:`torchmetrics.Metric` accumulating exact corpus BLEU over token-ID batches."""
+"""``TokenIDBLEU``: a ``torchmetrics.Metric`` accumulating exact corpus BLEU over token-ID batches."""
 
 from __future__ import annotations
 
@@ -25,10 +25,10 @@ class TokenIDBLEU(_TokenIDMetric):
     """Corpus BLEU over batches of token IDs, accumulated exactly across batches and processes.
 
     Each ``update`` reduces its batch to BLEU's sufficient statistics (clipped n-gram matches, n-gram totals,
-    candidate and closest-reference lengths) with :func:`tensorbleu_metrics.functional.bleu_stats` and adds
+    candidate and closest-reference lengths) with ``tensorbleu_metrics.functional.bleu_stats`` and adds
     them to integer states reduced with ``"sum"``. ``compute`` scores the accumulated statistics with
-    :func:`tensorbleu_metrics.functional.bleu_from_stats`, so the result is exactly
-    :func:`tensorbleu_metrics.functional.corpus_bleu` of everything seen, on every process (under DDP the
+    ``tensorbleu_metrics.functional.bleu_from_stats``, so the result is exactly
+    ``tensorbleu_metrics.functional.corpus_bleu`` of everything seen, on every process (under DDP the
     statistics of all ranks are summed first) — not an average of per-batch scores.
 
     As input to ``forward`` and ``update`` the metric accepts every form the functional API accepts:
@@ -60,11 +60,11 @@ class TokenIDBLEU(_TokenIDMetric):
         weights: Weights of the ``N`` log precisions (uniform ``1/N`` when ``None``), or a list of ``K``
             weight tuples to get ``K`` scores at once (tuples of different lengths as in NLTK: each tuple's
             length is its BLEU order). Tensors and NumPy arrays work too.
-        smoothing: One of :data:`tensorbleu_metrics.functional.SMOOTHING_METHODS`: SacreBLEU's ``"none"``,
+        smoothing: One of ``tensorbleu_metrics.functional.SMOOTHING_METHODS``: SacreBLEU's ``"none"``,
             ``"floor"``, ``"add-k"``, ``"exp"`` or NLTK's ``"method0"`` … ``"method7"``.
         smooth_value: The smoothing's parameter: SacreBLEU's ``"floor"`` (default 0.1) and ``"add-k"`` (default 1)
             values, NLTK's epsilon (``"method1"``, 0.1), k (``"method4"``/``"method7"``, 5) or alpha
-            (``"method6"``, 5); see :func:`tensorbleu_metrics.functional.sentence_bleu` for the valid ranges.
+            (``"method6"``, 5); see ``tensorbleu_metrics.functional.sentence_bleu`` for the valid ranges.
         effective_order: SacreBLEU's effective order (SacreBLEU methods only).
         auto_reweigh: NLTK's ``auto_reweigh`` (NLTK methods only).
         pad_id: Token ID ignored wherever it appears (may be negative, e.g. ``-100``).
@@ -74,11 +74,11 @@ class TokenIDBLEU(_TokenIDMetric):
         validate: Check the token values of every batch (negative IDs, sentences without a reference: one host
             synchronisation per ``update`` on an accelerator); ``False`` trusts them, as the functional API's
             ``validate=False``.
-        kwargs: Additional keyword arguments of :class:`torchmetrics.Metric` (``sync_on_compute``,
+        kwargs: Additional keyword arguments of ``torchmetrics.Metric`` (``sync_on_compute``,
             ``dist_sync_on_step``, ``process_group``, ``compute_on_cpu``, ...).
 
     Raises:
-        ValueError: If an option is invalid (see :func:`tensorbleu_metrics.functional.check_bleu_options`).
+        ValueError: If an option is invalid (see ``tensorbleu_metrics.functional.check_bleu_options``).
         TypeError: If an option has the wrong type.
 
     Example:

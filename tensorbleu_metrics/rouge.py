@@ -1,4 +1,4 @@
-"""``TokenIDROUGE``: a :class:`torchmetrics.Metric` averaging exact token-ID ROUGE scores over batches.
+"""``TokenIDROUGE``: a ``torchmetrics.Metric`` averaging exact token-ID ROUGE scores over batches.
 
 The corpus value is the mean of the sentence scores, as torchmetrics' ``ROUGEScore`` reports it.
 """
@@ -25,7 +25,7 @@ __all__ = ["TokenIDROUGE"]
 class TokenIDROUGE(_TokenIDMetric):
     """Mean ROUGE-N / ROUGE-L / ROUGE-Lsum of the sentences seen, on token IDs.
 
-    Each ``update`` scores its batch with :func:`tensorbleu_metrics.functional.rouge_score` (Google rouge-score's
+    Each ``update`` scores its batch with ``tensorbleu_metrics.functional.rouge_score`` (Google rouge-score's
     values on the IDs as words) and adds, per key, the sums of the sentence precisions, recalls and F-measures
     (float64) and the number of sentences (int64) to states reduced with ``"sum"``. ``compute`` returns their
     means, as torchmetrics' ``ROUGEScore`` does: under DDP the sums of all processes are added first.
@@ -49,11 +49,11 @@ class TokenIDROUGE(_TokenIDMetric):
         validate: check the token values of every batch (negative IDs, sentences without a reference: one host
             synchronisation per ``update`` on an accelerator); ``False`` trusts them, as the functional API's
             ``validate=False``.
-        kwargs: additional keyword arguments of :class:`torchmetrics.Metric` (``sync_on_compute``,
+        kwargs: additional keyword arguments of ``torchmetrics.Metric`` (``sync_on_compute``,
             ``dist_sync_on_step``, ``process_group``, ``compute_on_cpu``, ...).
 
     Raises:
-        ValueError, TypeError: invalid options (see :func:`tensorbleu_metrics.functional.rouge_score`).
+        ValueError, TypeError: invalid options (see ``tensorbleu_metrics.functional.rouge_score``).
 
     Example:
         >>> import torch

@@ -72,7 +72,7 @@ def _closest_ref_len(pred_len: Tensor, ref_len: Tensor, present: Tensor) -> Tens
 
 
 def _row_width(batch: TokenBatch) -> int:
-    """Width W of a :func:`_row_layout` row: every sequence of a sentence and one empty position after each."""
+    """Width W of a ``_row_layout`` row: every sequence of a sentence and one empty position after each."""
     n_refs, ref_width = batch.refs.shape[1:]
     return batch.preds.shape[1] + 1 + n_refs * (ref_width + 1)
 
@@ -99,7 +99,7 @@ def _row_layout(batch: TokenBatch) -> tuple[Tensor, Tensor]:
 
 @functools.lru_cache(maxsize=32)
 def _row_sources(pred_width: int, n_refs: int, ref_width: int, device: torch.device) -> Tensor:
-    """The (W,) int32 source of each :func:`_row_layout` column (kept between calls; callers only read it)."""
+    """The (W,) int32 source of each ``_row_layout`` column (kept between calls; callers only read it)."""
     # built on the host and copied: no host read, and a call captured in a CUDA graph finds it already there
     sources = np.repeat(np.arange(n_refs + 1, dtype=np.int32), [pred_width + 1] + [ref_width + 1] * n_refs)
     return torch.from_numpy(sources).to(device)
@@ -291,7 +291,7 @@ class NGramCounts(NamedTuple):
     """What one pass over ``[candidate | references]`` rows counts.
 
     Attributes:
-        stats: the :class:`BLEUStats` (clipped against the maximum count over the references).
+        stats: the ``BLEUStats`` (clipped against the maximum count over the references).
         ref_matches: ``(B, R, N)`` int64 overlaps with each reference alone, ``sum(min(candidate count,
             reference count))`` over the n-grams of each order, or ``None`` when not asked for.
     """
@@ -341,7 +341,7 @@ _ONE_SORT_MAX = 1 << 20
 
 
 def _order_shift(width: int, n_gram: int) -> int | None:
-    """Where :func:`_count_one_sort` puts an n-gram's order in its key, or None where 63 bits do not hold it.
+    """Where ``_count_one_sort`` puts an n-gram's order in its key, or None where 63 bits do not hold it.
 
     A key is ``order index | the tokens' order-1 ids as digits of base width | source`` (one bit: 0 = candidate,
     1 = reference).
@@ -353,7 +353,7 @@ def _order_shift(width: int, n_gram: int) -> int | None:
 def _count_one_sort(batch: TokenBatch, n_gram: int, order_shift: int, matches: Tensor) -> None:
     """Clipped matches of orders 1..``n_gram`` against one reference, every n-gram of every order in one sort.
 
-    About two thirds of the launches of :func:`_sorted_pass` and no host synchronisation, whatever ``n_gram``:
+    About two thirds of the launches of ``_sorted_pass`` and no host synchronisation, whatever ``n_gram``:
     it gives up pruning, order by order, the n-grams that can no longer match.
     """
     n_rows = batch.preds.shape[0]
@@ -402,7 +402,7 @@ def _numpy(x: Tensor) -> np.ndarray:
 
 
 def count_ngrams(batch: TokenBatch, n_gram: int, *, per_reference: bool = False) -> NGramCounts:
-    """Per-sentence :class:`BLEUStats` for orders 1..``n_gram`` and, if asked, overlaps with each reference.
+    """Per-sentence ``BLEUStats`` for orders 1..``n_gram`` and, if asked, overlaps with each reference.
 
     On the CPU the compiled engine counts row by row; on accelerators the sorted pass below counts every row at once.
     """
@@ -439,7 +439,7 @@ def count_ngrams(batch: TokenBatch, n_gram: int, *, per_reference: bool = False)
 
 
 def count_stats(batch: TokenBatch, n_gram: int) -> BLEUStats:
-    """Per-sentence :class:`BLEUStats` for orders 1..``n_gram`` of a normalised batch."""
+    """Per-sentence ``BLEUStats`` for orders 1..``n_gram`` of a normalised batch."""
     return count_ngrams(batch, n_gram).stats
 
 
@@ -552,7 +552,7 @@ def _clip_leave_one_out(matches: Tensor) -> _Reduction:
 
 
 def count_leave_one_out(grouped: GroupedTokens, n_gram: int) -> BLEUStats:
-    """Per-sample :class:`BLEUStats` with every other sample of the same group as the references."""
+    """Per-sample ``BLEUStats`` with every other sample of the same group as the references."""
     lengths = grouped.lengths
     device = lengths.device
     totals = ngram_totals(lengths, n_gram)
@@ -600,7 +600,7 @@ def _first_appearance_numpy(groups: Tensor | None, n_samples: int) -> tuple[np.n
 
 
 def self_bleu_stats(preds: Tensor, pred_len: Tensor, groups: Tensor | None, n_gram: int) -> BLEUStats:
-    """Per-sample :class:`BLEUStats` of left-aligned samples against the other samples of their group."""
+    """Per-sample ``BLEUStats`` of left-aligned samples against the other samples of their group."""
     if not _inputs.host_reads_are_free(preds.device):
         return count_leave_one_out(group_tokens(preds, pred_len, groups), n_gram)
     group, n_groups = _first_appearance_numpy(groups, preds.shape[0])

@@ -228,7 +228,7 @@ def host_reads_are_free(device: torch.device) -> bool:
 
 
 def compare(op: Callable[[Any, Any], Any], x: Tensor, other: Any) -> Tensor:
-    """``op(x, other)`` for a comparison from :mod:`operator` (``other`` a number, or an array of the same
+    """``op(x, other)`` for a comparison from ``operator`` (``other`` a number, or an array of the same
     device): in numpy on the CPU, whose comparisons are vectorised and cheaper to call than torch's.
     """
     if host_reads_are_free(x.device):
@@ -243,7 +243,7 @@ def public_entry(fn: Callable[..., Any]) -> Callable[..., Any]:
     The work is integer counting and float scoring that autograd never sees: in inference mode every torch call
     skips the autograd dispatch. The results are cloned out of inference mode (a handful of small tensors), so that
     callers may update them in place or use them beside tensors that need gradients. A call's rows run on the threads
-    of :func:`~tensorbleu_metrics.functional.set_cpu_threads` (one by default), never on torch's intra-op pool.
+    of ``tensorbleu_metrics.functional.set_cpu_threads`` (one by default), never on torch's intra-op pool.
 
     Under ``torch.compile`` the call is a graph break: the function runs eagerly, as written, inside a compiled
     step. Its host reads, NumPy steps and data-dependent shapes would otherwise be traced and guarded on.
@@ -510,7 +510,7 @@ def _check_same_batch(batch: int, n_target: int) -> None:
 def normalise_inputs(
     preds: Any, target: Any, pad_id: int | None, eos_id: int | None, validate: bool = True
 ) -> TokenBatch:
-    """Validate ``preds``/``target`` in any accepted form and return the left-aligned :class:`TokenBatch`.
+    """Validate ``preds``/``target`` in any accepted form and return the left-aligned ``TokenBatch``.
 
     With ``validate=False`` the values are trusted (types and shapes are still checked): no search for negative
     IDs or sentences without a reference, so no host synchronisation.

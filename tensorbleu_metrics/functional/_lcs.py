@@ -363,7 +363,7 @@ def _walk(walkers: Tensor, history: Tensor, n_words: int, flat_ids: tuple[Tensor
     ``on_path`` (per flat reference position).
 
     ``walkers`` is ``(6, N)``: the cell ``(a, c)`` and the offsets ``ref_at``, ``pred_at``, ``snap`` and ``bit_at``
-    of :func:`union_lcs_hits`; ``history`` the flat kept vectors; ``flat_ids`` the flat reference and candidate ids.
+    of ``union_lcs_hits``; ``history`` the flat kept vectors; ``flat_ids`` the flat reference and candidate ids.
     """
     flat_ref_ids, flat_pred_ids = flat_ids
     while walkers.shape[1]:

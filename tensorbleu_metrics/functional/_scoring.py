@@ -255,7 +255,7 @@ def checked_weights(
     effective_order: bool,
     auto_reweigh: bool,
 ) -> WeightSets:
-    """Validate the scoring options (see :func:`check_bleu_options`); return the weights as :class:`WeightSets`,
+    """Validate the scoring options (see ``check_bleu_options``); return the weights as ``WeightSets``,
     whose ``order`` is the BLEU order of the call."""
     n_gram = check_int(n_gram, "n_gram", minimum=1, allow_none=True)
     if not isinstance(smoothing, str) or smoothing not in SMOOTHING_METHODS:
@@ -446,7 +446,7 @@ def bleu_from_stats(
     """BLEU from sufficient statistics: per sentence for per-sentence stats, one score for summed stats.
 
     Args:
-        stats: :class:`BLEUStats` with at least ``counted_orders(n_gram, smoothing)`` orders.
+        stats: ``BLEUStats`` with at least ``counted_orders(n_gram, smoothing)`` orders.
         n_gram: the BLEU order; ``None``: the longest weight tuple's length, 4 without weights.
         weights: one weight per order (default uniform), or a list of weight tuples (of any lengths: each
             tuple's length is its BLEU order) for one score per set.
@@ -488,7 +488,7 @@ def score_checked(
     auto_reweigh: bool,
     dtype: torch.dtype,
 ) -> Tensor:
-    """:func:`bleu_from_stats` for options already validated by :func:`checked_weights`.
+    """``bleu_from_stats`` for options already validated by ``checked_weights``.
 
     Smoothing runs once over all ``checked.order`` orders; each weight set then weighs the first orders, as many
     as it has weights (NLTK's semantics for weight tuples of different lengths).

@@ -1,6 +1,6 @@
 """Public token-ID BLEU functions: per-sentence statistics, sentence BLEU and corpus BLEU.
 
-All three run the same path: inputs -> left-aligned tokens -> clipped n-gram counts -> :class:`BLEUStats` -> score.
+All three run the same path: inputs -> left-aligned tokens -> clipped n-gram counts -> ``BLEUStats`` -> score.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def bleu_stats(
             valid, on CUDA. Invalid values then give meaningless scores instead of an error.
 
     Returns:
-        :class:`BLEUStats` with ``matches``/``totals``/``clamped_totals`` of shape ``(B, n_gram)`` and
+        ``BLEUStats`` with ``matches``/``totals``/``clamped_totals`` of shape ``(B, n_gram)`` and
         ``pred_len``/``ref_len`` of shape ``(B,)``, on the input's device. ``stats.sum()`` gives the corpus.
 
     Raises:
@@ -112,8 +112,8 @@ def sentence_bleu(
     """BLEU of each candidate against its references.
 
     Args:
-        preds: candidates, as in :func:`bleu_stats`.
-        target: references, as in :func:`bleu_stats`.
+        preds: candidates, as in ``bleu_stats``.
+        target: references, as in ``bleu_stats``.
         n_gram: the BLEU order; ``None`` (the default): the length of the longest weight tuple, 4 without weights.
         weights: one weight per order (default uniform ``1/n_gram``), or a list of weight tuples for one score
             per set. Tuples may differ in length (as in NLTK): each tuple's length is its BLEU order, the
@@ -139,7 +139,7 @@ def sentence_bleu(
         except with NLTK's method5/method7 or large smoothing values, which can give more (as in NLTK).
 
     Raises:
-        TypeError, ValueError: as :func:`bleu_stats`, and for unknown ``smoothing``, ``weights`` of the wrong
+        TypeError, ValueError: as ``bleu_stats``, and for unknown ``smoothing``, ``weights`` of the wrong
             length, or options that do not go together.
 
     Example:
@@ -184,11 +184,11 @@ def corpus_bleu(
 ) -> Tensor:
     """BLEU of the whole batch as one corpus: the score of the summed sentence statistics.
 
-    Takes the arguments of :func:`sentence_bleu`. NLTK's ``corpus_bleu`` hands smoothing methods 5, 6 and 7 only
+    Takes the arguments of ``sentence_bleu``. NLTK's ``corpus_bleu`` hands smoothing methods 5, 6 and 7 only
     the last sentence pair; here they use corpus-wide statistics.
 
     Returns:
-        A scalar (in [0, 1] but for the smoothings that can exceed 1, see :func:`sentence_bleu`); ``(K,)`` for
+        A scalar (in [0, 1] but for the smoothings that can exceed 1, see ``sentence_bleu``); ``(K,)`` for
         a list of ``K`` weight tuples.
 
     Example:

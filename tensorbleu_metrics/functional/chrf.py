@@ -191,7 +191,7 @@ def _word_ids(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
 def _text_batch(
     symbols: np.ndarray, lengths: np.ndarray, batch: int, owners: np.ndarray, slots: np.ndarray, n_refs: int
 ) -> TokenBatch:
-    """The :class:`TokenBatch` of the hypotheses' (texts ``0..B-1``) and references' (the rest) symbol arrays."""
+    """The ``TokenBatch`` of the hypotheses' (texts ``0..B-1``) and references' (the rest) symbol arrays."""
     width = int(lengths.max(initial=0))
     rows = np.zeros((lengths.size, width), dtype=np.int64)
     rows[np.arange(width) < lengths[:, None]] = symbols  # row-major boolean assignment fills each text in order
@@ -295,10 +295,10 @@ def chrf_stats(
 
     Args:
         preds: hypotheses: a sequence of ``str``, or token IDs in any form of
-            :func:`tensorbleu_metrics.functional.bleu_stats`.
+            ``tensorbleu_metrics.functional.bleu_stats``.
         target: references: for text, one ``str`` per sentence or one sequence of ``str`` per sentence (several
             references; ``None`` entries are absent ones); for token IDs, any form of
-            :func:`tensorbleu_metrics.functional.bleu_stats`.
+            ``tensorbleu_metrics.functional.bleu_stats``.
         char_order: the highest character n-gram order (on token IDs: token n-gram order).
         word_order: the highest word n-gram order (2: chrF++); text only.
         beta: the weight of recall against precision in the F score.
@@ -309,14 +309,14 @@ def chrf_stats(
         lowercase: lowercase the texts first (``str.lower``); text only.
         pad_id: a token ID ignored wherever it stands (token IDs only).
         eos_id: a token ID that ends a sequence (token IDs only).
-        validate: check the token values, as :func:`tensorbleu_metrics.functional.sentence_bleu` does.
+        validate: check the token values, as ``tensorbleu_metrics.functional.sentence_bleu`` does.
 
     Returns:
-        :class:`CHRFStats` of ``(B, char_order + word_order)`` int64 tensors (on the input's device for token IDs,
+        ``CHRFStats`` of ``(B, char_order + word_order)`` int64 tensors (on the input's device for token IDs,
         the CPU for text); ``stats.sum()`` gives the corpus.
 
     Raises:
-        TypeError, ValueError: bad options, inputs as :func:`tensorbleu_metrics.functional.bleu_stats` rejects
+        TypeError, ValueError: bad options, inputs as ``tensorbleu_metrics.functional.bleu_stats`` rejects
             them, text that is not ``str``, and on token IDs a ``word_order`` or ``lowercase`` (IDs have no words
             or case).
 
@@ -395,7 +395,7 @@ def sentence_chrf(
     """chrF (``word_order=2``: chrF++) of each hypothesis against its references, equal to SacreBLEU's
     ``CHRF(...).sentence_score(pred, refs).score / 100``.
 
-    Takes the arguments of :func:`chrf_stats`; ``dtype`` is the floating dtype of the result (computed in
+    Takes the arguments of ``chrf_stats``; ``dtype`` is the floating dtype of the result (computed in
     float64). On token IDs the score is SacreBLEU's ``CHRF(char_order=0, word_order=char_order)`` on the
     space-joined IDs.
 
@@ -448,7 +448,7 @@ def corpus_chrf(
     """chrF of the batch as one corpus, equal to SacreBLEU's ``corpus_score(...).score / 100``: the statistics of
     each sentence's best reference summed over the corpus, then scored.
 
-    Takes the arguments of :func:`sentence_chrf`. SacreBLEU takes references as streams (``refs[r][i]``); here
+    Takes the arguments of ``sentence_chrf``. SacreBLEU takes references as streams (``refs[r][i]``); here
     ``target[i]`` holds the references of sentence ``i``.
 
     Returns:

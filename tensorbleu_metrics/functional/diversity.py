@@ -66,7 +66,7 @@ def self_bleu(
     """Self-BLEU (Zhu et al. 2018): the BLEU of each sample with every *other* sample of its group as references.
 
     Equal to NLTK's ``sentence_bleu(others, sample, ...)`` computed sample by sample (Texygen's definition) for
-    every smoothing method and option of :func:`tensorbleu_metrics.functional.sentence_bleu`. A sample's clipping
+    every smoothing method and option of ``tensorbleu_metrics.functional.sentence_bleu``. A sample's clipping
     count for an n-gram is the largest count among the other samples of its group, and its reference length the
     closest length among them (the shorter one on ties), so the cost is a few sorts over all tokens: no
     sample-by-sample comparison. Lower means more diverse; ``.mean()`` of the result is the set's Self-BLEU (use
@@ -80,9 +80,9 @@ def self_bleu(
             of each completion in GRPO; ``None`` puts all samples in one group.
         n_gram: the BLEU order; ``None`` (default): the longest weight tuple's length, 4 without weights.
         weights: one weight per order (default uniform), or a list of ``K`` weight tuples for ``K`` scores.
-        smoothing: as :func:`tensorbleu_metrics.functional.sentence_bleu`; default ``"method1"`` (NLTK's epsilon
+        smoothing: as ``tensorbleu_metrics.functional.sentence_bleu``; default ``"method1"`` (NLTK's epsilon
             0.1, the common Self-BLEU choice).
-        smooth_value: the smoothing's parameter, as :func:`tensorbleu_metrics.functional.sentence_bleu`.
+        smooth_value: the smoothing's parameter, as ``tensorbleu_metrics.functional.sentence_bleu``.
         effective_order: SacreBLEU's effective order (SacreBLEU methods only).
         auto_reweigh: NLTK's ``auto_reweigh`` (NLTK methods only).
         pad_id: a token ID ignored wherever it stands.
@@ -96,7 +96,7 @@ def self_bleu(
 
     Raises:
         TypeError, ValueError: for malformed ``preds`` or ``groups``, an empty batch, negative IDs other than
-            ``pad_id``/``eos_id``, and invalid scoring options (as :func:`sentence_bleu`).
+            ``pad_id``/``eos_id``, and invalid scoring options (as ``sentence_bleu``).
 
     Example:
         >>> import torch

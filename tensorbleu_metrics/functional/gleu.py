@@ -83,21 +83,21 @@ def gleu_stats(
     ties; ``(0, 0)`` when every reference is skipped.
 
     Args:
-        preds: hypotheses, as in :func:`tensorbleu_metrics.functional.bleu_stats`.
-        target: references, as in :func:`tensorbleu_metrics.functional.bleu_stats` (padded, ``(B, R, L')`` with
+        preds: hypotheses, as in ``tensorbleu_metrics.functional.bleu_stats``.
+        target: references, as in ``tensorbleu_metrics.functional.bleu_stats`` (padded, ``(B, R, L')`` with
             absent all-padding rows, or ragged).
         min_len: the lowest n-gram order.
         max_len: the highest n-gram order.
         pad_id: a token ID ignored wherever it stands.
         eos_id: a token ID that ends a sequence (excluded from it).
-        validate: check the token values, as :func:`tensorbleu_metrics.functional.sentence_bleu` does (one host
+        validate: check the token values, as ``tensorbleu_metrics.functional.sentence_bleu`` does (one host
             synchronisation); ``False`` trusts them.
 
     Returns:
-        :class:`GLEUStats` of ``(B,)`` int64 tensors on the input's device; ``stats.sum()`` gives the corpus.
+        ``GLEUStats`` of ``(B,)`` int64 tensors on the input's device; ``stats.sum()`` gives the corpus.
 
     Raises:
-        TypeError, ValueError: as :func:`tensorbleu_metrics.functional.bleu_stats`, and for bad ``min_len`` or
+        TypeError, ValueError: as ``tensorbleu_metrics.functional.bleu_stats``, and for bad ``min_len`` or
             ``max_len``.
 
     Example:
@@ -154,7 +154,7 @@ def sentence_gleu(
 ) -> Tensor:
     """GLEU of each hypothesis against its references, equal to NLTK's ``sentence_gleu``.
 
-    Takes the arguments of :func:`gleu_stats`; ``dtype`` is the floating dtype of the result (computed in
+    Takes the arguments of ``gleu_stats``; ``dtype`` is the floating dtype of the result (computed in
     float64).
 
     Returns:
@@ -186,7 +186,7 @@ def corpus_gleu(
 ) -> Tensor:
     """GLEU of the batch as one corpus, equal to NLTK's ``corpus_gleu``: summed ``matches`` over summed ``n_all``.
 
-    Takes the arguments of :func:`sentence_gleu`.
+    Takes the arguments of ``sentence_gleu``.
 
     Returns:
         A scalar in [0, 1]; 0 when the corpus has no n-gram at all.

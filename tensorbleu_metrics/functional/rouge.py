@@ -1,7 +1,7 @@
 """Token-ID ROUGE-N, ROUGE-L and ROUGE-Lsum per sentence, exact to Google's ``rouge-score`` on the IDs as words.
 
 ROUGE-N reads per-reference n-gram overlaps from the shared counting kernel; ROUGE-L and ROUGE-Lsum run the
-bit-parallel LCS of :mod:`tensorbleu_metrics.functional._lcs`.
+bit-parallel LCS of ``tensorbleu_metrics.functional._lcs``.
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ def rouge_score(
     Args:
         preds: candidates: an integer tensor ``(B, L)`` or a sequence of ``B`` token sequences.
         target: references: ``(B, L')``, ``(B, R, L')`` (an all-padding row is an absent reference), or a
-            sequence of ``B`` sequences of references, as for :func:`tensorbleu_metrics.functional.sentence_bleu`.
+            sequence of ``B`` sequences of references, as for ``tensorbleu_metrics.functional.sentence_bleu``.
         rouge_keys: a key or keys from ``rouge1``..``rouge9``, ``rougeL``, ``rougeLsum``.
         accumulate: with several references, ``"best"`` keeps per key the reference with the highest F (the first
             on ties, as ``score_multi``), ``"avg"`` averages precision, recall and F over the references.
@@ -135,7 +135,7 @@ def rouge_score(
         pad_id: a token ID ignored wherever it stands.
         eos_id: a token ID that ends a sequence.
         dtype: floating dtype of the results (always computed in float64).
-        validate: check the token values, as :func:`tensorbleu_metrics.functional.sentence_bleu` does; ``False``
+        validate: check the token values, as ``tensorbleu_metrics.functional.sentence_bleu`` does; ``False``
             trusts them (the LCS still reads its loop lengths from the device).
 
     Returns:
@@ -143,7 +143,7 @@ def rouge_score(
         ``recall`` (torchmetrics' names), on the input's device.
 
     Raises:
-        TypeError, ValueError: as :func:`tensorbleu_metrics.functional.bleu_stats`, and for unknown keys or
+        TypeError, ValueError: as ``tensorbleu_metrics.functional.bleu_stats``, and for unknown keys or
             ``accumulate``, ``rougeLsum`` without ``sep_id``, ``sep_id`` equal to ``pad_id``/``eos_id``.
 
     Example:

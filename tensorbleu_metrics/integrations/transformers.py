@@ -1,8 +1,8 @@
 """``compute_metrics`` for the Hugging Face ``Trainer``/``Seq2SeqTrainer`` from the token-ID metrics.
 
 It turns the ``EvalPrediction``'s NumPy arrays (``-100`` and pad IDs, EOS) into one batched call of
-:mod:`tensorbleu_metrics.functional` per metric; Transformers itself is never imported. For a causal LM under the
-plain ``Trainer``, :func:`preprocess_logits_for_metrics` keeps the argmax token IDs instead of the logits and
+``tensorbleu_metrics.functional`` per metric; Transformers itself is never imported. For a causal LM under the
+plain ``Trainer``, ``preprocess_logits_for_metrics`` keeps the argmax token IDs instead of the logits and
 ``make_compute_metrics(causal_lm=True)`` scores the prediction at position t against the label at t + 1.
 """
 
@@ -155,7 +155,7 @@ def _causal_alignment(preds: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
 
 class ComputeMetrics:
     """A ``compute_metrics`` callable: ``EvalPrediction`` -> ``{"bleu": ..., ...}``. Build it with
-    :func:`make_compute_metrics`; instances are picklable."""
+    ``make_compute_metrics``; instances are picklable."""
 
     def __init__(
         self,
@@ -231,7 +231,7 @@ class ComputeMetrics:
             ``sentence_scores=True``; the Trainer logs them with its ``eval_`` prefix.
 
         Raises:
-            TypeError: float predictions (logits: generate, or use :func:`preprocess_logits_for_metrics`).
+            TypeError: float predictions (logits: generate, or use ``preprocess_logits_for_metrics``).
             ValueError: no labels, arrays that are not ``(N, L)``, a different number of predictions and labels,
                 negative IDs other than ``-100`` and the ignored IDs.
         """
@@ -312,7 +312,7 @@ def make_compute_metrics(
             (``eos_token_id``; then leave ``eos_id=None``).
         sentence_scores: also return the mean sentence score of each metric (``"<name>_sentence_mean"``).
         causal_lm: the predictions are a causal LM's argmax at every input position (from
-            :func:`preprocess_logits_for_metrics`), aligned with the labels as the Trainer passes them (the
+            ``preprocess_logits_for_metrics``), aligned with the labels as the Trainer passes them (the
             inputs themselves, ``-100`` on the prompt and padding). Each row's prediction at position t is scored
             against its label at t + 1, and only positions whose label is a token (not ``-100``, ``pad_id`` or
             one of ``ignore_ids``) are kept: the completion is scored, the prompt and all padding (the batch's and
@@ -321,7 +321,7 @@ def make_compute_metrics(
             same options serve the corpus and the sentence scores).
 
     Returns:
-        A :class:`ComputeMetrics` callable returning ``dict[str, float]``.
+        A ``ComputeMetrics`` callable returning ``dict[str, float]``.
 
     Raises:
         ValueError, TypeError: unknown metric names, options that are not a mapping of keyword arguments per

@@ -1,7 +1,7 @@
 """Reward functions for TRL's ``GRPOTrainer`` (and trainers that call rewards the same way) from the token-ID metrics.
 
 Each reward translates TRL's calling convention (``completion_ids`` lists, dataset columns as keyword arguments)
-into one batched call of :mod:`tensorbleu_metrics.functional`; TRL itself is never imported.
+into one batched call of ``tensorbleu_metrics.functional``; TRL itself is never imported.
 """
 
 from __future__ import annotations
@@ -169,7 +169,7 @@ def _check_device(device: Any) -> torch.device:
 class TokenIDReward:
     """A reward function for ``GRPOTrainer(reward_funcs=[...])``: one metric of each completion's token IDs.
 
-    Build it with a factory such as :func:`bleu_reward`. Called as TRL calls reward functions
+    Build it with a factory such as ``bleu_reward``. Called as TRL calls reward functions
     (``reward(prompts=..., completions=..., completion_ids=..., **columns)``), it returns one float per completion.
     Instances are picklable; ``__name__`` is the name TRL logs the reward under (``rewards/<name>/mean``).
     """
@@ -509,17 +509,17 @@ def bleu_reward(
             conversation (the chat template ends the prompt on a new line or a special token), after whitespace,
             and for tokenizers that encode a word alike wherever it stands (SentencePiece, word-level). A perfect
             completion then scores 1.0. A str serves every row as it is.
-        **bleu_options: options of :func:`tensorbleu_metrics.functional.sentence_bleu` (``n_gram``, ``weights``,
+        **bleu_options: options of ``tensorbleu_metrics.functional.sentence_bleu`` (``n_gram``, ``weights``,
             ``smoothing``, ``smooth_value``, ``effective_order``, ``auto_reweigh``, ``dtype``).
 
     Defaults: the reward uses ``smoothing="exp"`` and, with SacreBLEU's smoothing methods,
     ``effective_order=True`` (SacreBLEU's sentence BLEU), since unsmoothed BLEU is 0 for most short completions.
-    ``make_compute_metrics(sentence_scores=True)`` in :mod:`tensorbleu_metrics.integrations.transformers` keeps
-    :func:`~tensorbleu_metrics.functional.sentence_bleu`'s own default, no smoothing (``smoothing="none"``), unless
+    ``make_compute_metrics(sentence_scores=True)`` in ``tensorbleu_metrics.integrations.transformers`` keeps
+    ``tensorbleu_metrics.functional.sentence_bleu``'s own default, no smoothing (``smoothing="none"``), unless
     its ``options`` say otherwise.
 
     Returns:
-        A :class:`TokenIDReward` for ``GRPOTrainer(reward_funcs=[...])``.
+        A ``TokenIDReward`` for ``GRPOTrainer(reward_funcs=[...])``.
 
     Raises:
         ValueError, TypeError: no EOS ID known, an ``eos_token_id`` outside the int64 range, a ``device`` this
@@ -561,8 +561,8 @@ def gleu_reward(
     """Sentence GLEU (NLTK's ``sentence_gleu``) of each completion's token IDs against a dataset column.
 
     GLEU needs no smoothing and penalises completions that are too long as well as too short: a common per-sentence
-    RL reward. Takes the arguments of :func:`bleu_reward`; ``**gleu_options`` go to
-    :func:`tensorbleu_metrics.functional.sentence_gleu` (``min_len``, ``max_len``, ``dtype``).
+    RL reward. Takes the arguments of ``bleu_reward``; ``**gleu_options`` go to
+    ``tensorbleu_metrics.functional.sentence_gleu`` (``min_len``, ``max_len``, ``dtype``).
 
     Example:
         >>> reward = gleu_reward("answer", eos_token_id=2)
@@ -595,13 +595,13 @@ def rouge_reward(
 ) -> TokenIDReward:
     """One ROUGE score (Google's ``rouge_score`` semantics) of each completion's token IDs against a dataset column.
 
-    Takes the arguments of :func:`bleu_reward`, and:
+    Takes the arguments of ``bleu_reward``, and:
 
     Args:
         rouge_key: which ROUGE: ``"rouge1"`` .. ``"rouge9"``, ``"rougeL"``, ``"rougeLsum"`` (needs ``sep_id``).
         measure: ``"fmeasure"``, ``"precision"`` or ``"recall"``.
         name: the reward's ``__name__``; default ``rouge_key``.
-        **rouge_options: options of :func:`tensorbleu_metrics.functional.rouge_score` (``accumulate`` over
+        **rouge_options: options of ``tensorbleu_metrics.functional.rouge_score`` (``accumulate`` over
             several references, ``sep_id``, ``dtype``); ``sep_id`` must be a token ID other than the EOS IDs.
 
     Example:
@@ -650,7 +650,7 @@ def diversity_reward(
     """1 - Self-BLEU of each completion against the *other* completions of the same prompt: a diversity bonus.
 
     Completions are grouped by equal ``prompts`` (not by position, so any batch order works); all groups are scored
-    in one :func:`tensorbleu_metrics.functional.self_bleu` call. A completion that is a copy of another in its group
+    in one ``tensorbleu_metrics.functional.self_bleu`` call. A completion that is a copy of another in its group
     gets 0, one sharing no n-gram with the others about 1; a completion alone in its group gets 1. Weigh it against
     the main reward with ``GRPOConfig.reward_weights``.
 
@@ -665,12 +665,12 @@ def diversity_reward(
 
     Args:
         tokenizer: only for its ``eos_token_id``.
-        eos_token_id: the ID (or IDs) ending a completion, stripped as in :func:`bleu_reward`.
+        eos_token_id: the ID (or IDs) ending a completion, stripped as in ``bleu_reward``.
         device: where the scores are computed.
         name: the reward's ``__name__`` (logged as ``rewards/<name>/mean``).
         gather_groups: with ``torch.distributed`` in use, score the completions of all processes together (see
             above); ``False``: only the completions of each call.
-        **self_bleu_options: options of :func:`tensorbleu_metrics.functional.self_bleu` (default
+        **self_bleu_options: options of ``tensorbleu_metrics.functional.self_bleu`` (default
             ``smoothing="method1"``, the usual Self-BLEU).
 
     Example:
@@ -711,7 +711,7 @@ def _completion_text(completion: Any, name: str) -> str:
 class TextReward:
     """A reward function for ``GRPOTrainer(reward_funcs=[...])`` scoring the decoded completions as text.
 
-    Build it with :func:`chrf_reward` (``on="text"``). Called as TRL calls reward functions, it scores
+    Build it with ``chrf_reward`` (``on="text"``). Called as TRL calls reward functions, it scores
     ``completions`` (strings, or conversations: the last message's content) against the text references of a
     dataset column in one batched call, and returns one float per completion. Instances are picklable;
     ``__name__`` is the name TRL logs the reward under.
@@ -790,18 +790,18 @@ def chrf_reward(
 
     Args:
         reference_column: the dataset column holding the references (a str, or a list of str for several; with
-            ``on="token_ids"`` also token-ID lists, as :func:`bleu_reward` takes them).
+            ``on="token_ids"`` also token-ID lists, as ``bleu_reward`` takes them).
         on: ``"text"``: the decoded ``completions`` (a conversation's last message) against text references,
             chrF and chrF++ as SacreBLEU computes them (the usual MT reward); ``"token_ids"``: ``completion_ids``
             against token-ID (or tokenized text) references, each ID one symbol.
-        tokenizer, eos_token_id, device, reference_prefix: as :func:`bleu_reward`; ``on="token_ids"`` only.
+        tokenizer, eos_token_id, device, reference_prefix: as ``bleu_reward``; ``on="token_ids"`` only.
         name: the reward's ``__name__``, which TRL logs as ``rewards/<name>/mean``.
-        **chrf_options: options of :func:`tensorbleu_metrics.functional.sentence_chrf` (``char_order``,
+        **chrf_options: options of ``tensorbleu_metrics.functional.sentence_chrf`` (``char_order``,
             ``word_order`` (2: chrF++; text only), ``beta``, ``whitespace``, ``eps_smoothing``, ``lowercase``,
             ``dtype``).
 
     Returns:
-        A :class:`TextReward` (``on="text"``) or a :class:`TokenIDReward`.
+        A ``TextReward`` (``on="text"``) or a ``TokenIDReward``.
 
     Raises:
         ValueError, TypeError: an unknown ``on``, token-ID options with ``on="text"``, or options the functional
@@ -855,7 +855,7 @@ def _packed_ids(completion_ids: Sequence[Any]) -> tuple[np.ndarray, np.ndarray] 
 
 
 def _validated_ids(completion_ids: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
-    """The slower conversion of :func:`_packed_ids`, with errors naming the completion at fault."""
+    """The slower conversion of ``_packed_ids``, with errors naming the completion at fault."""
     names = [f"completion_ids[{i}]" for i in range(len(completion_ids))]
     tokens, lengths = _lists_to_padded(completion_ids, names)
     _check_no_negative(tokens, np.zeros(tokens.shape, dtype=bool), "completion_ids", names)
@@ -865,7 +865,7 @@ def _validated_ids(completion_ids: Sequence[Any]) -> tuple[np.ndarray, np.ndarra
 class RepetitionPenaltyReward:
     """TRL's repetition penalty computed on the counting engine: ``(1 - unique / total n-grams) * max_penalty``.
 
-    Build it with :func:`repetition_penalty_reward`. Called as TRL calls reward functions, it returns one float
+    Build it with ``repetition_penalty_reward``. Called as TRL calls reward functions, it returns one float
     per completion, equal to ``trl.rewards.get_repetition_penalty_reward(ngram_size, max_penalty)`` on the same
     ``completion_ids``. Instances are picklable; ``__name__`` is the name TRL logs the reward under.
     """
@@ -956,7 +956,7 @@ def repetition_penalty_reward(
             keys when one replaces the other.
 
     Returns:
-        A :class:`RepetitionPenaltyReward` for ``GRPOTrainer(reward_funcs=[...])``.
+        A ``RepetitionPenaltyReward`` for ``GRPOTrainer(reward_funcs=[...])``.
 
     Raises:
         ValueError: ``ngram_size < 1`` or a positive ``max_penalty``.

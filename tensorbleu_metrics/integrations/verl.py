@@ -2,15 +2,17 @@
 
 Two routes, both configured through verl's config:
 
-- :class:`TokenIDRewardManager`, a verl reward manager (a subclass of verl's ``RewardManagerBase``) that scores each
-  trajectory's response token IDs against its ground truth with BLEU, GLEU, ROUGE or chrF, never decoding::
+- ``TokenIDRewardManager``, a verl reward manager (a subclass of verl's ``RewardManagerBase``) that scores each
+  trajectory's response token IDs against its ground truth with BLEU, GLEU, ROUGE or chrF, never decoding:
 
-      reward.reward_manager.source=importlib
-      reward.reward_manager.name=TokenIDRewardManager
-      reward.reward_manager.module.path=pkg://tensorbleu_metrics.integrations.verl
-      +reward.reward_kwargs.metric=bleu
+  ```text
+  reward.reward_manager.source=importlib
+  reward.reward_manager.name=TokenIDRewardManager
+  reward.reward_manager.module.path=pkg://tensorbleu_metrics.integrations.verl
+  +reward.reward_kwargs.metric=bleu
+  ```
 
-- :func:`compute_score`, verl's string route (``reward.custom_reward_function``): chrF of the decoded response
+- ``compute_score``, verl's string route (``reward.custom_reward_function``): chrF of the decoded response
   against text references (SacreBLEU's), or a token metric through a tokenizer named in ``reward_kwargs``.
 
 verl is imported only when the manager class is first asked for (``from tensorbleu_metrics.integrations.verl import
@@ -347,7 +349,7 @@ def _manager_class() -> type:
 
 
 def make_reward_manager() -> type:
-    """The :class:`TokenIDRewardManager` class (imports verl); the same class as the module attribute."""
+    """The ``TokenIDRewardManager`` class (imports verl); the same class as the module attribute."""
     return _manager_class()
 
 
@@ -391,7 +393,7 @@ def compute_score(
     - ``metric``: ``"chrf"`` (default): SacreBLEU's sentence chrF of the text (``word_order=2``: chrF++) in [0, 1];
       ``"bleu"``, ``"gleu"`` or ``"rouge"``: on token IDs, both sides encoded (no special tokens) with the
       tokenizer named by ``tokenizer`` (a Hugging Face name or local directory, loaded once).
-    - every other key is an option of the metric, as for :class:`TokenIDRewardManager`.
+    - every other key is an option of the metric, as for ``TokenIDRewardManager``.
 
     ``ground_truth`` is a str or a list of str (several references). The result holds ``"score"`` and the metric's
     sub-scores, the same keys for every call with the same options.

@@ -4,7 +4,7 @@ Each kernel family lives in its own module of this package (``ngrams``, ``divers
 Numba (``@njit(nogil=True, cache=True)``): compiled once per machine into Numba's cache, loaded from there by every
 later process. A kernel takes a range of rows ``[start, stop)`` and writes their results into preallocated
 outputs, so a call runs on the calling thread alone by default (no thread pool whose every region waits for all its
-threads, which collapses on a busy machine); :func:`set_cpu_threads` lets a call split its rows over a few threads
+threads, which collapses on a busy machine); ``set_cpu_threads`` lets a call split its rows over a few threads
 that release the GIL.
 
 Nothing here imports Numba at import time: the kernel modules load on a call's first use of the engine.
@@ -57,7 +57,7 @@ def set_cpu_threads(n: int) -> None:
 
 
 def get_cpu_threads() -> int:
-    """The number of threads set with :func:`set_cpu_threads` (1 unless changed)."""
+    """The number of threads set with ``set_cpu_threads`` (1 unless changed)."""
     return _threads
 
 
@@ -85,7 +85,7 @@ def _blocks(cost: np.ndarray, parts: int) -> list[tuple[int, int]]:
 def run_rows(kernel: Callable[..., Any], n_rows: int, cost: np.ndarray | None, *args: Any) -> list[Any]:
     """Run ``kernel(start, stop, *args)`` over ``[0, n_rows)``: on this thread, or in blocks over the set threads.
 
-    ``kernel`` is a Python callable that takes this thread's scratch (:func:`token_scratch`) and calls a compiled
+    ``kernel`` is a Python callable that takes this thread's scratch (``token_scratch``) and calls a compiled
     kernel on its rows; it must write only its rows' outputs. ``cost`` (``(n_rows,)``, e.g. tokens per row)
     balances the blocks. Returns the kernel's return values, one per block, in row order.
     """
@@ -122,7 +122,7 @@ class TokenScratch:
 
 
 def token_scratch(vocab_size: int) -> TokenScratch:
-    """This thread's :class:`TokenScratch`, covering token values ``0..vocab_size - 1``."""
+    """This thread's ``TokenScratch``, covering token values ``0..vocab_size - 1``."""
     scratch = getattr(_local, "scratch", None)
     if scratch is None:
         scratch = _local.scratch = TokenScratch()

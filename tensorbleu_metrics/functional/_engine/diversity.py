@@ -1,6 +1,6 @@
 """Compiled kernels for the counts across the samples of a group: Self-BLEU's leave-one-out clipping, distinct-n.
 
-Each group is one row of :func:`run_rows`. Its samples are laid end to end, each token given a dense id through the
+Each group is one row of ``run_rows``. Its samples are laid end to end, each token given a dense id through the
 thread's persistent direct map; n-gram ids are then built order by order by extending each (n-1)-gram id with its
 next token: positions are bucketed by that token's id (a counting sort), and within a bucket a stamped table
 indexed by the prefix id gives each distinct (prefix, token) pair the next free id. Only positions whose n-gram can
@@ -241,7 +241,7 @@ def _distinct_rows(
 ):  # pragma: no cover
     """distinct-n counts of groups ``[start, stop)``, orders 1..n_gram.
 
-    ``work`` and ``state`` as for :func:`_leave_one_out_rows`. Returns the last token stamp and the last prefix
+    ``work`` and ``state`` as for ``_leave_one_out_rows``. Returns the last token stamp and the last prefix
     stamp used.
     """
     tok, ends, sample, cur, alive, by_token, bucket, prefix_map = (
@@ -352,7 +352,7 @@ KEEP_WIDTH = 1 << 20
 
 
 def _work(width: int) -> _Work:
-    """This thread's :class:`_Work`, at least ``width`` wide."""
+    """This thread's ``_Work``, at least ``width`` wide."""
     if width > KEEP_WIDTH:
         work = _Work()
         work.reserve(width)

@@ -74,7 +74,7 @@ def _set_masks(mask, bit_ids, at, lo, hi):  # pragma: no cover
 
 @numba.njit(nogil=True, cache=True)
 def _clear_masks(mask, bit_ids, at, lo, hi):  # pragma: no cover
-    """Zero the masks that :func:`_set_masks` touched (the table is all zero between uses)."""
+    """Zero the masks that ``_set_masks`` touched (the table is all zero between uses)."""
     for p in range(lo, hi):
         mask[bit_ids[at + p]] = 0
 
@@ -94,7 +94,7 @@ def _set_group(mask, bit_ids, first, n_group, n_bits):  # pragma: no cover
 
 @numba.njit(nogil=True, cache=True)
 def _clear_group(mask, bit_ids, first, n_group, n_bits):  # pragma: no cover
-    """Zero the masks that :func:`_set_group` touched (the table is all zero between uses)."""
+    """Zero the masks that ``_set_group`` touched (the table is all zero between uses)."""
     for p in range((first << 6), min((first + n_group) << 6, n_bits)):
         mask[bit_ids[p] * n_group + (p >> 6) - first] = 0
 
@@ -535,7 +535,7 @@ def union_lcs_hits(
     """Summary-level union-LCS hits of rouge-score's ``_summary_level_lcs``, sentences split at ``sep_id``.
 
     Args:
-        preds, pred_len, refs, ref_len: as :func:`lcs_lengths`.
+        preds, pred_len, refs, ref_len: as ``lcs_lengths``.
         sep_id: the token that ends a sentence (never a token itself).
 
     Returns:
