@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 from tensorbleu_metrics import functional
 
 if TYPE_CHECKING:
+    from tensorbleu_metrics.bleu import TokenIDBLEU
     from tensorbleu_metrics.chrf import TokenIDCHRF
     from tensorbleu_metrics.gleu import TokenIDGLEU
-    from tensorbleu_metrics.metric import TokenIDBLEU
     from tensorbleu_metrics.rouge import TokenIDROUGE
 
 __version__ = "0.1.0"
@@ -23,7 +23,7 @@ __version__ = "0.1.0"
 __all__ = ["TokenIDBLEU", "TokenIDCHRF", "TokenIDGLEU", "TokenIDROUGE", "__version__", "functional"]
 
 # name -> the module defining it, imported on first access
-_LAZY = {"TokenIDBLEU": "metric", "TokenIDCHRF": "chrf", "TokenIDGLEU": "gleu", "TokenIDROUGE": "rouge"}
+_LAZY = {"TokenIDBLEU": "bleu", "TokenIDCHRF": "chrf", "TokenIDGLEU": "gleu", "TokenIDROUGE": "rouge"}
 
 
 def __getattr__(name: str) -> Any:

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_functional_parity import ALL_METHODS, NLTK_METHODS, SACRE_METHODS, _assert_close, token_batches
 
+from tensorbleu_metrics.bleu import TokenIDBLEU
 from tensorbleu_metrics.functional import bleu as bleu_module
 from tensorbleu_metrics.functional import (
     bleu_from_stats,
@@ -23,7 +24,6 @@ from tensorbleu_metrics.functional import (
     corpus_bleu,
     sentence_bleu,
 )
-from tensorbleu_metrics.metric import TokenIDBLEU
 
 # ---- NLTK's docstring / unit-test sentences, as token IDs --------------------------------------------------
 

@@ -18,7 +18,7 @@ from nltk.translate.bleu_score import corpus_bleu as nltk_corpus_bleu
 from sacrebleu.metrics import BLEU
 from torch.utils.data import DataLoader, Dataset
 
-from tensorbleu_metrics.metric import TokenIDBLEU
+from tensorbleu_metrics.bleu import TokenIDBLEU
 
 pl = pytest.importorskip("lightning.pytorch")
 

@@ -20,7 +20,7 @@ from sacrebleu.metrics import BLEU
 from torchmetrics import Metric, MetricCollection
 
 from tensorbleu_metrics import functional
-from tensorbleu_metrics.metric import TokenIDBLEU
+from tensorbleu_metrics.bleu import TokenIDBLEU
 
 PAD = 0
 ABS = 1e-6  # the metric returns float32

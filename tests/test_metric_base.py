@@ -14,7 +14,7 @@ from torch import Tensor
 from torchmetrics import Metric
 
 from tensorbleu_metrics._metric_base import TORCHMETRICS_INTERNALS, _TokenIDMetric, check_torchmetrics_internals
-from tensorbleu_metrics.metric import TokenIDBLEU
+from tensorbleu_metrics.bleu import TokenIDBLEU
 
 BIG = 2**40 + 1  # past float16's range and float32's integer precision
 

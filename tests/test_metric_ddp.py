@@ -18,7 +18,7 @@ from nltk.translate.bleu_score import sentence_bleu as nltk_sentence_bleu
 from sacrebleu.metrics import BLEU
 
 from tensorbleu_metrics import functional
-from tensorbleu_metrics.metric import TokenIDBLEU
+from tensorbleu_metrics.bleu import TokenIDBLEU
 
 WORLD_SIZE = 2
 PAD = 0

@@ -11,8 +11,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tensorbleu_metrics.bleu import TokenIDBLEU
 from tensorbleu_metrics.functional import bleu_stats, check_bleu_options, corpus_bleu, sentence_bleu
-from tensorbleu_metrics.metric import TokenIDBLEU
 
 PAD, EOS = 0, 9
 FIELDS = ("matches", "totals", "clamped_totals", "pred_len", "ref_len")

@@ -83,7 +83,7 @@ class TokenIDBLEU(_TokenIDMetric):
 
     Example:
         >>> import torch
-        >>> from tensorbleu_metrics.metric import TokenIDBLEU
+        >>> from tensorbleu_metrics.bleu import TokenIDBLEU
         >>> bleu = TokenIDBLEU(pad_id=0)
         >>> preds = torch.tensor([[5, 6, 7, 8, 9, 10], [11, 12, 13, 14, 0, 0]])
         >>> target = torch.tensor([[5, 6, 7, 8, 9, 11], [11, 12, 13, 14, 15, 0]])
@@ -235,7 +235,7 @@ class TokenIDBLEU(_TokenIDMetric):
 
         Example:
             >>> import torch
-            >>> from tensorbleu_metrics.metric import TokenIDBLEU
+            >>> from tensorbleu_metrics.bleu import TokenIDBLEU
             >>> metric = TokenIDBLEU(smoothing="method1")
             >>> preds = torch.tensor([[1, 2, 3, 4, 5]])
             >>> values = [metric(preds, torch.tensor([[1, 2, 3, 4, k]])) for k in (5, 6)]
