@@ -43,12 +43,12 @@ def _single_intra_op_thread() -> Iterator[None]:
 def accelerator_path_in_module() -> Iterator[None]:
     """The torch sorted pass (the accelerator's path) for every call of a test module, forced on the CPU, where the
     compiled engine serves the public functions otherwise."""
-    from tensorbleu_metrics.functional import _inputs
+    from tensorbleu_metrics.functional import _device
 
-    original = _inputs.host_reads_are_free
-    _inputs.host_reads_are_free = lambda device: False
+    original = _device.host_reads_are_free
+    _device.host_reads_are_free = lambda device: False
     yield
-    _inputs.host_reads_are_free = original
+    _device.host_reads_are_free = original
 
 
 @pytest.fixture(

@@ -128,12 +128,12 @@ def test_token_ids_pad_and_eos():
 
 def test_accelerator_path_on_the_cpu(monkeypatch):
     """The torch sorted pass that accelerators run (forced on the CPU) gives the engine's statistics, text too."""
-    from tensorbleu_metrics.functional import _inputs
+    from tensorbleu_metrics.functional import _device
 
     preds, refs = make_corpus(seed=4, n=25)
     p, t = FORMS["padded"](preds, refs)
     engine = chrf_stats(p, t, pad_id=0), chrf_stats(HYPS, REFS, word_order=2)
-    monkeypatch.setattr(_inputs, "host_reads_are_free", lambda device: False)
+    monkeypatch.setattr(_device, "host_reads_are_free", lambda device: False)
     sorted_pass = chrf_stats(p, t, pad_id=0), chrf_stats(HYPS, REFS, word_order=2)
     for ours, theirs in zip(engine, sorted_pass, strict=True):
         for a, b in zip(ours, theirs, strict=True):

@@ -95,10 +95,10 @@ def test_self_bleu_equals_the_oracle_loop(oracle, device, smoothing, n_gram):
 def test_self_bleu_and_distinct_on_every_path(oracle, monkeypatch, path):
     """The CPU's engine, the accelerator's sorted pass (no host reads) forced on the CPU, and its leave-one-out
     counts in int64 (batches of 2**31 positions or more), give the oracles' numbers."""
-    from tensorbleu_metrics.functional import _counting, _inputs
+    from tensorbleu_metrics.functional import _counting, _device
 
     if "accelerator" in path:
-        monkeypatch.setattr(_inputs, "host_reads_are_free", lambda device: False)
+        monkeypatch.setattr(_device, "host_reads_are_free", lambda device: False)
     if path.startswith("int64 counts"):
         monkeypatch.setattr(_counting, "_COUNT_INT32_MAX", 0)
     got = self_bleu(SAMPLES, groups=torch.tensor(GROUP_IDS), n_gram=4, smoothing="method1", dtype=F64)
@@ -212,10 +212,10 @@ def test_property_self_bleu_equals_oracle(oracle, samples, group_seed, smoothing
 def test_self_bleu_and_distinct_with_the_widest_ids(oracle, monkeypatch, path):
     """IDs up to 2**63 - 1 give the same numbers, in the CPU's engine and in the accelerator's sorted pass (forced
     on the CPU: it names tokens by their ranks)."""
-    from tensorbleu_metrics.functional import _inputs
+    from tensorbleu_metrics.functional import _device
 
     if path == "accelerator":
-        monkeypatch.setattr(_inputs, "host_reads_are_free", lambda device: False)
+        monkeypatch.setattr(_device, "host_reads_are_free", lambda device: False)
     big = [[2**63 - 1 - 977 * t for t in s] for s in SAMPLES]
     got = self_bleu(big, groups=torch.tensor(GROUP_IDS), n_gram=4, smoothing="method1", dtype=F64)
     _close(got, oracle_self_bleu(oracle, big, GROUP_IDS, 4, "method1"))
@@ -315,14 +315,14 @@ def test_diversity_reads_nothing_on_accelerators(monkeypatch, with_groups: bool)
     """With ``validate=False`` and the accelerator's choices (every position laid out, tables of one slot per
     occurrence), Self-BLEU and distinct-n of one set read nothing on the host, so wait for no GPU, and give the
     CPU path's numbers; distinct-n per group reads only the number of groups (the size of its result)."""
-    from tensorbleu_metrics.functional import _inputs
+    from tensorbleu_metrics.functional import _device
 
     gen = torch.Generator().manual_seed(5)
     preds = _padded_samples(gen, 24, 20, 9)
     groups = torch.randint(-3, 4, (24,), generator=gen) * 1000 if with_groups else None
     expected = self_bleu(preds, groups=groups, pad_id=0, dtype=F64)
     expected_distinct = [distinct_ngrams(preds, n_gram=n, groups=groups, pad_id=0, dtype=F64) for n in (1, 2, 4)]
-    monkeypatch.setattr(_inputs, "host_reads_are_free", lambda device: False)
+    monkeypatch.setattr(_device, "host_reads_are_free", lambda device: False)
     with NoHostReads():
         got = self_bleu(preds, groups=groups, pad_id=0, dtype=F64, validate=False)
         if groups is None:
@@ -337,7 +337,7 @@ def test_diversity_reads_nothing_on_accelerators(monkeypatch, with_groups: bool)
 def test_unvalidated_negative_ids_count_alike_on_every_layout(monkeypatch) -> None:
     """Negative IDs let through with ``validate=False`` are tokens for Self-BLEU and distinct-n, in the CPU's engine
     as in the accelerator's sorted pass (which names tokens by rank, so no two groups' keys meet)."""
-    from tensorbleu_metrics.functional import _inputs
+    from tensorbleu_metrics.functional import _device
 
     preds = torch.tensor([[3, -5, 4, 2, 7], [-5, 4, 2, 0, 0], [3, -5, 9, 9, 4], [4, 2, -5, 4, 0]])
     groups = torch.tensor([0, 1, 1, 0])
@@ -347,7 +347,7 @@ def test_unvalidated_negative_ids_count_alike_on_every_layout(monkeypatch) -> No
     samples = [[t for t in row if t != 0] for row in preds.tolist()]
     assert cpu[1].tolist() == python_distinct(samples, 1, groups.tolist())
     assert cpu[2].tolist() == python_distinct(samples, 2, groups.tolist())
-    monkeypatch.setattr(_inputs, "host_reads_are_free", lambda device: False)
+    monkeypatch.setattr(_device, "host_reads_are_free", lambda device: False)
     accelerator = [self_bleu(preds, smoothing="method1", **kwargs)]
     accelerator += [distinct_ngrams(preds, n_gram=n, **kwargs) for n in (1, 2)]
     for ours, theirs in zip(cpu, accelerator, strict=True):
@@ -359,20 +359,20 @@ def test_unvalidated_negative_ids_count_alike_on_every_layout(monkeypatch) -> No
 def test_property_accelerator_layout_equals_the_cpu_one(seed: int, n_samples: int, width: int) -> None:
     """The accelerator's sorted pass (every position laid out) and the CPU's engine: the same Self-BLEU and
     distinct-n, for padded samples, empty ones and groups in any order."""
-    from tensorbleu_metrics.functional import _inputs
+    from tensorbleu_metrics.functional import _device
 
     gen = torch.Generator().manual_seed(seed)
     preds = _padded_samples(gen, n_samples, width, 5)
     groups = torch.randint(0, 3, (n_samples,), generator=gen)
     cpu = [self_bleu(preds, groups=groups, pad_id=0, dtype=F64), distinct_ngrams(preds, groups=groups, pad_id=0)]
-    original = _inputs.host_reads_are_free
-    _inputs.host_reads_are_free = lambda device: False
+    original = _device.host_reads_are_free
+    _device.host_reads_are_free = lambda device: False
     try:
         accelerator = [
             self_bleu(preds, groups=groups, pad_id=0, dtype=F64),
             distinct_ngrams(preds, groups=groups, pad_id=0),
         ]
     finally:
-        _inputs.host_reads_are_free = original
+        _device.host_reads_are_free = original
     for ours, theirs in zip(accelerator, cpu, strict=True):
         assert torch.equal(ours, theirs)

@@ -328,7 +328,7 @@ def test_property_input_forms_agree(batch, seed, n_gram):
 def test_device_constants_stay_on_the_host_or_are_copied_once() -> None:
     """The kernel's small constants (weights, digit values): the CPU's are used as they are; another device gets
     one copy per distinct value, shape and dtype, reused by later calls (no copy to launch, none to capture)."""
-    from tensorbleu_metrics.functional._inputs import on_device
+    from tensorbleu_metrics.functional._device import on_device
 
     weights = torch.tensor([[0.25] * 4, [0.5, 0.5, 0.0, 0.0]], dtype=torch.float64)
     assert on_device(weights, torch.device("cpu")) is weights

@@ -725,10 +725,10 @@ _KERNEL_PATHS = {
 
 
 def _force_kernel_path(monkeypatch, path: str) -> None:
-    from tensorbleu_metrics.functional import _counting, _inputs
+    from tensorbleu_metrics.functional import _counting, _device
 
     for name, value in _KERNEL_PATHS[path].items():
-        monkeypatch.setattr(_inputs if name == "host_reads_are_free" else _counting, name, value)
+        monkeypatch.setattr(_device if name == "host_reads_are_free" else _counting, name, value)
 
 
 @pytest.mark.parametrize("path", sorted(_KERNEL_PATHS))

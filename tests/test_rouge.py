@@ -119,10 +119,10 @@ def test_matches_rouge_score_every_key_and_form(seed: int, accumulate: str, devi
 def test_word_boundaries_and_long_sequences(monkeypatch, path: str) -> None:
     """Lengths around multiples of 64 and up to 2048: carries across int64 words and long lanes, in the CPU's
     engine and in the accelerator's bit-parallel recurrence (forced on the CPU)."""
-    from tensorbleu_metrics.functional import _inputs
+    from tensorbleu_metrics.functional import _device
 
     if path == "accelerator":
-        monkeypatch.setattr(_inputs, "host_reads_are_free", lambda device: False)
+        monkeypatch.setattr(_device, "host_reads_are_free", lambda device: False)
     rng = random.Random(5)
     lengths = [(0, 5), (1, 1), (63, 64), (64, 65), (65, 63), (128, 129), (200, 190), (2048, 1900)]
     preds = [[rng.randint(2, 9) for _ in range(a)] for a, _ in lengths]
@@ -255,9 +255,9 @@ def test_union_lcs_hits_are_rouge_scores(pairs) -> None:
 def test_lsum_in_blocks_of_sentence_pairs(monkeypatch, block: int) -> None:
     """ROUGE-Lsum screening its sentence pairs and walking its walkers a few at a time (the accelerator's path,
     forced on the CPU) gives the same hits as in one block, and rouge-score's numbers."""
-    from tensorbleu_metrics.functional import _inputs, _lcs
+    from tensorbleu_metrics.functional import _device, _lcs
 
-    monkeypatch.setattr(_inputs, "host_reads_are_free", lambda device: False)
+    monkeypatch.setattr(_device, "host_reads_are_free", lambda device: False)
     preds, refs = random_batch(random.Random(11), n=10, max_len=60, vocab=5, max_refs=3, sep_rate=0.15)
     expected = rouge_oracle(preds, refs, ("rougeLsum",), "best")
     whole = rouge_score(preds, refs, rouge_keys="rougeLsum", sep_id=SEP, dtype=torch.float64)
@@ -352,9 +352,9 @@ def test_numpy_inputs_and_ids_equal_the_tensor_path() -> None:
 def test_accelerator_choices_on_the_cpu(monkeypatch, accumulate: str) -> None:
     """The choices made where host reads cost a synchronisation (tables sized from shapes, int32 counts, row sorts,
     no left-alignment check), forced on the CPU, give rouge-score's numbers for every key."""
-    from tensorbleu_metrics.functional import _inputs
+    from tensorbleu_metrics.functional import _device
 
-    monkeypatch.setattr(_inputs, "host_reads_are_free", lambda device: False)
+    monkeypatch.setattr(_device, "host_reads_are_free", lambda device: False)
     preds, refs = random_batch(random.Random(7), n=12, max_len=40, vocab=8, max_refs=3)
     expected = rouge_oracle(preds, refs, ALL_KEYS, accumulate)
     for _form, p, t in _forms(preds, refs, torch.device("cpu")):

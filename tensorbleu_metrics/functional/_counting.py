@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from tensorbleu_metrics.functional import _engine, _inputs
+from tensorbleu_metrics.functional import _device, _engine
 from tensorbleu_metrics.functional._inputs import TokenBatch
 
 
@@ -368,7 +368,7 @@ def _count_one_sort(batch: TokenBatch, n_gram: int, order_shift: int, matches: T
     # the n-grams starting at each position, orders 1..N side by side: the ids are digits, most significant
     # first, so order n's key is the running sum of its first n weighted ids; then its order and source
     windows = token_id.unfold(1, n_gram, 1)  # (rows, W, N), a view
-    weights = _inputs.on_device(torch.tensor([width ** (n_gram - 1 - i) << 1 for i in range(n_gram)]), device)
+    weights = _device.on_device(torch.tensor([width ** (n_gram - 1 - i) << 1 for i in range(n_gram)]), device)
     ngram = torch.mul(windows, weights).cumsum_(2)
     ngram.add_(torch.arange(n_gram, device=device) << order_shift)
     ngram.add_(source.view(width, 1))
@@ -406,7 +406,7 @@ def count_ngrams(batch: TokenBatch, n_gram: int, *, per_reference: bool = False)
 
     On the CPU the compiled engine counts row by row; on accelerators the sorted pass below counts every row at once.
     """
-    if _inputs.host_reads_are_free(batch.preds.device):
+    if _device.host_reads_are_free(batch.preds.device):
         matches_np, ref_matches_np = _engine.kernels("ngrams").count_pairs(
             _numpy(batch.preds),
             _numpy(batch.pred_len),
@@ -601,7 +601,7 @@ def _first_appearance_numpy(groups: Tensor | None, n_samples: int) -> tuple[np.n
 
 def self_bleu_stats(preds: Tensor, pred_len: Tensor, groups: Tensor | None, n_gram: int) -> BLEUStats:
     """Per-sample ``BLEUStats`` of left-aligned samples against the other samples of their group."""
-    if not _inputs.host_reads_are_free(preds.device):
+    if not _device.host_reads_are_free(preds.device):
         return count_leave_one_out(group_tokens(preds, pred_len, groups), n_gram)
     group, n_groups = _first_appearance_numpy(groups, preds.shape[0])
     matches = _engine.kernels("diversity").leave_one_out(_numpy(preds), _numpy(pred_len), group, n_groups, n_gram)
@@ -612,7 +612,7 @@ def self_bleu_stats(preds: Tensor, pred_len: Tensor, groups: Tensor | None, n_gr
 
 def distinct_stats(preds: Tensor, pred_len: Tensor, groups: Tensor | None, n_gram: int) -> tuple[Tensor, Tensor]:
     """``(G, N)`` numbers of different n-grams and of all n-grams of each group (first-appearance order)."""
-    if not _inputs.host_reads_are_free(preds.device):
+    if not _device.host_reads_are_free(preds.device):
         grouped = group_tokens(preds, pred_len, groups)
         return count_distinct(grouped, n_gram, 1 if groups is None else int(grouped.group.max()) + 1)
     group, n_groups = _first_appearance_numpy(groups, preds.shape[0])

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from tensorbleu_metrics.functional import _device
+
 _INT64_MAX = 2**63 - 1
 _INT64_MIN = -(2**63)
 _INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.uint16, torch.uint32, torch.uint64)
@@ -157,7 +159,7 @@ def _negative_ids(x: Tensor, pad_id: int | None, eos_id: int | None) -> Tensor:
 def _no_negative(x: Tensor) -> bool:
     """Whether the host, reading ``x`` for free (the CPU), finds no negative value in it: numpy's minimum, one kind
     of torch operation fewer than a mask. False where reading costs a synchronisation: the mask decides there."""
-    return host_reads_are_free(x.device) and (x.numel() == 0 or int(x.numpy().min()) >= 0)
+    return _device.host_reads_are_free(x.device) and (x.numel() == 0 or int(x.numpy().min()) >= 0)
 
 
 def _raise_negative(x: Tensor, bad: Tensor, name: str) -> None:
@@ -217,21 +219,11 @@ def _keep_mask(x: Tensor, valid_len: Tensor | None, pad_id: int | None, eos_id: 
     return keep
 
 
-def host_reads_are_free(device: torch.device) -> bool:
-    """Whether reading a tensor's values on the host costs no synchronisation with the device (the CPU).
-
-    Where it does, the counts run the compiled engine and the input checks read values to skip masks; where it
-    does not, the torch sorted pass counts, with tables sized from shapes alone, and nothing is read that could
-    be skipped. Tests patch this to run the accelerator's path on the CPU.
-    """
-    return device.type == "cpu"
-
-
 def compare(op: Callable[[Any, Any], Any], x: Tensor, other: Any) -> Tensor:
     """``op(x, other)`` for a comparison from ``operator`` (``other`` a number, or an array of the same
     device): in numpy on the CPU, whose comparisons are vectorised and cheaper to call than torch's.
     """
-    if host_reads_are_free(x.device):
+    if _device.host_reads_are_free(x.device):
         return torch.from_numpy(np.asarray(op(x.numpy(), other.numpy() if isinstance(other, Tensor) else other)))
     return op(x, other)
 
@@ -289,25 +281,6 @@ def _normal_tensors(out: Any) -> Any:
     return type(out)(*(_normal_tensors(value) for value in out))
 
 
-@functools.lru_cache(maxsize=64)
-def _cached_constant(
-    values: tuple[Any, ...], shape: tuple[int, ...], dtype: torch.dtype, device: torch.device
-) -> Tensor:
-    return torch.tensor(values, dtype=dtype, device=device).view(shape)
-
-
-def on_device(values: Tensor, device: torch.device) -> Tensor:
-    """A small constant host tensor (weights, digit values) on ``device``; callers must not modify the result.
-
-    On the CPU, ``values`` itself. Elsewhere one copy per distinct (values, dtype, device), kept (64 at most):
-    later calls launch no copy, and a call captured in a CUDA graph finds the constant already there (a copy
-    from pageable host memory cannot be captured).
-    """
-    if device.type == "cpu":
-        return values
-    return _cached_constant(tuple(values.flatten().tolist()), tuple(values.shape), values.dtype, device)
-
-
 def _left_align(x: Tensor, keep: Tensor | None) -> tuple[Tensor, Tensor]:
     """Move the kept tokens of each row to its front; returns (tokens, lengths).
 
@@ -318,7 +291,7 @@ def _left_align(x: Tensor, keep: Tensor | None) -> tuple[Tensor, Tensor]:
         lengths = torch.full(x.shape[:-1], x.shape[-1], dtype=torch.int64, device=x.device)
         return x, lengths
     lengths = keep.sum(-1)
-    if host_reads_are_free(x.device):
+    if _device.host_reads_are_free(x.device):
         flags = keep.numpy()
         if not np.any(flags[..., 1:] > flags[..., :-1]):
             return x, lengths

@@ -18,7 +18,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from tensorbleu_metrics.functional import _engine, _inputs
+from tensorbleu_metrics.functional import _device, _engine
 from tensorbleu_metrics.functional._counting import _numpy, _sort_rows
 
 _WORD = 64
@@ -199,7 +199,7 @@ def lcs_length(preds: Tensor, pred_len: Tensor, refs: Tensor, ref_len: Tensor) -
         >>> lcs_length(preds, torch.tensor([4]), refs, torch.tensor([[3]]))  # LCS of 1 2 3 4 and 2 4 3
         tensor([[2]])
     """
-    if _inputs.host_reads_are_free(preds.device):
+    if _device.host_reads_are_free(preds.device):
         return torch.from_numpy(
             _engine.kernels("lcs").lcs_lengths(*(_numpy(x) for x in (preds, pred_len, refs, ref_len)))
         )
@@ -258,7 +258,7 @@ def union_lcs_hits(
         ``(B, R)`` hits, ``(B,)`` candidate token counts and ``(B, R)`` reference token counts (separators
         excluded).
     """
-    if _inputs.host_reads_are_free(preds.device):
+    if _device.host_reads_are_free(preds.device):
         arrays = (_numpy(x) for x in (preds, pred_len, refs, ref_len))
         hits, pred_total, ref_total = _engine.kernels("lcs").union_lcs_hits(*arrays, sep_id)
         return torch.from_numpy(hits), torch.from_numpy(pred_total), torch.from_numpy(ref_total)

@@ -16,8 +16,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from tensorbleu_metrics.functional import _device
 from tensorbleu_metrics.functional._counting import BLEUStats
-from tensorbleu_metrics.functional._inputs import check_int, check_stats, on_device, public_entry
+from tensorbleu_metrics.functional._inputs import check_int, check_stats, public_entry
 
 SACREBLEU_METHODS = ("none", "floor", "add-k", "exp")
 NLTK_METHODS = tuple(f"method{i}" for i in range(8))
@@ -496,7 +497,7 @@ def score_checked(
     n_gram = checked.order
     value = SMOOTH_DEFAULTS[smoothing] if smooth_value is None else float(smooth_value)
     device = stats.matches.device
-    weight_matrix = on_device(checked.matrix, device)
+    weight_matrix = _device.on_device(checked.matrix, device)
     f64 = torch.float64
     # every statistic converted in one operation (each is a kernel launch on a GPU)
     fields = [stats.matches[..., :n_gram], stats.totals[..., :n_gram], stats.clamped_totals[..., :n_gram]]
@@ -510,7 +511,7 @@ def score_checked(
         next_order = None
         if smoothing in ("method5", "method7"):
             next_order = stats.matches[..., _NEXT_ORDER - 1].to(f64) / stats.clamped_totals[..., _NEXT_ORDER - 1]
-        lengths = on_device(checked.lengths, device)
+        lengths = _device.on_device(checked.lengths, device)
         score = _nltk_score(counts, next_order, weight_matrix, lengths, smoothing, value or 0.0, auto_reweigh)
     # a score above the result dtype's range (only with huge weights on precisions above 1) saturates
     score = score.clamp(max=torch.finfo(dtype).max).to(dtype)
