@@ -30,7 +30,7 @@ import torch
 from benchmarks.ab import interleaved, parse_sizes
 from benchmarks.data import make_batch
 from benchmarks.run import set_kernel_constants
-from tensorbleu_metrics.functional import _counting, sentence_bleu
+from tensorbleu_metrics.functional import _sorted_pass, sentence_bleu
 
 # name -> the counting kernel's constants that select its path (the defaults: a one-sort count for one reference,
 # short rows and small batches; else the order-by-order pass, its rows sorted whole, without host reads)
@@ -40,7 +40,7 @@ VARIANTS: dict[str, dict[str, int]] = {
     "default": {},
     "one sort, any size": {"_ONE_SORT_ROW": 1 << 62, "_ONE_SORT_MAX": 1 << 62},
 }
-DEFAULTS = {name: getattr(_counting, name) for name in ("_ONE_SORT_ROW", "_ONE_SORT_MAX", "_CUT_ROWS_ANYWHERE")}
+DEFAULTS = {name: getattr(_sorted_pass, name) for name in ("_ONE_SORT_ROW", "_ONE_SORT_MAX", "_CUT_ROWS_ANYWHERE")}
 
 
 def _set(variant: dict[str, int]) -> None:

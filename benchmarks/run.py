@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME=INT",
-        help="set a private constant of tensorbleu_metrics.functional._counting in the measuring process (CUDA "
+        help="set a private constant of tensorbleu_metrics.functional._sorted_pass in the measuring process (CUDA "
         "points, --isolation none): A/B of the kernel's choices, e.g. _ONE_SORT_ROW=0 (benchmarks.gpu_probe "
         "prints the one it measured best)",
     )
@@ -229,12 +229,12 @@ class _Progress:
 
 def set_kernel_constants(values: dict[str, int]) -> None:
     """Set private constants of the counting kernel by name (each must exist)."""
-    from tensorbleu_metrics.functional import _counting
+    from tensorbleu_metrics.functional import _sorted_pass
 
     for name, value in values.items():
-        if not hasattr(_counting, name):
+        if not hasattr(_sorted_pass, name):
             raise SystemExit(f"--kernel {name}={value}: the counting kernel has no constant {name!r}")
-        setattr(_counting, name, value)
+        setattr(_sorted_pass, name, value)
 
 
 def main(argv: list[str] | None = None) -> int:

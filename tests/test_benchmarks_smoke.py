@@ -55,11 +55,11 @@ def test_parse_grid() -> None:
 
 
 def test_kernel_constants_are_set_by_name(monkeypatch) -> None:
-    from tensorbleu_metrics.functional import _counting
+    from tensorbleu_metrics.functional import _sorted_pass
 
-    monkeypatch.setattr(_counting, "_ONE_SORT_ROW", _counting._ONE_SORT_ROW)
+    monkeypatch.setattr(_sorted_pass, "_ONE_SORT_ROW", _sorted_pass._ONE_SORT_ROW)
     run.set_kernel_constants({"_ONE_SORT_ROW": 0})
-    assert _counting._ONE_SORT_ROW == 0
+    assert _sorted_pass._ONE_SORT_ROW == 0
     with pytest.raises(SystemExit, match="no constant '_NO_SUCH'"):
         run.set_kernel_constants({"_NO_SUCH": 1})
 

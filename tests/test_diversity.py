@@ -95,12 +95,12 @@ def test_self_bleu_equals_the_oracle_loop(oracle, device, smoothing, n_gram):
 def test_self_bleu_and_distinct_on_every_path(oracle, monkeypatch, path):
     """The CPU's engine, the accelerator's sorted pass (no host reads) forced on the CPU, and its leave-one-out
     counts in int64 (batches of 2**31 positions or more), give the oracles' numbers."""
-    from tensorbleu_metrics.functional import _counting, _device
+    from tensorbleu_metrics.functional import _device, _sorted_pass
 
     if "accelerator" in path:
         monkeypatch.setattr(_device, "host_reads_are_free", lambda device: False)
     if path.startswith("int64 counts"):
-        monkeypatch.setattr(_counting, "_COUNT_INT32_MAX", 0)
+        monkeypatch.setattr(_sorted_pass, "_COUNT_INT32_MAX", 0)
     got = self_bleu(SAMPLES, groups=torch.tensor(GROUP_IDS), n_gram=4, smoothing="method1", dtype=F64)
     _close(got, oracle_self_bleu(oracle, SAMPLES, GROUP_IDS, 4, "method1"))
     for n_gram in (1, 2, 3):

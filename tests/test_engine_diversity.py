@@ -8,9 +8,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tensorbleu_metrics.functional._counting import count_distinct, count_leave_one_out, group_tokens
 from tensorbleu_metrics.functional._engine import diversity, set_cpu_threads
 from tensorbleu_metrics.functional._engine.diversity import distinct, leave_one_out
+from tensorbleu_metrics.functional._sorted_pass import count_distinct, count_leave_one_out, group_tokens
 
 # today's functions, the reference here, run the accelerator's sorted path (the engine serves them on the CPU)
 pytestmark = pytest.mark.usefixtures("accelerator_path_in_module")

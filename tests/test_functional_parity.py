@@ -725,10 +725,10 @@ _KERNEL_PATHS = {
 
 
 def _force_kernel_path(monkeypatch, path: str) -> None:
-    from tensorbleu_metrics.functional import _counting, _device
+    from tensorbleu_metrics.functional import _device, _sorted_pass
 
     for name, value in _KERNEL_PATHS[path].items():
-        monkeypatch.setattr(_device if name == "host_reads_are_free" else _counting, name, value)
+        monkeypatch.setattr(_device if name == "host_reads_are_free" else _sorted_pass, name, value)
 
 
 @pytest.mark.parametrize("path", sorted(_KERNEL_PATHS))
@@ -760,14 +760,14 @@ def test_every_kernel_path_agrees_with_nltk(oracle, monkeypatch, path: str, batc
 @pytest.mark.parametrize("n_gram", [6, 12])
 def test_accelerator_choices_where_no_packing_fits(oracle, monkeypatch, n_gram: int) -> None:
     """Orders whose n-grams do not pack into 63 bits take the order-by-order pass on accelerators too."""
-    from tensorbleu_metrics.functional import _counting
+    from tensorbleu_metrics.functional import _sorted_pass
 
     _force_kernel_path(monkeypatch, "accelerator, one sort for long rows")
     rng = random.Random(n_gram)
     hyps = [[rng.randint(1, 6) for _ in range(rng.randint(100, 200))] for _ in range(5)]
     refs = [[[t if rng.random() < 0.8 else rng.randint(1, 6) for t in h]] for h in hyps]
     width = max(map(len, hyps)) + 1 + max(len(r[0]) for r in refs) + 1
-    assert (_counting._order_shift(width, n_gram) is None) == (n_gram == 12)
+    assert (_sorted_pass._order_shift(width, n_gram) is None) == (n_gram == 12)
     ours = sentence_bleu(hyps, refs, n_gram=n_gram, smoothing="method1", dtype=torch.float64)
     expected = [oracle.nltk_sentence(h, r, n_gram, "method1") for h, r in zip(hyps, refs, strict=True)]
     assert torch.allclose(ours, torch.tensor(expected, dtype=torch.float64), atol=1e-12, rtol=0)

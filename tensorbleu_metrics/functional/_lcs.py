@@ -19,7 +19,8 @@ import torch
 from torch import Tensor
 
 from tensorbleu_metrics.functional import _device, _engine
-from tensorbleu_metrics.functional._counting import _numpy, _sort_rows
+from tensorbleu_metrics.functional._counting import _numpy
+from tensorbleu_metrics.functional._sorted_pass import _sort_rows
 
 _WORD = 64
 _SIGN = -(2**63)  # xor with it maps unsigned order onto signed order
