@@ -49,8 +49,8 @@ def _batch(seed: int, n_samples: int, width: int, pool: str, n_raw_groups: int) 
 def _torch_counts(preds, lengths, group, n_gram) -> tuple[np.ndarray, np.ndarray]:
     n_groups = int(group.max()) + 1
     args = torch.from_numpy(preds), torch.from_numpy(lengths), torch.from_numpy(group)
-    matches = count_leave_one_out(group_tokens(*args), n_gram).matches.numpy()
-    counts = count_distinct(group_tokens(*args), n_gram, n_groups)[0].numpy()
+    matches = count_leave_one_out(group_tokens(*args), n_gram).numpy()
+    counts = count_distinct(group_tokens(*args), n_gram, n_groups).numpy()
     return matches, counts
 
 

@@ -155,23 +155,30 @@ def _first_appearance_numpy(groups: Tensor | None, n_samples: int) -> tuple[np.n
 
 def self_bleu_stats(preds: Tensor, pred_len: Tensor, groups: Tensor | None, n_gram: int) -> BLEUStats:
     """Per-sample ``BLEUStats`` of left-aligned samples against the other samples of their group."""
-    if not _device.host_reads_are_free(preds.device):
-        return _sorted_pass.count_leave_one_out(_sorted_pass.group_tokens(preds, pred_len, groups), n_gram)
-    group, n_groups = _first_appearance_numpy(groups, preds.shape[0])
-    matches = _engine.kernels("diversity").leave_one_out(_numpy(preds), _numpy(pred_len), group, n_groups, n_gram)
+    if _device.host_reads_are_free(preds.device):
+        group_np, n_groups = _first_appearance_numpy(groups, preds.shape[0])
+        kernel = _engine.kernels("diversity").leave_one_out
+        matches = torch.from_numpy(kernel(_numpy(preds), _numpy(pred_len), group_np, n_groups, n_gram))
+        group = torch.from_numpy(group_np)
+    else:
+        grouped = _sorted_pass.group_tokens(preds, pred_len, groups)
+        matches, group = _sorted_pass.count_leave_one_out(grouped, n_gram), grouped.group
     totals = ngram_totals(pred_len, n_gram)
-    ref_len = _closest_other_len(pred_len, torch.from_numpy(group))
-    return BLEUStats(torch.from_numpy(matches), totals, totals.clamp(min=1), pred_len.clone(), ref_len)
+    ref_len = _closest_other_len(pred_len, group)
+    return BLEUStats(matches, totals, totals.clamp(min=1), pred_len.clone(), ref_len)
 
 
 def distinct_stats(preds: Tensor, pred_len: Tensor, groups: Tensor | None, n_gram: int) -> tuple[Tensor, Tensor]:
     """``(G, N)`` numbers of different n-grams and of all n-grams of each group (first-appearance order)."""
-    if not _device.host_reads_are_free(preds.device):
+    if _device.host_reads_are_free(preds.device):
+        group_np, n_groups = _first_appearance_numpy(groups, preds.shape[0])
+        kernel = _engine.kernels("diversity").distinct
+        distinct = torch.from_numpy(kernel(_numpy(preds), _numpy(pred_len), group_np, n_groups, n_gram))
+        group = torch.from_numpy(group_np)
+    else:
         grouped = _sorted_pass.group_tokens(preds, pred_len, groups)
-        return _sorted_pass.count_distinct(grouped, n_gram, 1 if groups is None else int(grouped.group.max()) + 1)
-    group, n_groups = _first_appearance_numpy(groups, preds.shape[0])
-    distinct = _engine.kernels("diversity").distinct(_numpy(preds), _numpy(pred_len), group, n_groups, n_gram)
-    per_sample = ngram_totals(pred_len, n_gram)
-    totals = torch.zeros(n_groups, n_gram, dtype=torch.int64)
-    totals.index_add_(0, torch.from_numpy(group), per_sample)
-    return torch.from_numpy(distinct), totals
+        n_groups = 1 if groups is None else int(grouped.group.max()) + 1
+        distinct, group = _sorted_pass.count_distinct(grouped, n_gram, n_groups), grouped.group
+    totals = torch.zeros(n_groups, n_gram, dtype=torch.int64, device=preds.device)
+    totals.index_add_(0, group, ngram_totals(pred_len, n_gram))
+    return distinct, totals

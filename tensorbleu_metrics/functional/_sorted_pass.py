@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from tensorbleu_metrics.functional import _counting, _device
+from tensorbleu_metrics.functional import _device
 from tensorbleu_metrics.functional._inputs import TokenBatch
 
 
@@ -440,15 +440,12 @@ def _clip_leave_one_out(matches: Tensor) -> _Reduction:
     return reduce
 
 
-def count_leave_one_out(grouped: GroupedTokens, n_gram: int) -> _counting.BLEUStats:
-    """Per-sample ``BLEUStats`` with every other sample of the same group as the references."""
+def count_leave_one_out(grouped: GroupedTokens, n_gram: int) -> Tensor:
+    """``(B, N)`` matches of each sample clipped against the other samples of its group, orders 1..``n_gram``."""
     lengths = grouped.lengths
-    device = lengths.device
-    totals = _counting.ngram_totals(lengths, n_gram)
-    matches = torch.zeros(lengths.numel(), n_gram, dtype=torch.int64, device=device)
+    matches = torch.zeros(lengths.numel(), n_gram, dtype=torch.int64, device=lengths.device)
     _sorted_pass(grouped.first_key, grouped.sample, n_gram, _clip_leave_one_out(matches))
-    ref_len = _counting._closest_other_len(lengths, grouped.group)
-    return _counting.BLEUStats(matches, totals, totals.clamp(min=1), lengths.clone(), ref_len)
+    return matches
 
 
 def _count_distinct(distinct: Tensor, sample_group: Tensor) -> _Reduction:
@@ -464,12 +461,8 @@ def _count_distinct(distinct: Tensor, sample_group: Tensor) -> _Reduction:
     return reduce
 
 
-def count_distinct(grouped: GroupedTokens, n_gram: int, n_groups: int) -> tuple[Tensor, Tensor]:
-    """``(G, N)`` numbers of different n-grams and of all n-grams of each group, orders 1..``n_gram``."""
-    device = grouped.lengths.device
-    per_sample = _counting.ngram_totals(grouped.lengths, n_gram)
-    totals = torch.zeros(n_groups, n_gram, dtype=torch.int64, device=device)
-    totals.scatter_add_(0, grouped.group.unsqueeze(1).expand_as(per_sample), per_sample)
-    distinct = torch.zeros_like(totals)
+def count_distinct(grouped: GroupedTokens, n_gram: int, n_groups: int) -> Tensor:
+    """``(G, N)`` numbers of different n-grams of each group, orders 1..``n_gram``."""
+    distinct = torch.zeros(n_groups, n_gram, dtype=torch.int64, device=grouped.lengths.device)
     _sorted_pass(grouped.first_key, grouped.sample, n_gram, _count_distinct(distinct, grouped.group))
-    return distinct, totals
+    return distinct
