@@ -112,6 +112,21 @@ _REWARDS: dict[str, _RewardSpec] = {
 _TRL_ARGS = ("trainer_state", "log_extra", "log_metric", "environments")
 
 
+def _reference_rows(columns: Mapping[str, Any], column: str, batch: int, reward: str) -> Sequence[Any]:
+    """The reference column of a reward call, one value per completion, or a ``ValueError`` saying what is wrong."""
+    if column not in columns:
+        given = sorted(k for k in columns if k not in _TRL_ARGS)
+        raise ValueError(
+            f"the {reward!r} reward reads references from the dataset column `{column}`, which the "
+            f"trainer did not pass (columns passed: {given}); set `reference_column`."
+        )
+    rows = columns[column]
+    if isinstance(rows, (str, bytes)) or not isinstance(rows, Sequence) or len(rows) != batch:
+        got = f"{len(rows)} values" if isinstance(rows, Sequence) else type(rows).__name__
+        raise ValueError(f"column `{column}` must hold one value per completion ({batch}), got {got}.")
+    return rows
+
+
 def _prompt_keys(prompts: Sequence[Any] | None, batch: int) -> list[str]:
     """One hashable key per completion: completions of equal prompts share one, wherever they stand in the batch."""
     if prompts is None or isinstance(prompts, (str, bytes)) or len(prompts) != batch:
@@ -349,16 +364,7 @@ class TokenIDReward:
     def _references(self, columns: Mapping[str, Any], batch: int, prompts: Sequence[Any] | None) -> np.ndarray:
         """The reference column as a ``(B, R, W)`` array: text encoded once (cached), several references allowed."""
         column = self.reference_column
-        if column not in columns:
-            given = sorted(k for k in columns if k not in _TRL_ARGS)
-            raise ValueError(
-                f"the {self.__name__!r} reward reads references from the dataset column `{column}`, which the "
-                f"trainer did not pass (columns passed: {given}); set `reference_column`."
-            )
-        rows = columns[column]
-        if isinstance(rows, (str, bytes)) or not isinstance(rows, Sequence) or len(rows) != batch:
-            got = f"{len(rows)} values" if isinstance(rows, Sequence) else type(rows).__name__
-            raise ValueError(f"column `{column}` must hold one value per completion ({batch}), got {got}.")
+        rows = _reference_rows(columns, column, batch, self.__name__)
         per_row = [self._row_references(value, f"{column}[{i}]") for i, value in enumerate(rows)]
         if any(isinstance(r, str) for refs in per_row for r in refs):
             prefixes = self._prefixes(prompts, batch, column)
@@ -760,17 +766,7 @@ class TextReward:
             raise TypeError(f"`completions` must be a list of completions, got {type(completions).__name__}.")
         if len(completions) == 0:
             return []
-        column = self.reference_column
-        if column not in kwargs:
-            given = sorted(k for k in kwargs if k not in _TRL_ARGS)
-            raise ValueError(
-                f"the {self.__name__!r} reward reads references from the dataset column `{column}`, which the "
-                f"trainer did not pass (columns passed: {given}); set `reference_column`."
-            )
-        refs = kwargs[column]
-        if isinstance(refs, (str, bytes)) or not isinstance(refs, Sequence) or len(refs) != len(completions):
-            got = f"{len(refs)} values" if isinstance(refs, Sequence) else type(refs).__name__
-            raise ValueError(f"column `{column}` must hold one value per completion ({len(completions)}), got {got}.")
+        refs = _reference_rows(kwargs, self.reference_column, len(completions), self.__name__)
         texts = [_completion_text(c, f"completions[{i}]") for i, c in enumerate(completions)]
         return sentence_chrf(texts, list(refs), **self.options).tolist()
 
