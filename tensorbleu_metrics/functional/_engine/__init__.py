@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import importlib
 import itertools
-import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -130,20 +129,35 @@ def token_scratch(vocab_size: int) -> TokenScratch:
     return scratch
 
 
-def dense_tokens(arrays: Sequence[np.ndarray]) -> tuple[list[np.ndarray], int]:
+def _map_size(arrays: Sequence[np.ndarray]) -> int | None:
+    """``max + 1`` of the arrays where every value lies in ``[0, MAP_LIMIT)`` (1 when empty), else None."""
+    nonempty = [a for a in arrays if a.size]
+    if not nonempty:
+        return 1
+    low = min(int(a.min()) for a in nonempty)
+    high = max(int(a.max()) for a in nonempty)
+    return high + 1 if low >= 0 and high < MAP_LIMIT else None
+
+
+def dense_tokens(
+    arrays: Sequence[np.ndarray], lengths: Sequence[np.ndarray] | None = None
+) -> tuple[list[np.ndarray], int]:
     """The token arrays with values a direct map covers, and the map size they need.
 
     Arrays whose values lie in ``[0, MAP_LIMIT)`` come back as they are (``vocab_size = max + 1``); otherwise all
     are renumbered together by rank among their values (an order-preserving bijection: equal tokens stay equal),
-    so huge, negative or unvalidated IDs never index outside a map.
+    so huge, negative or unvalidated IDs never index outside a map. With ``lengths`` (``arrays[k]`` left-aligned,
+    valid below ``lengths[k]`` along its last axis) only the valid positions decide: the padding is set to 0 first,
+    so it never forces or widens a renumbering.
     """
-    nonempty = [a for a in arrays if a.size]
-    if not nonempty:
-        return list(arrays), 1
-    low = min(int(a.min()) for a in nonempty)
-    high = max(int(a.max()) for a in nonempty)
-    if low >= 0 and high < MAP_LIMIT:
-        return list(arrays), high + 1
+    size = _map_size(arrays)
+    if size is not None:
+        return list(arrays), size
+    if lengths is not None:
+        arrays = [np.where(np.arange(a.shape[-1]) < n[..., None], a, 0) for a, n in zip(arrays, lengths, strict=True)]
+        size = _map_size(arrays)
+        if size is not None:
+            return arrays, size
     values, inverse = np.unique(np.concatenate([a.reshape(-1) for a in arrays]), return_inverse=True)
     out, offset = [], 0
     for a in arrays:
@@ -160,8 +174,3 @@ def kernels(name: str) -> ModuleType:
     if name not in _MODULES:
         raise KeyError(name)
     return importlib.import_module(f"{__name__}.{name}")
-
-
-def numba_cache_dir() -> str | None:
-    """Where Numba keeps the compiled kernels (``NUMBA_CACHE_DIR``; next to the modules when unset)."""
-    return os.environ.get("NUMBA_CACHE_DIR")

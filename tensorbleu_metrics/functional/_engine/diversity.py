@@ -26,7 +26,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from tensorbleu_metrics.functional._engine import MAP_LIMIT, dense_tokens, run_rows, token_scratch
+from tensorbleu_metrics.functional._engine import dense_tokens, run_rows, token_scratch
 
 __all__ = ["distinct", "leave_one_out"]
 
@@ -307,20 +307,6 @@ def _distinct_rows(
     return stamp, local_stamp
 
 
-def _dense_preds(preds: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, int]:
-    """``preds`` with token values a direct map covers, and the map size (values past a length are no tokens)."""
-    if preds.size:
-        low, high = int(preds.min()), int(preds.max())
-        if low >= 0 and high < MAP_LIMIT:
-            return preds, high + 1
-    # only the tokens decide whether they are renumbered: the padding is set to 0
-    valid = np.arange(preds.shape[1]) < lengths[:, None]
-    (tokens,), vocab_size = dense_tokens([preds[valid]])
-    out = np.zeros_like(preds)
-    out[valid] = tokens
-    return out, vocab_size
-
-
 WORK_ROWS = 9
 
 
@@ -369,7 +355,7 @@ def _run(kernel: Any, preds: Any, lengths: Any, group: Any, n_groups: int, out: 
     preds = np.ascontiguousarray(preds, dtype=np.int64)
     lengths = np.clip(np.asarray(lengths, dtype=np.int64), 0, preds.shape[1])
     group = np.asarray(group, dtype=np.int64)
-    preds, vocab_size = _dense_preds(preds, lengths)
+    (preds,), vocab_size = dense_tokens([preds], [lengths])
     order = np.argsort(group, kind="stable")
     sizes = np.bincount(group, weights=lengths, minlength=n_groups).astype(np.int64)
     group_start = np.zeros(n_groups + 1, dtype=np.int64)

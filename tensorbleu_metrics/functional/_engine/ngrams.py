@@ -247,12 +247,6 @@ def _block(start: int, stop: int, *args: object) -> int:
     return stop - start
 
 
-def _valid_only(tokens: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """``tokens`` with every position past its row's length set to 0 (a copy)."""
-    columns = np.arange(tokens.shape[-1])
-    return np.where(columns < lengths[..., None], tokens, 0)
-
-
 def count_pairs(
     preds: np.ndarray, pred_len: np.ndarray, refs: np.ndarray, ref_len: np.ndarray, n_gram: int, per_reference: bool
 ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -280,8 +274,7 @@ def count_pairs(
         if int(cost.max()) + 2 * n_refs + 2 >= 2**31:
             raise ValueError("a candidate and its references hold 2**31 tokens or more")
         if low < 0 or high >= MAP_LIMIT:
-            # only the valid positions count: padding past the lengths must not widen the renumbering
-            (preds, refs), vocab = dense_tokens([_valid_only(preds, pred_len), _valid_only(refs, ref_len)])
+            (preds, refs), vocab = dense_tokens([preds, refs], [pred_len, ref_len])
         else:
             vocab = high + 1
         run_rows(_block, n_rows, cost, preds, pred_len, refs, ref_len, n_gram, matches, ref_matches, vocab)
