@@ -12,6 +12,7 @@ from torchmetrics.utilities.plot import _AX_TYPE, _PLOT_OUT_TYPE
 
 from tensorbleu_metrics import functional
 from tensorbleu_metrics._metric_base import _TokenIDMetric
+from tensorbleu_metrics.functional._scoring import bleu_options, score_with
 
 if not _MATPLOTLIB_AVAILABLE:
     __doctest_skip__ = ["TokenIDBLEU.plot"]
@@ -130,7 +131,8 @@ class TokenIDBLEU(_TokenIDMetric):
     ) -> None:
         super().__init__(**kwargs)
         # the BLEU order: n_gram, or the longest weight tuple's length (4 without weights)
-        n_gram = functional.check_bleu_options(n_gram, weights, smoothing, smooth_value, effective_order, auto_reweigh)
+        self._bleu_options = bleu_options(n_gram, weights, smoothing, smooth_value, effective_order, auto_reweigh)
+        n_gram = self._bleu_options.order
         self._set_token_options(pad_id, eos_id, return_sentence_level_score, validate)
         self.n_gram = n_gram
         self.weights = weights
@@ -148,7 +150,7 @@ class TokenIDBLEU(_TokenIDMetric):
             **self._token_option_values,
         )
         # Orders whose statistics are kept: more than ``n_gram`` for smoothings that look at higher orders.
-        self._counted_orders = functional.counted_orders(n_gram, smoothing)
+        self._counted_orders = self._bleu_options.counted_orders
 
         n = self._counted_orders
         for name in ("matches", "totals", "clamped_totals"):
@@ -165,16 +167,7 @@ class TokenIDBLEU(_TokenIDMetric):
 
     # ------------------------------------------------------------------ scoring
     def _score(self, stats: functional.BLEUStats, dtype: torch.dtype) -> Tensor:
-        return functional.bleu_from_stats(
-            stats,
-            n_gram=self.n_gram,
-            weights=self.weights,
-            smoothing=self.smoothing,
-            smooth_value=self.smooth_value,
-            effective_order=self.effective_order,
-            auto_reweigh=self.auto_reweigh,
-            dtype=dtype,
-        )
+        return score_with(self._bleu_options, stats, dtype)
 
     def _state_stats(self) -> functional.BLEUStats:
         return functional.BLEUStats(*(getattr(self, name) for name in _STAT_STATES))

@@ -16,47 +16,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from tensorbleu_metrics.functional import _device
+from tensorbleu_metrics.functional import _device, _engine
 from tensorbleu_metrics.functional._counting import BLEUStats
 from tensorbleu_metrics.functional._inputs import check_int, check_stats, public_entry
-
-SACREBLEU_METHODS = ("none", "floor", "add-k", "exp")
-NLTK_METHODS = tuple(f"method{i}" for i in range(8))
-SMOOTHING_METHODS: tuple[str, ...] = SACREBLEU_METHODS + NLTK_METHODS
-
-# default `smooth_value` per method and what it means: SacreBLEU's floor/add-k values, NLTK's SmoothingFunction
-# epsilon (method1), k (method4, method7) and alpha (method6)
-SMOOTH_DEFAULTS: dict[str, float | None] = {
-    "none": None,
-    "floor": 0.1,
-    "add-k": 1.0,
-    "exp": None,
-    "method0": None,
-    "method1": 0.1,
-    "method2": None,
-    "method3": None,
-    "method4": 5.0,
-    "method5": None,
-    "method6": 5.0,
-    "method7": 5.0,
-}
-
-# The valid `smooth_value` of each method: (lowest value, whether the lowest value itself is allowed, what it is).
-# Every range is open upwards to any finite number. The lower bounds are what the formulas need to stay finite:
-# - floor, add-k and method1 add a count (>= 0) to a zero count or to every count; 0 leaves the counts as they are.
-# - method4/method7 divide by k: the smoothed count ln(len) / (2**i * k) must be a finite float for every int64
-#   length (ln(2**63) / (2 * k)), also after method7 averages three of them ((a + b + c) / 3): that needs
-#   k >= 3 * ln(2**63) / (2 * max float), about 3.64e-307; k = 0 is a division by zero (NLTK raises).
-# - method6 divides by (l + alpha), where l, the number of n-grams of an order, may be 0: alpha > 0.
-_MIN_K = 1.5 * math.log(2.0**63) / sys.float_info.max
-SMOOTH_RANGES: dict[str, tuple[float, bool, str]] = {
-    "floor": (0.0, True, "SacreBLEU's floor count"),
-    "add-k": (0.0, True, "SacreBLEU's k"),
-    "method1": (0.0, True, "NLTK's epsilon"),
-    "method4": (_MIN_K, True, "NLTK's k"),
-    "method6": (0.0, False, "NLTK's alpha"),
-    "method7": (_MIN_K, True, "NLTK's k"),
-}
 
 # NLTK's method5 (and method7 through it) always mixes in the 5-gram precision
 _NEXT_ORDER = 5
@@ -68,6 +30,10 @@ _NLTK_ZERO_PRECISION = sys.float_info.min
 # +inf (whose sum would be NaN); exp() of the sum is 0 or saturates either way.
 _LOG_FLOAT_MAX = math.log(sys.float_info.max)
 _TERM_CAP = 1e300
+# method4/method7 divide by k: the smoothed count ln(len) / (2**i * k) must be a finite float for every int64
+# length (ln(2**63) / (2 * k)), also after method7 averages three of them ((a + b + c) / 3): that needs
+# k >= 3 * ln(2**63) / (2 * max float); k = 0 is a division by zero (NLTK raises)
+_MIN_K = 1.5 * math.log(2.0**63) / sys.float_info.max
 
 
 class _Counts(NamedTuple):
@@ -93,9 +59,7 @@ def counted_orders(n_gram: int, smoothing: str) -> int:
         >>> counted_orders(4, "exp")
         4
     """
-    if smoothing in ("method5", "method7"):
-        return max(n_gram, _NEXT_ORDER)
-    return n_gram
+    return max(n_gram, _NEXT_ORDER) if SMOOTHING[smoothing].next_order else n_gram
 
 
 class WeightSets(NamedTuple):
@@ -202,11 +166,12 @@ def _weights_matrix(weights: Any, n_gram: int | None) -> WeightSets:
 def _check_smooth_value(smoothing: str, smooth_value: Any) -> None:
     if smooth_value is None:
         return
-    if smoothing not in SMOOTH_RANGES:
+    valid = SMOOTHING[smoothing].valid
+    if valid is None:
         raise ValueError(f"`smooth_value` has no meaning for `smoothing={smoothing!r}`; leave it None.")
     if isinstance(smooth_value, (bool, np.bool_)) or not isinstance(smooth_value, numbers.Real):
         raise TypeError(f"`smooth_value` must be a number, got {smooth_value!r}.")
-    low, inclusive, meaning = SMOOTH_RANGES[smoothing]
+    low, inclusive, meaning = valid
     value = float(smooth_value)
     if not math.isfinite(value) or value < low or (value == low and not inclusive):
         low_text = repr(low) if low else "0"  # the exact bound: a value printed rounded may lie below it
@@ -245,21 +210,60 @@ def check_bleu_options(
         ...
         ValueError: `smooth_value` (NLTK's k) for ... must be ... in [3.643692424065002e-307, inf), got 0.
     """
-    return checked_weights(n_gram, weights, smoothing, smooth_value, effective_order, auto_reweigh).order
+    return bleu_options(n_gram, weights, smoothing, smooth_value, effective_order, auto_reweigh).order
 
 
-def checked_weights(
+class BLEUOptions(NamedTuple):
+    """BLEU's scoring options, validated once by ``bleu_options``; ``score`` scores statistics on any device."""
+
+    weights: WeightSets
+    smoothing: str
+    value: float  # the smoothing's parameter: the given one, else its default (0.0 for a method without one)
+    effective_order: bool
+    auto_reweigh: bool
+
+    @property
+    def order(self) -> int:
+        """The BLEU order: the longest weight set's length."""
+        return self.weights.order
+
+    @property
+    def several(self) -> bool:
+        """Whether a list of weight sets was given (scores get a leading weight-set dimension)."""
+        return self.weights.several
+
+    @property
+    def counted_orders(self) -> int:
+        """How many n-gram orders the statistics must hold (``counted_orders``)."""
+        return counted_orders(self.order, self.smoothing)
+
+    def score(self, stats: BLEUStats, dtype: torch.dtype) -> Tensor:
+        """Scores of ``stats`` (holding at least ``counted_orders`` orders) in ``dtype``, with the stats' batch
+        shape, after a weight-set dimension when several sets were given.
+
+        Smoothing runs once over all ``order`` orders; each weight set then weighs the first orders, as many as it
+        has weights (NLTK's semantics for weight tuples of different lengths). On the CPU the engine's compiled
+        scorer runs row by row; elsewhere batched torch operations.
+        """
+        if _device.host_reads_are_free(stats.matches.device):
+            score = _host_scores(stats, self, dtype)
+        else:
+            # a score above the result dtype's range (only with huge weights on precisions above 1) saturates
+            score = _torch_scores(stats, self).clamp(max=torch.finfo(dtype).max).to(dtype)
+        return score if self.several else score[0]
+
+
+def bleu_options(
     n_gram: int | None,
     weights: Any,
     smoothing: str,
     smooth_value: float | None,
     effective_order: bool,
     auto_reweigh: bool,
-) -> WeightSets:
-    """Validate the scoring options (see ``check_bleu_options``); return the weights as ``WeightSets``,
-    whose ``order`` is the BLEU order of the call."""
+) -> BLEUOptions:
+    """Validate the scoring options (see ``check_bleu_options``) into a ``BLEUOptions``."""
     n_gram = check_int(n_gram, "n_gram", minimum=1, allow_none=True)
-    if not isinstance(smoothing, str) or smoothing not in SMOOTHING_METHODS:
+    if not isinstance(smoothing, str) or smoothing not in SMOOTHING:
         raise ValueError(f"`smoothing` must be one of {', '.join(SMOOTHING_METHODS)}; got {smoothing!r}.")
     _check_smooth_value(smoothing, smooth_value)
     if not isinstance(effective_order, bool):
@@ -277,7 +281,12 @@ def checked_weights(
     checked = _weights_matrix(weights, n_gram)
     if smoothing == "method6" and checked.order < 3:
         raise ValueError("`smoothing='method6'` needs `n_gram` >= 3: it interpolates from the trigram precision on.")
-    return checked
+    value = SMOOTHING[smoothing].default if smooth_value is None else float(smooth_value)
+    return BLEUOptions(checked, smoothing, value or 0.0, effective_order, auto_reweigh)
+
+
+# the options' former name, kept while callers move to ``bleu_options``
+checked_weights = bleu_options
 
 
 def _brevity_penalty(pred_len: Tensor, ref_len: Tensor) -> Tensor:
@@ -383,14 +392,37 @@ def _nltk_method6(p: Tensor, counts: _Counts, value: float) -> Tensor:
     return torch.stack(cols, dim=-1)
 
 
-_NLTK_SMOOTHING: dict[str, Callable[[Tensor, _Counts, float], Tensor]] = {
-    "method0": _nltk_method0,
-    "method1": _nltk_method1,
-    "method2": _nltk_method2,
-    "method3": _nltk_method3,
-    "method4": _nltk_method4,
-    "method6": _nltk_method6,
+class Smoothing(NamedTuple):
+    """One smoothing method: whose it is, what its ``smooth_value`` means, and how each engine applies it."""
+
+    family: str  # "sacrebleu" or "nltk"
+    default: float | None  # the smooth_value used when none is given (None: the method takes none)
+    # the valid smooth_value: (lowest value, whether the lowest value itself is allowed, what it is); every range
+    # is open upwards to any finite number
+    valid: tuple[float, bool, str] | None
+    precisions: Callable[..., Tensor] | None  # NLTK's smoothing of the precisions on accelerators (torch)
+    next_order: bool = False  # mixes in the 5-gram precision whatever the BLEU order (NLTK's method5, method7)
+
+
+# floor, add-k and method1 add a count (>= 0) to a zero count or to every count; method6 divides by (l + alpha),
+# where l, the number of n-grams of an order, may be 0
+SMOOTHING: dict[str, Smoothing] = {
+    "none": Smoothing("sacrebleu", None, None, None),
+    "floor": Smoothing("sacrebleu", 0.1, (0.0, True, "SacreBLEU's floor count"), None),
+    "add-k": Smoothing("sacrebleu", 1.0, (0.0, True, "SacreBLEU's k"), None),
+    "exp": Smoothing("sacrebleu", None, None, None),
+    "method0": Smoothing("nltk", None, None, _nltk_method0),
+    "method1": Smoothing("nltk", 0.1, (0.0, True, "NLTK's epsilon"), _nltk_method1),
+    "method2": Smoothing("nltk", None, None, _nltk_method2),
+    "method3": Smoothing("nltk", None, None, _nltk_method3),
+    "method4": Smoothing("nltk", 5.0, (_MIN_K, True, "NLTK's k"), _nltk_method4),
+    "method5": Smoothing("nltk", None, None, None, next_order=True),
+    "method6": Smoothing("nltk", 5.0, (0.0, False, "NLTK's alpha"), _nltk_method6),
+    "method7": Smoothing("nltk", 5.0, (_MIN_K, True, "NLTK's k"), None, next_order=True),
 }
+SACREBLEU_METHODS = tuple(name for name, row in SMOOTHING.items() if row.family == "sacrebleu")
+NLTK_METHODS = tuple(name for name, row in SMOOTHING.items() if row.family == "nltk")
+SMOOTHING_METHODS: tuple[str, ...] = tuple(SMOOTHING)
 
 
 def _nltk_score(
@@ -403,8 +435,9 @@ def _nltk_score(
     auto_reweigh: bool,
 ) -> Tensor:
     p = counts.matches / counts.denominators
-    if method in _NLTK_SMOOTHING:
-        p = _NLTK_SMOOTHING[method](p, counts, value)
+    smooth = SMOOTHING[method].precisions
+    if smooth is not None:
+        p = smooth(p, counts, value)
     else:
         assert next_order is not None
         if method == "method7":
@@ -470,34 +503,27 @@ def bleu_from_stats(
         tensor([0.7071], dtype=torch.float64)
     """
     check_stats(stats, BLEUStats)
-    checked = checked_weights(n_gram, weights, smoothing, smooth_value, effective_order, auto_reweigh)
-    needed = counted_orders(checked.order, smoothing)
-    if stats.n_gram < needed:
+    options = bleu_options(n_gram, weights, smoothing, smooth_value, effective_order, auto_reweigh)
+    if stats.n_gram < options.counted_orders:
         raise ValueError(
-            f"`stats` holds {stats.n_gram} n-gram orders but smoothing={smoothing!r} with n_gram={checked.order} "
-            f"needs {needed}; count them with `bleu_stats(..., n_gram={needed})`."
+            f"`stats` holds {stats.n_gram} n-gram orders but smoothing={smoothing!r} with n_gram={options.order} "
+            f"needs {options.counted_orders}; count them with `bleu_stats(..., n_gram={options.counted_orders})`."
         )
-    return score_checked(stats, checked, smoothing, smooth_value, effective_order, auto_reweigh, dtype)
+    return options.score(stats, dtype)
 
 
-def score_checked(
-    stats: BLEUStats,
-    checked: WeightSets,
-    smoothing: str,
-    smooth_value: float | None,
-    effective_order: bool,
-    auto_reweigh: bool,
-    dtype: torch.dtype,
-) -> Tensor:
-    """``bleu_from_stats`` for options already validated by ``checked_weights``.
+@public_entry
+def score_with(options: BLEUOptions, stats: BLEUStats, dtype: torch.dtype) -> Tensor:
+    """``options.score(stats, dtype)`` as a public entry point (inference mode, one thread, never traced), for the
+    Metric classes, which validate their options once."""
+    return options.score(stats, dtype)
 
-    Smoothing runs once over all ``checked.order`` orders; each weight set then weighs the first orders, as many
-    as it has weights (NLTK's semantics for weight tuples of different lengths).
-    """
-    n_gram = checked.order
-    value = SMOOTH_DEFAULTS[smoothing] if smooth_value is None else float(smooth_value)
+
+def _torch_scores(stats: BLEUStats, options: BLEUOptions) -> Tensor:
+    """float64 scores ``(K, ...)`` from batched torch operations (accelerators)."""
+    n_gram = options.order
     device = stats.matches.device
-    weight_matrix = _device.on_device(checked.matrix, device)
+    weight_matrix = _device.on_device(options.weights.matrix, device)
     f64 = torch.float64
     # every statistic converted in one operation (each is a kernel launch on a GPU)
     fields = [stats.matches[..., :n_gram], stats.totals[..., :n_gram], stats.clamped_totals[..., :n_gram]]
@@ -505,14 +531,53 @@ def score_checked(
     as_f64 = torch.cat(fields, dim=-1).to(f64)
     orders = as_f64[..., : 3 * n_gram].unflatten(-1, (3, n_gram)).unbind(-2)
     counts = _Counts(*orders, as_f64[..., 3 * n_gram], as_f64[..., 3 * n_gram + 1])
+    smoothing, value = options.smoothing, options.value
     if smoothing in SACREBLEU_METHODS:
-        score = _sacrebleu_score(counts, weight_matrix, smoothing, value or 0.0, effective_order)
+        return _sacrebleu_score(counts, weight_matrix, smoothing, value, options.effective_order)
+    next_order = None
+    if SMOOTHING[smoothing].next_order:
+        next_order = stats.matches[..., _NEXT_ORDER - 1].to(f64) / stats.clamped_totals[..., _NEXT_ORDER - 1]
+    lengths = _device.on_device(options.weights.lengths, device)
+    return _nltk_score(counts, next_order, weight_matrix, lengths, smoothing, value, options.auto_reweigh)
+
+
+def _host_rows(x: Tensor, columns: int | None = None) -> np.ndarray:
+    """A CPU statistic as C-contiguous float64 rows: ``(M, columns)`` of its first columns, or ``(M,)``."""
+    a = x.numpy()
+    if columns is not None:
+        a = a[..., :columns].reshape(-1, columns)
+    return np.ascontiguousarray(a.reshape(-1) if columns is None else a, dtype=np.float64)
+
+
+def _host_scores(stats: BLEUStats, options: BLEUOptions, dtype: torch.dtype) -> Tensor:
+    """Scores ``(K, ...)`` in ``dtype`` from the CPU engine's compiled scorer."""
+    engine = _engine.kernels("scoring")
+    n_gram = options.order
+    matches = _host_rows(stats.matches, n_gram)
+    denominators = _host_rows(stats.clamped_totals, n_gram)
+    if SMOOTHING[options.smoothing].next_order:
+        with np.errstate(invalid="ignore"):  # 0 / 0 for summed statistics of no sentence, as in torch: NaN
+            fifth = _host_rows(stats.matches[..., _NEXT_ORDER - 1])
+            next_order = fifth / _host_rows(stats.clamped_totals[..., _NEXT_ORDER - 1])
     else:
-        next_order = None
-        if smoothing in ("method5", "method7"):
-            next_order = stats.matches[..., _NEXT_ORDER - 1].to(f64) / stats.clamped_totals[..., _NEXT_ORDER - 1]
-        lengths = _device.on_device(checked.lengths, device)
-        score = _nltk_score(counts, next_order, weight_matrix, lengths, smoothing, value or 0.0, auto_reweigh)
+        next_order = np.zeros(matches.shape[0])
+    out = np.empty((options.weights.matrix.shape[0], matches.shape[0]))
+    engine.bleu_rows(
+        matches,
+        _host_rows(stats.totals, n_gram),
+        denominators,
+        _host_rows(stats.pred_len),
+        _host_rows(stats.ref_len),
+        next_order,
+        options.weights.matrix.numpy(),
+        options.weights.lengths.numpy(),
+        engine.METHOD_CODES[options.smoothing],
+        options.value,
+        options.effective_order,
+        options.auto_reweigh,
+        out,
+    )
     # a score above the result dtype's range (only with huge weights on precisions above 1) saturates
-    score = score.clamp(max=torch.finfo(dtype).max).to(dtype)
-    return score if checked.several else score[0]
+    np.minimum(out, torch.finfo(dtype).max, out=out)
+    score = torch.from_numpy(out.reshape(out.shape[0], *stats.pred_len.shape))
+    return score if dtype == torch.float64 else score.to(dtype)

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from tensorbleu_metrics.functional._counting import BLEUStats, count_stats
 from tensorbleu_metrics.functional._inputs import check_dtype, check_int, normalise_inputs, public_entry
-from tensorbleu_metrics.functional._scoring import checked_weights, counted_orders, score_checked
+from tensorbleu_metrics.functional._scoring import bleu_options
 
 
 @public_entry
@@ -77,20 +77,10 @@ def _bleu(
 ) -> Tensor:
     """Sentence or corpus BLEU: the per-sentence statistics scored row by row, or their sum."""
     check_dtype(dtype)
-    checked = checked_weights(n_gram, weights, smoothing, smooth_value, effective_order, auto_reweigh)
+    options = bleu_options(n_gram, weights, smoothing, smooth_value, effective_order, auto_reweigh)
     # counted once, for the highest order any weight set (or the smoothing) needs
-    stats = count_stats(
-        normalise_inputs(preds, target, pad_id, eos_id, validate), counted_orders(checked.order, smoothing)
-    )
-    return score_checked(
-        stats if per_sentence else stats.sum(),
-        checked,
-        smoothing,
-        smooth_value,
-        effective_order,
-        auto_reweigh,
-        dtype,
-    )
+    stats = count_stats(normalise_inputs(preds, target, pad_id, eos_id, validate), options.counted_orders)
+    return options.score(stats if per_sentence else stats.sum(), dtype)
 
 
 @public_entry

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from tensorbleu_metrics.functional._counting import distinct_stats, self_bleu_stats
 from tensorbleu_metrics.functional._inputs import _INT_DTYPES, check_dtype, check_int, normalise_preds, public_entry
-from tensorbleu_metrics.functional._scoring import checked_weights, counted_orders, score_checked
+from tensorbleu_metrics.functional._scoring import bleu_options
 
 __all__ = ["distinct_ngrams", "self_bleu"]
 
@@ -107,11 +107,11 @@ def self_bleu(
         tensor([0.7071, 0.7071, 1.0000, 1.0000], dtype=torch.float64)
     """
     check_dtype(dtype)
-    checked = checked_weights(n_gram, weights, smoothing, smooth_value, effective_order, auto_reweigh)
+    options = bleu_options(n_gram, weights, smoothing, smooth_value, effective_order, auto_reweigh)
     tokens, lengths = normalise_preds(preds, pad_id, eos_id, validate)
     group_ids = _checked_groups(groups, tokens.shape[0], tokens.device)
-    stats = self_bleu_stats(tokens, lengths, group_ids, counted_orders(checked.order, smoothing))
-    return score_checked(stats, checked, smoothing, smooth_value, effective_order, auto_reweigh, dtype)
+    stats = self_bleu_stats(tokens, lengths, group_ids, options.counted_orders)
+    return options.score(stats, dtype)
 
 
 @public_entry

@@ -166,7 +166,7 @@ def dense_tokens(
     return out, int(values.shape[0])
 
 
-_MODULES = ("ngrams", "diversity", "lcs")
+_MODULES = ("ngrams", "diversity", "lcs", "scoring", "chrf")
 
 
 def kernels(name: str) -> ModuleType:
