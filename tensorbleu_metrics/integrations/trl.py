@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from tensorbleu_metrics.functional import rouge_score, self_bleu, sentence_bleu, sentence_chrf, sentence_gleu
-from tensorbleu_metrics.functional._counting import distinct_stats
+from tensorbleu_metrics.functional._engine import kernels
 from tensorbleu_metrics.functional._inputs import check_int, is_int
 from tensorbleu_metrics.functional._scoring import SACREBLEU_METHODS
 from tensorbleu_metrics.integrations._convert import (
@@ -920,18 +920,14 @@ class RepetitionPenaltyReward:
             return []
         packed = _packed_ids(completion_ids)
         tokens, lengths = packed if packed is not None else _validated_ids(completion_ids)
-        # numbers of different and of all n-grams per completion (each its own group) from the counting engine
-        distinct, totals = distinct_stats(
-            torch.from_numpy(tokens), torch.from_numpy(lengths), torch.arange(len(completion_ids)), self.ngram_size
-        )
-        unique, total = distinct[:, -1].numpy(), totals[:, -1].numpy()
-        counted = total > 0  # TRL gives 0.0 to completions shorter than ngram_size
-        out = np.zeros(len(completion_ids), dtype=np.float64)
-        out[counted] = 1.0 - unique[counted] / total[counted]  # float64 division of two ints, as in Python
-        # TRL gives 0.0 (never -0.0 or NaN) where nothing repeats, whatever max_penalty is
-        repeated = out != 0
-        out[repeated] *= self.max_penalty
-        return out.tolist()
+        # the compiled distinct-n kernel on the NumPy arrays, each completion its own group, no tensor on the way
+        n = self.ngram_size
+        unique = kernels("diversity").distinct(tokens, lengths, None, len(lengths), n)[:, n - 1]
+        total = lengths - (n - 1)
+        # as TRL: 0.0 for completions shorter than ngram_size, and 0.0 (never -0.0) where nothing repeats; the
+        # float64 division of two ints is Python's
+        scaling = np.where(total > 0, 1.0 - unique / np.maximum(total, 1), 0.0)
+        return np.where(scaling != 0, scaling * self.max_penalty, 0.0).tolist()
 
 
 def repetition_penalty_reward(
