@@ -49,9 +49,12 @@ class BLEUStats(NamedTuple):
         return BLEUStats(*(field.to(device) for field in self))
 
 
-def ngram_totals(lengths: Tensor, n_gram: int) -> Tensor:
-    """``(..., N)`` numbers of n-grams of orders 1..``n_gram`` in sequences of the given lengths."""
-    return (lengths.unsqueeze(-1) - torch.arange(n_gram, device=lengths.device)).clamp_(min=0)
+def ngram_totals(lengths: Tensor | np.ndarray, n_gram: int) -> Tensor | np.ndarray:
+    """``(..., N)`` numbers of n-grams of orders 1..``n_gram`` in sequences of the given lengths (a tensor, or a
+    NumPy array on the CPU engine's path)."""
+    host = isinstance(lengths, np.ndarray)
+    orders = np.arange(n_gram) if host else torch.arange(n_gram, device=lengths.device)
+    return (lengths[..., None] - orders).clip(min=0)
 
 
 # the closest reference length of a sentence without a reference (unvalidated input): its brevity penalty is 0
@@ -59,13 +62,15 @@ _NO_REF_LEN = 2**32 - 1
 
 
 def _closest_ref_len(pred_len: Tensor, ref_len: Tensor, present: Tensor) -> Tensor:
-    """Length of the reference closest in length to each candidate, the shorter one on ties."""
+    """Length of the reference closest in length to each candidate, the shorter one on ties (tensors, or NumPy
+    arrays on the CPU engine's path)."""
+    xp = np if isinstance(ref_len, np.ndarray) else torch
     if ref_len.shape[1] == 1:
-        return torch.where(present[:, 0], ref_len[:, 0], _NO_REF_LEN)
-    distance = (ref_len - pred_len.unsqueeze(1)).abs()
+        return xp.where(present[:, 0], ref_len[:, 0], _NO_REF_LEN)
+    distance = abs(ref_len - pred_len[:, None])
     # one integer key orders by distance, then by length (lengths are below 2**31); absent references never win
-    key = torch.where(present, (distance << 32) + ref_len, torch.iinfo(torch.int64).max)
-    return key.min(dim=1).values & _NO_REF_LEN
+    key = xp.where(present, (distance << 32) + ref_len, np.iinfo(np.int64).max)
+    return xp.amin(key, 1) & _NO_REF_LEN
 
 
 # ---- candidate against its references (BLEU, GLEU, ROUGE-N) ----
@@ -95,22 +100,23 @@ def count_ngrams(batch: TokenBatch, n_gram: int, *, per_reference: bool = False)
     On the CPU the compiled engine counts row by row; on accelerators the sorted pass (``_sorted_pass``) counts
     every row at once.
     """
-    if _device.host_reads_are_free(batch.preds.device):
-        matches_np, ref_matches_np = _engine.kernels("ngrams").count_pairs(
-            _numpy(batch.preds),
-            _numpy(batch.pred_len),
-            _numpy(batch.refs),
-            _numpy(batch.ref_len),
-            n_gram,
-            per_reference,
+    host = _device.host_reads_are_free(batch.preds.device)
+    if host:
+        lengths = (_numpy(batch.pred_len), _numpy(batch.ref_len), batch.ref_present.numpy())
+        counted = _engine.kernels("ngrams").count_pairs(
+            _numpy(batch.preds), lengths[0], _numpy(batch.refs), lengths[1], n_gram, per_reference
         )
-        matches = torch.from_numpy(matches_np)
-        ref_matches = None if ref_matches_np is None else torch.from_numpy(ref_matches_np)
     else:
-        matches, ref_matches = _sorted_pass.count_against_refs(batch, n_gram, per_reference=per_reference)
-    totals = ngram_totals(batch.pred_len, n_gram)
-    ref_len = _closest_ref_len(batch.pred_len, batch.ref_len, batch.ref_present)
-    stats = BLEUStats(matches, totals, totals.clamp(min=1), batch.pred_len.clone(), ref_len)
+        lengths = (batch.pred_len, batch.ref_len, batch.ref_present)
+        counted = _sorted_pass.count_against_refs(batch, n_gram, per_reference=per_reference)
+    # the rest in NumPy on the CPU (fewer and cheaper calls than torch's), in torch elsewhere
+    matches, ref_matches = counted
+    pred_len, ref_len, present = lengths
+    totals = ngram_totals(pred_len, n_gram)
+    stats = BLEUStats(matches, totals, totals.clip(min=1), pred_len, _closest_ref_len(pred_len, ref_len, present))
+    if host:
+        stats = BLEUStats(*map(torch.from_numpy, stats))
+        ref_matches = None if ref_matches is None else torch.from_numpy(ref_matches)
     return NGramCounts(stats, ref_matches)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import numbers
-import operator
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -18,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from tensorbleu_metrics.functional import _device
+from tensorbleu_metrics.functional import _device, _engine
 
 _INT64_MAX = 2**63 - 1
 _INT64_MIN = -(2**63)
@@ -149,21 +148,18 @@ def _ragged_to_padded(seqs: Sequence[Any], names: Sequence[str], device: torch.d
 
 def _negative_ids(x: Tensor, pad_id: int | None, eos_id: int | None) -> Tensor:
     """Where ``x`` holds a negative ID other than ``pad_id``/``eos_id``."""
-    bad = compare(operator.lt, x, 0)
+    bad = x < 0
     for special in (pad_id, eos_id):
         if special is not None and special < 0:  # a special ID >= 0 is never among the negative ones
-            bad &= compare(operator.ne, x, special)
+            bad &= x != special
     return bad
 
 
-def _no_negative(x: Tensor) -> bool:
-    """Whether the host, reading ``x`` for free (the CPU), finds no negative value in it: numpy's minimum, one kind
-    of torch operation fewer than a mask. False where reading costs a synchronisation: the mask decides there."""
-    return _device.host_reads_are_free(x.device) and (x.numel() == 0 or int(x.numpy().min()) >= 0)
-
-
 def _raise_negative(x: Tensor, bad: Tensor, name: str) -> None:
-    value = int(x[bad][0])
+    _raise_negative_value(int(x[bad][0]), name)
+
+
+def _raise_negative_value(value: int, name: str) -> None:
     raise ValueError(
         f"`{name}` holds the negative token ID {value}; token IDs must be >= 0 "
         "(negative values are allowed only as `pad_id` or `eos_id`)."
@@ -171,8 +167,6 @@ def _raise_negative(x: Tensor, bad: Tensor, name: str) -> None:
 
 
 def _check_ids(x: Tensor, name: str, pad_id: int | None, eos_id: int | None) -> None:
-    if _no_negative(x):
-        return  # the CPU rules out negative IDs with one numpy minimum before building a mask (as _check_values)
     bad = _negative_ids(x, pad_id, eos_id)
     if bool(bad.any()):
         _raise_negative(x, bad, name)
@@ -181,12 +175,10 @@ def _check_ids(x: Tensor, name: str, pad_id: int | None, eos_id: int | None) -> 
 def _check_values(
     preds: Tensor, refs: Tensor, present: Tensor, pad_id: int | None, eos_id: int | None, all_present: bool = False
 ) -> None:
-    """Negative IDs and sentences without a reference, found with one host synchronisation.
+    """Negative IDs and sentences without a reference, found with one host synchronisation (accelerators).
 
     ``all_present``: every reference is known to be present (``present`` is all True), so no sentence lacks one.
     """
-    if _no_negative(preds) and _no_negative(refs) and (all_present or bool(present.any(-1).all())):
-        return  # the CPU reads values for free: two vectorised minima rule out negative IDs without a mask
     bad_preds, bad_refs = _negative_ids(preds, pad_id, eos_id), _negative_ids(refs, pad_id, eos_id)
     has_ref = present.any(-1)
     found = torch.stack([bad_preds.any(), bad_refs.any(), has_ref.all()]).tolist()
@@ -209,23 +201,14 @@ def _keep_mask(x: Tensor, valid_len: Tensor | None, pad_id: int | None, eos_id: 
     """Which positions are tokens, or None when every position is one."""
     keep: Tensor | None = None
     if valid_len is not None:
-        keep = compare(operator.lt, torch.arange(x.shape[-1], device=x.device), valid_len.unsqueeze(-1))
+        keep = torch.arange(x.shape[-1], device=x.device) < valid_len.unsqueeze(-1)
     if eos_id is not None:
-        before_eos = torch.cumsum(compare(operator.eq, x, eos_id), dim=-1) == 0
+        before_eos = torch.cumsum(x == eos_id, dim=-1) == 0
         keep = before_eos if keep is None else keep & before_eos
     if pad_id is not None:
-        not_pad = compare(operator.ne, x, pad_id)
+        not_pad = x != pad_id
         keep = not_pad if keep is None else keep & not_pad
     return keep
-
-
-def compare(op: Callable[[Any, Any], Any], x: Tensor, other: Any) -> Tensor:
-    """``op(x, other)`` for a comparison from ``operator`` (``other`` a number, or an array of the same
-    device): in numpy on the CPU, whose comparisons are vectorised and cheaper to call than torch's.
-    """
-    if _device.host_reads_are_free(x.device):
-        return torch.from_numpy(np.asarray(op(x.numpy(), other.numpy() if isinstance(other, Tensor) else other)))
-    return op(x, other)
 
 
 def public_entry(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -279,6 +262,26 @@ def _normal_tensors(out: Any) -> Any:
     if isinstance(out, dict):
         return {key: _normal_tensors(value) for key, value in out.items()}
     return type(out)(*(_normal_tensors(value) for value in out))
+
+
+def _align(
+    x: Tensor, valid_len: Tensor | None, pad_id: int | None, eos_id: int | None, validate: bool, name: str
+) -> tuple[Tensor, Tensor]:
+    """Left-align the tokens of ``x`` (see ``_left_align``), after checking its values if ``validate``: on the CPU in
+    one compiled pass, elsewhere with masks."""
+    if not _device.host_reads_are_free(x.device):
+        if validate:
+            _check_ids(x, name, pad_id, eos_id)
+        return _left_align(x, _keep_mask(x, valid_len, pad_id, eos_id))
+    if valid_len is None and pad_id is None and eos_id is None:  # every position is a token: nothing moves
+        if validate and x.numel() and int(x.numpy().min()) < 0:
+            _raise_negative_value(int(x[x < 0][0]), name)
+        return x, torch.full(x.shape[:-1], x.shape[-1], dtype=torch.int64)
+    valid = None if valid_len is None else valid_len.numpy()
+    tokens, lengths, bad = _engine.kernels("layout").align_rows(x.numpy(), valid, pad_id, eos_id, validate)
+    if bad >= 0:
+        _raise_negative_value(int(x.reshape(-1)[bad]), name)
+    return torch.from_numpy(tokens), torch.from_numpy(lengths)
 
 
 def _left_align(x: Tensor, keep: Tensor | None) -> tuple[Tensor, Tensor]:
@@ -503,10 +506,13 @@ def normalise_inputs(
         ref_valid = ref_valid.to(pred_tokens.device)
     if present.shape[1] == 0:
         _raise_no_reference(0)
-    if validate:
-        _check_values(pred_tokens, ref_tokens, present, pad_id, eos_id, all_present)
-    preds_aligned, pred_len = _left_align(pred_tokens, _keep_mask(pred_tokens, pred_valid, pad_id, eos_id))
-    refs_aligned, ref_len = _left_align(ref_tokens, _keep_mask(ref_tokens, ref_valid, pad_id, eos_id))
+    if validate and not _device.host_reads_are_free(pred_tokens.device):
+        _check_values(pred_tokens, ref_tokens, present, pad_id, eos_id, all_present)  # one synchronisation
+        validate = False
+    preds_aligned, pred_len = _align(pred_tokens, pred_valid, pad_id, eos_id, validate, "preds")
+    refs_aligned, ref_len = _align(ref_tokens, ref_valid, pad_id, eos_id, validate, "target")
+    if validate and not (all_present or bool(present.any(-1).all())):
+        _raise_no_reference(int(present.any(-1).logical_not().nonzero()[0, 0]))
     if not all_present:
         ref_len = ref_len.mul_(present)  # absent references have length 0 (ref_len is _left_align's own tensor)
     return TokenBatch(preds_aligned, pred_len, refs_aligned, ref_len, present)
@@ -524,6 +530,4 @@ def normalise_preds(preds: Any, pad_id: int | None, eos_id: int | None, validate
     tokens, valid = _normalise_preds(preds, _find_device(preds, None))
     if tokens.shape[0] == 0:
         raise ValueError("`preds` is an empty batch: at least one sentence is needed.")
-    if validate:
-        _check_ids(tokens, "preds", pad_id, eos_id)
-    return _left_align(tokens, _keep_mask(tokens, valid, pad_id, eos_id))
+    return _align(tokens, valid, pad_id, eos_id, validate, "preds")

@@ -541,34 +541,14 @@ def _torch_scores(stats: BLEUStats, options: BLEUOptions) -> Tensor:
     return _nltk_score(counts, next_order, weight_matrix, lengths, smoothing, value, options.auto_reweigh)
 
 
-def _host_rows(x: Tensor, columns: int | None = None) -> np.ndarray:
-    """A CPU statistic as C-contiguous float64 rows: ``(M, columns)`` of its first columns, or ``(M,)``."""
-    a = x.numpy()
-    if columns is not None:
-        a = a[..., :columns].reshape(-1, columns)
-    return np.ascontiguousarray(a.reshape(-1) if columns is None else a, dtype=np.float64)
-
-
 def _host_scores(stats: BLEUStats, options: BLEUOptions, dtype: torch.dtype) -> Tensor:
     """Scores ``(K, ...)`` in ``dtype`` from the CPU engine's compiled scorer."""
     engine = _engine.kernels("scoring")
-    n_gram = options.order
-    matches = _host_rows(stats.matches, n_gram)
-    denominators = _host_rows(stats.clamped_totals, n_gram)
-    if SMOOTHING[options.smoothing].next_order:
-        with np.errstate(invalid="ignore"):  # 0 / 0 for summed statistics of no sentence, as in torch: NaN
-            fifth = _host_rows(stats.matches[..., _NEXT_ORDER - 1])
-            next_order = fifth / _host_rows(stats.clamped_totals[..., _NEXT_ORDER - 1])
-    else:
-        next_order = np.zeros(matches.shape[0])
-    out = np.empty((options.weights.matrix.shape[0], matches.shape[0]))
+    n_rows = stats.pred_len.numel()
+    out = np.empty((options.weights.matrix.shape[0], n_rows))
     engine.bleu_rows(
-        matches,
-        _host_rows(stats.totals, n_gram),
-        denominators,
-        _host_rows(stats.pred_len),
-        _host_rows(stats.ref_len),
-        next_order,
+        *(np.ascontiguousarray(x.numpy(), dtype=np.int64).reshape(n_rows, -1) for x in stats[:3]),
+        *(np.ascontiguousarray(x.numpy(), dtype=np.int64).reshape(n_rows) for x in stats[3:]),
         options.weights.matrix.numpy(),
         options.weights.lengths.numpy(),
         engine.METHOD_CODES[options.smoothing],

@@ -166,11 +166,17 @@ def dense_tokens(
     return out, int(values.shape[0])
 
 
-_MODULES = ("ngrams", "diversity", "lcs", "scoring", "chrf")
+_MODULES = ("ngrams", "diversity", "lcs", "scoring", "layout", "chrf")
+
+
+_loaded: dict[str, ModuleType] = {}
 
 
 def kernels(name: str) -> ModuleType:
     """The kernel module ``name`` of this package, imported (with Numba) on first use."""
-    if name not in _MODULES:
-        raise KeyError(name)
-    return importlib.import_module(f"{__name__}.{name}")
+    module = _loaded.get(name)
+    if module is None:
+        if name not in _MODULES:
+            raise KeyError(name)
+        module = _loaded[name] = importlib.import_module(f"{__name__}.{name}")
+    return module

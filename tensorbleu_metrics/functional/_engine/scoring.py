@@ -39,14 +39,14 @@ def _weighted_exp(w, log_p, n):
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
-def bleu_rows(
-    matches, totals, denominators, pred_len, ref_len, next_order, weights, lengths, code, value, effective, reweigh, out
-):
-    """Scores of rows ``(M, N)`` of statistics for each weight set ``(K, N)`` into ``out`` ``(K, M)``.
+def bleu_rows(matches, totals, denominators, pred_len, ref_len, weights, lengths, code, value, effective, reweigh, out):
+    """Scores of rows of int64 statistics (``(M, S)`` orders, ``(M,)`` lengths) for each weight set ``(K, N)``, over
+    orders ``1..N`` (``N <= S``), into ``out`` ``(K, M)``.
 
-    ``next_order`` ``(M,)``: the raw 5-gram precision (NLTK's method5/method7 read it past the last order).
+    NLTK's method5 and method7 also read the raw 5-gram precision (column 4) past the last order.
     """
-    n_rows, n = matches.shape
+    n_rows = matches.shape[0]
+    n = weights.shape[1]
     n_sets = weights.shape[0]
     p = np.empty(n)
     raw = np.empty(n)
@@ -135,7 +135,7 @@ def bleu_rows(
                 raw[i] = p[i]
             previous = raw[0] + 1.0
             for i in range(n):
-                following = raw[i + 1] if i + 1 < n else next_order[r]
+                following = raw[i + 1] if i + 1 < n else matches[r, 4] / denominators[r, 4]
                 previous = (previous + raw[i] + following) / 3.0
                 p[i] = previous
         for i in range(n):
