@@ -549,6 +549,8 @@ def check_accumulation(spec: MetricSpec, options: dict, device: torch.device) ->
         if step == 0:
             assert_matches(spec, metric.compute(), range(end), options, "compute after one batch")
     assert metric.update_count == len(spec.sizes)
+    for name, value in snapshot(metric).items():
+        assert all(v.device.type == device.type for v in (value if isinstance(value, list) else [value])), name
     result = metric.compute()
     assert all(v.device.type == device.type for v in flat(result).values())
     assert_matches(spec, result, range(end), options)

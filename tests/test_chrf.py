@@ -1,17 +1,16 @@
 """chrF / chrF++ against SacreBLEU called here (text and token IDs), torchmetrics' ``CHRFScore`` and fastchrf where
-their semantics agree; the ``TokenIDCHRF`` Metric (accumulation, collections, merging, 2-rank gloo DDP), the TRL
-reward and the ``compute_metrics`` entry."""
+their semantics agree; what only the ``TokenIDCHRF`` Metric does (its shared checks run over its specs in
+``tests/test_metric_common.py`` and ``tests/test_metric_ddp.py``), the TRL reward and the ``compute_metrics`` entry."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from corpus_utils import FORMS, make_corpus, run_on_gloo
+from corpus_utils import FORMS, make_corpus
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from metric_harness import HYPS, REFS, sacre_chrf
 from sacrebleu.metrics import CHRF
 
 from tensorbleu_metrics import TokenIDCHRF
@@ -33,15 +32,6 @@ ALPHABET = [
 TEXT = st.one_of(st.text(alphabet=ALPHABET, max_size=24), st.text(max_size=12))
 
 
-def _sacre(hyps: list[str], refs: list[list[str]], **options) -> tuple[list[float], float]:
-    """SacreBLEU's sentence scores and corpus score (references per sentence turned into its streams), / 100."""
-    metric = CHRF(**options)
-    sentences = [metric.sentence_score(h, r).score / 100 for h, r in zip(hyps, refs, strict=True)]
-    n_refs = max(map(len, refs))
-    streams = [[r[k] if k < len(r) else None for r in refs] for k in range(n_refs)]
-    return sentences, metric.corpus_score(hyps, streams).score / 100
-
-
 OPTIONS = st.fixed_dictionaries(
     {
         "char_order": st.integers(0, 7),
@@ -61,7 +51,7 @@ OPTIONS = st.fixed_dictionaries(
 )
 def test_text_equals_sacrebleu(pairs, options):
     hyps, refs = [h for h, _ in pairs], [r for _, r in pairs]
-    sentences, corpus = _sacre(hyps, refs, **options)
+    sentences, corpus = sacre_chrf(hyps, refs, **options)
     ours = sentence_chrf(hyps, refs, dtype=F64, **options)
     np.testing.assert_allclose(ours.numpy(), sentences, rtol=0, atol=EXACT)
     assert corpus_chrf(hyps, refs, dtype=F64, **options).item() == pytest.approx(corpus, rel=0, abs=EXACT)
@@ -77,7 +67,7 @@ def test_sentences_of_words_defaults(word_order):
     refs = [[" ".join(rng.choice(words, rng.integers(0, 12))) for _ in range(rng.integers(1, 4))] for _ in hyps]
     refs[3] = [None, refs[3][0], None]
     refs[4] = ["", refs[4][0]]
-    sentences, corpus = _sacre(hyps, [[r for r in rs if r is not None] for rs in refs], word_order=word_order)
+    sentences, corpus = sacre_chrf(hyps, [[r for r in rs if r is not None] for rs in refs], word_order=word_order)
     ours = sentence_chrf(hyps, refs, word_order=word_order, dtype=F64)
     np.testing.assert_allclose(ours.numpy(), sentences, rtol=0, atol=EXACT)
     assert corpus_chrf(hyps, refs, word_order=word_order, dtype=F64).item() == pytest.approx(corpus, abs=EXACT)
@@ -110,7 +100,7 @@ def test_token_ids_equal_sacrebleu_on_joined_ids(form, char_order, beta, eps):
     preds, refs = make_corpus(seed=char_order, n=30, max_refs=3, vocab=6, max_len=10)
     hyps = [" ".join(map(str, p)) for p in preds]
     texts = [[" ".join(map(str, r)) for r in rs] for rs in refs]
-    sentences, corpus = _sacre(hyps, texts, char_order=0, word_order=char_order, beta=beta, eps_smoothing=eps)
+    sentences, corpus = sacre_chrf(hyps, texts, char_order=0, word_order=char_order, beta=beta, eps_smoothing=eps)
     options = {"char_order": char_order, "beta": beta, "eps_smoothing": eps, "dtype": F64}
     p, t = FORMS[form](preds, refs)
     pad = {"pad_id": 0} if form == "padded" else {}
@@ -122,7 +112,7 @@ def test_token_ids_pad_and_eos():
     preds = torch.tensor([[5, 6, 7, 2, 9], [5, 0, 6, 0, 0]])
     target = torch.tensor([[5, 6, 8, 2, 7], [5, 6, 0, 0, 0]])
     ours = sentence_chrf(preds, target, pad_id=0, eos_id=2, char_order=3, dtype=F64)
-    expected, _ = _sacre(["5 6 7", "5 6"], [["5 6 8"], ["5 6"]], char_order=0, word_order=3)
+    expected, _ = sacre_chrf(["5 6 7", "5 6"], [["5 6 8"], ["5 6"]], char_order=0, word_order=3)
     np.testing.assert_allclose(ours.numpy(), expected, rtol=0, atol=EXACT)
 
 
@@ -215,91 +205,15 @@ def test_fastchrf_equal():
 
 
 # ---------------------------------------------------------------- the Metric
-
-HYPS = ["the cat sat on the mat", "a dog", "東京へ行く", "", "(hi) there"]
-REFS = [["the cat sat on a mat"], ["the dog", "a dog barked"], ["東京に行く"], ["x"], ["hi there", "(hi), there"]]
-
-
-def test_metric_accumulates_to_the_corpus():
-    metric = TokenIDCHRF(word_order=2, return_sentence_level_score=True)
-    batch_value = metric(HYPS[:2], REFS[:2])
-    assert batch_value[0].item() == pytest.approx(corpus_chrf(HYPS[:2], REFS[:2], word_order=2).item(), abs=1e-7)
-    metric.update(HYPS[2:], REFS[2:])
-    corpus, sentences = metric.compute()
-    expected_sentences, expected = _sacre(HYPS, REFS, word_order=2)
-    assert corpus.item() == pytest.approx(expected, abs=1e-6)
-    np.testing.assert_allclose(sentences.numpy(), expected_sentences, rtol=0, atol=1e-6)
-    metric.half()
-    assert metric.hyp.dtype == torch.int64 and metric.hyp.shape == (8,)
+# The checks every Metric shares run over TokenIDCHRF's specs (text and token IDs) in tests/test_metric_common.py and
+# tests/test_metric_ddp.py.
 
 
-def test_metric_failing_update_keeps_state():
-    metric = TokenIDCHRF()
-    metric.update(HYPS[:1], REFS[:1])
-    before = metric.matches.clone()
-    with pytest.raises(ValueError):
-        metric.update(["a"], [[None]])
-    torch.testing.assert_close(metric.matches, before)
-
-
-def test_metric_collection_and_merge_state():
-    from torchmetrics import MetricCollection
-
-    collection = MetricCollection({"chrf": TokenIDCHRF(), "chrfpp": TokenIDCHRF(word_order=2)})
-    collection.update(HYPS, REFS)
-    out = collection.compute()
-    assert out["chrf"].item() == pytest.approx(_sacre(HYPS, REFS)[1], abs=1e-6)
-    assert out["chrfpp"].item() == pytest.approx(_sacre(HYPS, REFS, word_order=2)[1], abs=1e-6)
-    a, b = TokenIDCHRF(), TokenIDCHRF()
-    a.update(HYPS[:2], REFS[:2])
-    b.update(HYPS[2:], REFS[2:])
-    a.merge_state(b)
-    assert a.compute().item() == pytest.approx(_sacre(HYPS, REFS)[1], abs=1e-6)
-    with pytest.raises(ValueError, match="beta"):
-        a.merge_state(TokenIDCHRF(beta=1))
-
-
-def test_metric_on_token_ids():
+def test_metric_states_and_token_id_words():
+    assert TokenIDCHRF(word_order=2).hyp.shape == (8,)  # one sum per character and word n-gram order
     preds, refs = make_corpus(seed=9, n=12)
-    with_pad = TokenIDCHRF(char_order=4, pad_id=0)
-    with_pad.update(preds[:5], refs[:5])
-    with_pad.update(*FORMS["padded"](preds[5:], refs[5:]))
-    expected = corpus_chrf(preds, refs, char_order=4)
-    assert with_pad.compute().item() == pytest.approx(expected.item(), abs=1e-7)
     with pytest.raises(ValueError, match="no words"):
         TokenIDCHRF(word_order=2).update(preds, refs)
-
-
-def _ddp_run(rank: int, scenario: dict) -> dict:
-    metric = TokenIDCHRF(**scenario["kwargs"])
-    for start, end in scenario["batches"][rank]:
-        metric.update(HYPS[start:end], REFS[start:end])
-    return {"compute": metric.compute()}
-
-
-# (start, end) batches of HYPS per rank; rank 0's sentences come first in the gathered sentence scores
-DDP = {
-    "uneven": {
-        "kwargs": {"word_order": 2, "return_sentence_level_score": True},
-        "batches": {0: [(0, 1), (1, 3)], 1: [(3, 5)]},
-    },
-    "idle_rank1": {"kwargs": {}, "batches": {0: [(0, 5)], 1: []}},
-}
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(300)
-def test_ddp_gloo_two_processes(tmp_path: Path):
-    results = run_on_gloo(_ddp_run, DDP, 2, tmp_path)
-    for name, scenario in DDP.items():
-        word_order = scenario["kwargs"].get("word_order", 0)
-        sentences, corpus = _sacre(HYPS, REFS, word_order=word_order)
-        for rank in range(2):
-            out = results[rank][name]["compute"]
-            if isinstance(out, tuple):
-                np.testing.assert_allclose(out[1].numpy(), sentences, rtol=0, atol=1e-6)
-                out = out[0]
-            assert out.item() == pytest.approx(corpus, abs=1e-6), name
 
 
 # ---------------------------------------------------------------- integrations
@@ -310,7 +224,7 @@ def test_text_reward():
     assert isinstance(reward, TextReward) and reward.__name__ == "chrf"
     conversation = [[{"role": "assistant", "content": h}] for h in HYPS]
     scores = reward(prompts=None, completions=conversation, completion_ids=None, translation=REFS, trainer_state=None)
-    np.testing.assert_allclose(scores, _sacre(HYPS, REFS, word_order=2)[0], rtol=0, atol=EXACT)
+    np.testing.assert_allclose(scores, sacre_chrf(HYPS, REFS, word_order=2)[0], rtol=0, atol=EXACT)
     assert reward(prompts=None, completions=HYPS[:1], translation=["the cat sat on a mat"]) == scores[:1]
     import pickle
 
@@ -329,7 +243,7 @@ def test_token_id_reward():
     reward = chrf_reward(on="token_ids", eos_token_id=2, char_order=3, dtype=F64)
     assert isinstance(reward, TokenIDReward)
     scores = reward(completion_ids=[[5, 6, 7, 2, 9], [5, 9]], reference=[[[5, 6, 8], [5, 6, 7]], [5, 6, 7]])
-    expected = _sacre(["5 6 7", "5 9"], [["5 6 8", "5 6 7"], ["5 6 7"]], char_order=0, word_order=3)[0]
+    expected = sacre_chrf(["5 6 7", "5 9"], [["5 6 8", "5 6 7"], ["5 6 7"]], char_order=0, word_order=3)[0]
     np.testing.assert_allclose(scores, expected, rtol=0, atol=EXACT)
 
 
@@ -338,10 +252,10 @@ def test_compute_metrics_entry():
     predictions = np.array([[5, 6, 7, 8, 1, 0], [5, 6, 9, 1, -100, -100]])
     label_ids = np.array([[5, 6, 7, 8, 1], [5, 6, 9, 8, 1]])
     out = compute((predictions, label_ids))
-    sentences, corpus = _sacre(["5 6 7 8", "5 6 9"], [["5 6 7 8"], ["5 6 9 8"]], char_order=0, word_order=6)
+    sentences, corpus = sacre_chrf(["5 6 7 8", "5 6 9"], [["5 6 7 8"], ["5 6 9 8"]], char_order=0, word_order=6)
     assert out["chrf"] == pytest.approx(corpus, abs=1e-6)
     assert out["chrf_sentence_mean"] == pytest.approx(np.mean(sentences), abs=1e-6)
     orders = make_compute_metrics(pad_id=0, metrics="chrf", options={"chrf": {"char_order": 2}})
     assert orders((predictions, label_ids))["chrf"] == pytest.approx(
-        _sacre(["5 6 7 8 1", "5 6 9 1"], [["5 6 7 8 1"], ["5 6 9 8 1"]], char_order=0, word_order=2)[1], abs=1e-6
+        sacre_chrf(["5 6 7 8 1", "5 6 9 1"], [["5 6 7 8 1"], ["5 6 9 8 1"]], char_order=0, word_order=2)[1], abs=1e-6
     )

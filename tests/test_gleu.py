@@ -1,6 +1,7 @@
-"""GLEU on token IDs against NLTK's ``sentence_gleu``/``corpus_gleu`` (called here), functions and Metric.
+"""GLEU on token IDs against NLTK's ``sentence_gleu``/``corpus_gleu`` (called here): the functions, and the options
+of the Metric (whose shared checks run in ``tests/test_metric_common.py``).
 
-Tolerances: float64 within 1e-12 of NLTK; the Metric returns float32 (1e-6).
+Tolerances: float64 within 1e-12 of NLTK; float32 within 1e-6.
 """
 
 from __future__ import annotations
@@ -211,102 +212,8 @@ def test_invalid_inputs():
 
 
 # ------------------------------------------------------------------------------------------------- Metric
-def _chunks(preds, refs, sizes=(5, 1, 12, 22)):
-    start = 0
-    for size in sizes:
-        yield preds[start : start + size], refs[start : start + size]
-        start += size
-
-
-def test_metric_accumulates_nltk_corpus_gleu(device):
-    preds, refs = CORPUS
-    metric = TokenIDGLEU(min_len=2, max_len=5, pad_id=PAD, return_sentence_level_score=True).to(device)
-    forms = ("padded", "lists", "tensors", "padded")
-    for form, (p, r) in zip(forms, _chunks(preds, refs), strict=True):
-        name, p_in, r_in = next(f for f in _forms(p, r, device) if f[0] == form)
-        batch_corpus, batch_sentences = metric(p_in, r_in)
-        assert batch_corpus.item() == pytest.approx(nltk_corpus(p, r, 2, 5), abs=ATOL32), name
-        _close(batch_sentences, nltk_sentences(p, r, 2, 5), atol=ATOL32)
-    corpus, sentences = metric.compute()
-    assert corpus.dtype == sentences.dtype == torch.float32 and corpus.device.type == device.type
-    assert corpus.item() == pytest.approx(nltk_corpus(preds, refs, 2, 5), abs=ATOL32)
-    _close(sentences, nltk_sentences(preds, refs, 2, 5), atol=ATOL32)
-    assert metric.matches.dtype == metric.n_all.dtype == torch.int64
-    assert int(metric.n_all) == int(gleu_stats(preds, refs, min_len=2, max_len=5).n_all.sum())
-
-
-def test_metric_shapes_and_empty_compute():
-    metric = TokenIDGLEU(return_sentence_level_score=True)
-    with pytest.warns(UserWarning, match="before the ``update``"):
-        corpus, sentences = metric.compute()
-    assert corpus.item() == 0.0 and corpus.shape == () and sentences.shape == (0,)
-    corpus, sentences = metric([[1, 2, 3]], [[[1, 2, 3]]])
-    assert corpus.shape == () and sentences.shape == (1,) and corpus.item() == 1.0
-    assert metric.compute()[1].shape == (1,)
-    assert TokenIDGLEU()([[1]], [[[2]]]).shape == ()
-
-
-@pytest.mark.parametrize("use_forward", [False, True], ids=["update", "forward"])
-@pytest.mark.parametrize(
-    ("preds", "target", "error"),
-    [
-        (torch.tensor([[1.0, 2.0]]), torch.tensor([[1, 2]]), TypeError),
-        (torch.tensor([[1, -3]]), torch.tensor([[1, 2]]), ValueError),
-        ([[1, 2]], [[]], ValueError),
-    ],
-)
-def test_metric_failed_update_leaves_state(preds, target, error, use_forward):
-    good_p, good_r = CORPUS
-    metric = TokenIDGLEU(return_sentence_level_score=True)
-    metric.update(good_p[:10], good_r[:10])
-    metric(good_p[10:20], good_r[10:20])
-    before = (metric.matches.clone(), metric.n_all.clone(), len(metric.sentence_scores), metric.update_count)
-    with pytest.raises(error):
-        (metric if use_forward else metric.update)(preds, target)
-    after = (metric.matches, metric.n_all, len(metric.sentence_scores), metric.update_count)
-    assert all(bool(a == b) for a, b in zip(before, after, strict=True))
-    metric.update(good_p[20:], good_r[20:])
-    assert metric.compute()[0].item() == pytest.approx(nltk_corpus(good_p, good_r), abs=ATOL32)
-
-
-def test_metric_half_keeps_states_exact():
-    metric = TokenIDGLEU(return_sentence_level_score=True)
-    big = 2**40 + 1
-    metric.matches, metric.n_all = torch.tensor(big), torch.tensor(big + 2)
-    metric.sentence_scores = [torch.tensor([1 / 3], dtype=F64)]
-    metric._update_count = 1
-    expected = metric.compute()
-    metric = metric.half()
-    assert metric.matches.dtype == torch.int64 and int(metric.n_all) == big + 2
-    assert metric.sentence_scores[0].dtype == F64
-    assert all(torch.equal(a, b) for a, b in zip(metric.compute(), expected, strict=True))
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "error"),
-    [
-        ({"min_len": 0}, ValueError),
-        ({"max_len": 0}, ValueError),
-        ({"pad_id": 0.5}, TypeError),
-        ({"return_sentence_level_score": 1}, TypeError),
-        ({"not_an_option": 1}, ValueError),
-    ],
-)
+# The checks every Metric shares run over TokenIDGLEU's spec in tests/test_metric_common.py and test_metric_ddp.py.
+@pytest.mark.parametrize(("kwargs", "error"), [({"min_len": 0}, ValueError), ({"max_len": 0}, ValueError)])
 def test_metric_invalid_options(kwargs, error):
     with pytest.raises(error):
         TokenIDGLEU(**kwargs)
-
-
-def test_metric_plot():
-    matplotlib = pytest.importorskip("matplotlib")
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    preds, refs = CORPUS
-    metric = TokenIDGLEU(return_sentence_level_score=True)
-    values = [metric(p, r) for p, r in _chunks(preds, refs)]
-    fig, _ = metric.plot(values)
-    assert fig is not None
-    fig, _ = metric.plot()
-    assert fig is not None
-    plt.close("all")
