@@ -217,3 +217,8 @@ def test_invalid_inputs():
 def test_metric_invalid_options(kwargs, error):
     with pytest.raises(error):
         TokenIDGLEU(**kwargs)
+
+
+def test_metric_identical_sentence_scores_one():
+    corpus, sentences = TokenIDGLEU(return_sentence_level_score=True)([[1, 2, 3]], [[[1, 2, 3]]])
+    assert corpus.item() == 1.0 and sentences.tolist() == [1.0]
