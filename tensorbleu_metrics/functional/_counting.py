@@ -59,6 +59,7 @@ def ngram_totals(lengths: Tensor | np.ndarray, n_gram: int) -> Tensor | np.ndarr
 
 # the closest reference length of a sentence without a reference (unvalidated input): its brevity penalty is 0
 _NO_REF_LEN = 2**32 - 1
+_INT64_MAX = 2**63 - 1
 
 
 def _closest_ref_len(pred_len: Tensor, ref_len: Tensor, present: Tensor) -> Tensor:
@@ -69,7 +70,7 @@ def _closest_ref_len(pred_len: Tensor, ref_len: Tensor, present: Tensor) -> Tens
         return xp.where(present[:, 0], ref_len[:, 0], _NO_REF_LEN)
     distance = abs(ref_len - pred_len[:, None])
     # one integer key orders by distance, then by length (lengths are below 2**31); absent references never win
-    key = xp.where(present, (distance << 32) + ref_len, np.iinfo(np.int64).max)
+    key = xp.where(present, (distance << 32) + ref_len, _INT64_MAX)
     return xp.amin(key, 1) & _NO_REF_LEN
 
 
@@ -102,10 +103,9 @@ def count_ngrams(batch: TokenBatch, n_gram: int, *, per_reference: bool = False)
     """
     host = _device.host_reads_are_free(batch.preds.device)
     if host:
-        lengths = (_numpy(batch.pred_len), _numpy(batch.ref_len), batch.ref_present.numpy())
-        counted = _engine.kernels("ngrams").count_pairs(
-            _numpy(batch.preds), lengths[0], _numpy(batch.refs), lengths[1], n_gram, per_reference
-        )
+        preds, pred_len, refs, ref_len, present = batch.arrays or map(_numpy, batch[:5])
+        lengths = (pred_len, ref_len, present)
+        counted = _engine.kernels("ngrams").count_pairs(preds, pred_len, refs, ref_len, n_gram, per_reference)
     else:
         lengths = (batch.pred_len, batch.ref_len, batch.ref_present)
         counted = _sorted_pass.count_against_refs(batch, n_gram, per_reference=per_reference)

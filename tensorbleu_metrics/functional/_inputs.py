@@ -32,6 +32,8 @@ class TokenBatch(NamedTuple):
     refs: Tensor  # (B, R, L') int64, valid in [0, ref_len)
     ref_len: Tensor  # (B, R) int64, 0 for absent references
     ref_present: Tensor  # (B, R) bool
+    # on the CPU, the same five as the NumPy arrays the tensors share memory with (the engine reads those)
+    arrays: tuple[np.ndarray, ...] | None = None
 
 
 def _describe(value: Any) -> str:
@@ -264,24 +266,21 @@ def _normal_tensors(out: Any) -> Any:
     return type(out)(*(_normal_tensors(value) for value in out))
 
 
-def _align(
+def _align_host(
     x: Tensor, valid_len: Tensor | None, pad_id: int | None, eos_id: int | None, validate: bool, name: str
-) -> tuple[Tensor, Tensor]:
-    """Left-align the tokens of ``x`` (see ``_left_align``), after checking its values if ``validate``: on the CPU in
-    one compiled pass, elsewhere with masks."""
-    if not _device.host_reads_are_free(x.device):
-        if validate:
-            _check_ids(x, name, pad_id, eos_id)
-        return _left_align(x, _keep_mask(x, valid_len, pad_id, eos_id))
+) -> tuple[np.ndarray, np.ndarray]:
+    """Left-align the tokens of a CPU tensor (see ``_left_align``) in one compiled pass that also checks its values
+    if ``validate``; returns NumPy arrays (the tokens may share memory with ``x``)."""
     if valid_len is None and pad_id is None and eos_id is None:  # every position is a token: nothing moves
-        if validate and x.numel() and int(x.numpy().min()) < 0:
-            _raise_negative_value(int(x[x < 0][0]), name)
-        return x, torch.full(x.shape[:-1], x.shape[-1], dtype=torch.int64)
+        tokens = x.numpy()
+        if validate and tokens.size and int(tokens.min()) < 0:
+            _raise_negative_value(int(tokens[tokens < 0][0]), name)
+        return tokens, np.full(tokens.shape[:-1], tokens.shape[-1], dtype=np.int64)
     valid = None if valid_len is None else valid_len.numpy()
     tokens, lengths, bad = _engine.kernels("layout").align_rows(x.numpy(), valid, pad_id, eos_id, validate)
     if bad >= 0:
         _raise_negative_value(int(x.reshape(-1)[bad]), name)
-    return torch.from_numpy(tokens), torch.from_numpy(lengths)
+    return tokens, lengths
 
 
 def _left_align(x: Tensor, keep: Tensor | None) -> tuple[Tensor, Tensor]:
@@ -305,6 +304,10 @@ def _left_align(x: Tensor, keep: Tensor | None) -> tuple[Tensor, Tensor]:
     return out[..., :width], lengths
 
 
+def _int64(x: Tensor) -> Tensor:
+    return x if x.dtype == torch.int64 else x.to(torch.int64)
+
+
 def _normalise_preds(preds: Any, device: torch.device) -> tuple[Tensor, Tensor | None]:
     if isinstance(preds, Tensor):
         _check_int_tensor(preds, "preds")
@@ -312,7 +315,7 @@ def _normalise_preds(preds: Any, device: torch.device) -> tuple[Tensor, Tensor |
             raise ValueError(
                 f"`preds` must be a (B, L) tensor or a sequence of token sequences, got {_describe(preds)}."
             )
-        return preds.to(dtype=torch.int64), None
+        return _int64(preds), None
     if not _is_sequence(preds):
         raise TypeError(
             f"`preds` must be a (B, L) integer tensor or a sequence of token sequences, got {_describe(preds)}."
@@ -330,11 +333,11 @@ def _normalise_target(
         if target.dim() in (2, 3):
             _check_same_batch(batch, target.shape[0])
         if target.dim() == 2:
-            tokens = target.to(dtype=torch.int64).unsqueeze(1)
+            tokens = _int64(target).unsqueeze(1)
             present = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
             return tokens, None, present, True
         if target.dim() == 3:
-            tokens = target.to(dtype=torch.int64)
+            tokens = _int64(target)
             if pad_id is None:
                 present = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
             else:
@@ -500,19 +503,25 @@ def normalise_inputs(
     if batch == 0:
         raise ValueError("`preds` is an empty batch: at least one sentence is needed.")
     ref_tokens, ref_valid, present, all_present = _normalise_target(target, batch, device, pad_id)
-    ref_tokens = ref_tokens.to(pred_tokens.device)
-    present = present.to(pred_tokens.device)
-    if ref_valid is not None:
-        ref_valid = ref_valid.to(pred_tokens.device)
+    if ref_tokens.device != pred_tokens.device:
+        ref_tokens, present = ref_tokens.to(pred_tokens.device), present.to(pred_tokens.device)
+        ref_valid = None if ref_valid is None else ref_valid.to(pred_tokens.device)
     if present.shape[1] == 0:
         _raise_no_reference(0)
-    if validate and not _device.host_reads_are_free(pred_tokens.device):
+    if _device.host_reads_are_free(pred_tokens.device):
+        preds_np, pred_len_np = _align_host(pred_tokens, pred_valid, pad_id, eos_id, validate, "preds")
+        refs_np, ref_len_np = _align_host(ref_tokens, ref_valid, pad_id, eos_id, validate, "target")
+        present_np = present.numpy()
+        if not all_present:
+            if validate and not present_np.any(-1).all():
+                _raise_no_reference(int(np.flatnonzero(~present_np.any(-1))[0]))
+            ref_len_np *= present_np  # absent references have length 0 (ref_len_np is the kernel's own array)
+        arrays = (preds_np, pred_len_np, refs_np, ref_len_np, present_np)
+        return TokenBatch(*map(torch.from_numpy, arrays[:4]), present, arrays)
+    if validate:
         _check_values(pred_tokens, ref_tokens, present, pad_id, eos_id, all_present)  # one synchronisation
-        validate = False
-    preds_aligned, pred_len = _align(pred_tokens, pred_valid, pad_id, eos_id, validate, "preds")
-    refs_aligned, ref_len = _align(ref_tokens, ref_valid, pad_id, eos_id, validate, "target")
-    if validate and not (all_present or bool(present.any(-1).all())):
-        _raise_no_reference(int(present.any(-1).logical_not().nonzero()[0, 0]))
+    preds_aligned, pred_len = _left_align(pred_tokens, _keep_mask(pred_tokens, pred_valid, pad_id, eos_id))
+    refs_aligned, ref_len = _left_align(ref_tokens, _keep_mask(ref_tokens, ref_valid, pad_id, eos_id))
     if not all_present:
         ref_len = ref_len.mul_(present)  # absent references have length 0 (ref_len is _left_align's own tensor)
     return TokenBatch(preds_aligned, pred_len, refs_aligned, ref_len, present)
@@ -530,4 +539,9 @@ def normalise_preds(preds: Any, pad_id: int | None, eos_id: int | None, validate
     tokens, valid = _normalise_preds(preds, _find_device(preds, None))
     if tokens.shape[0] == 0:
         raise ValueError("`preds` is an empty batch: at least one sentence is needed.")
-    return _align(tokens, valid, pad_id, eos_id, validate, "preds")
+    if _device.host_reads_are_free(tokens.device):
+        aligned, lengths = _align_host(tokens, valid, pad_id, eos_id, validate, "preds")
+        return torch.from_numpy(aligned), torch.from_numpy(lengths)
+    if validate:
+        _check_ids(tokens, "preds", pad_id, eos_id)
+    return _left_align(tokens, _keep_mask(tokens, valid, pad_id, eos_id))

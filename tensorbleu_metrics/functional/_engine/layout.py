@@ -6,6 +6,8 @@ finds a negative ID that is neither the padding nor the eos ID (an input error) 
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 
@@ -16,7 +18,7 @@ __all__ = ["align_rows"]
 def _align(x, valid_len, pad, eos, check, out, lengths):
     """Rows of ``x`` ``(N, L)`` into ``out``; returns the flat index of the first bad negative ID, or -1.
 
-    ``valid_len[i] < 0`` means the whole row is valid; ``pad``/``eos`` are ``None`` or an ID.
+    ``valid_len`` (or ``None``: whole rows), ``pad`` and ``eos`` are each ``None`` or given.
     """
     n_rows, width = x.shape
     bad = -1
@@ -27,7 +29,7 @@ def _align(x, valid_len, pad, eos, check, out, lengths):
                 if t < 0 and not (pad is not None and t == pad) and not (eos is not None and t == eos):
                     bad = i * width + j
                     break
-        stop = width if valid_len[i] < 0 else valid_len[i]
+        stop = width if valid_len is None else valid_len[i]
         n = 0
         for j in range(stop):
             t = x[i, j]
@@ -49,9 +51,9 @@ def align_rows(
 
     ``valid_len`` ``(...)``: only positions below it are tokens (None: all). Values past a length are unspecified.
     """
-    n_rows = int(np.prod(x.shape[:-1]))
+    n_rows = math.prod(x.shape[:-1])
     rows = np.ascontiguousarray(x).reshape(n_rows, x.shape[-1])
-    valid = np.full(n_rows, -1) if valid_len is None else np.ascontiguousarray(valid_len).reshape(n_rows)
+    valid = None if valid_len is None else np.ascontiguousarray(valid_len).reshape(n_rows)
     out = np.empty_like(rows)
     lengths = np.empty(n_rows, dtype=np.int64)
     bad = _align(rows, valid, pad_id, eos_id, check, out, lengths)
