@@ -1,13 +1,15 @@
-"""Framework token containers (lists of ID lists, NumPy arrays with -100) to the functional API's tensors.
+"""The integrations' one special-ID layer: framework token containers (lists of ID lists, arrays with -100, several
+EOS IDs, arrays padded to different widths) to arrays the functional API reads with ``SPECIAL_IDS``.
 
-Integrations map every ignored ID to ``PAD`` and every end-of-sequence ID to ``EOS``, two private negative IDs that
-no tokenizer produces, and pass ``pad_id=PAD, eos_id=EOS`` to the functional API.
+Every ignored ID becomes ``PAD`` and every end-of-sequence ID ``EOS``, two private negative IDs that no tokenizer
+produces; the functional API is called with ``**SPECIAL_IDS`` (``pad_id=PAD, eos_id=EOS``), named only here.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -18,6 +20,8 @@ from tensorbleu_metrics.functional._inputs import _ragged_to_padded, check_int, 
 
 PAD = -1
 EOS = -2
+# the functional API's arguments for the arrays of this layer
+SPECIAL_IDS: Mapping[str, int] = MappingProxyType({"pad_id": PAD, "eos_id": EOS})
 
 
 def id_tuple(value: Any, name: str) -> tuple[int, ...]:
@@ -110,3 +114,44 @@ def clean_array(x: Any, name: str, ignore_ids: Sequence[int], eos_ids: Sequence[
     is_eos = _isin(t, eos_ids) & ~ignored
     _check_no_negative(t, ignored | is_eos, name)
     return torch.where(ignored, PAD, torch.where(is_eos, EOS, t))
+
+
+def stack_padded(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    """Arrays of equal rank, each padded with ``PAD`` on every axis but the first to the largest, concatenated (one
+    array comes back as it is)."""
+    if len(arrays) == 1:
+        return arrays[0]
+    shape = [max(a.shape[d] for a in arrays) for d in range(1, arrays[0].ndim)]
+    out = np.full((sum(a.shape[0] for a in arrays), *shape), PAD, dtype=np.int64)
+    start = 0
+    for a in arrays:
+        out[(slice(start, start + a.shape[0]), *(slice(0, n) for n in a.shape[1:]))] = a
+        start += a.shape[0]
+    return out
+
+
+def reference_list(value: Any, name: str) -> list[Any]:
+    """A reference cell (a dataset column's, a ground truth) as a list of references, each a str or a token-ID
+    sequence: one str, several, one token-ID sequence or several (lists, tuples, NumPy arrays, tensors)."""
+    if type(value) is list and value and type(value[0]) is int:
+        return [value]  # the common cell, one token-ID list, without the ABC checks below (per row, per call)
+    if isinstance(value, (np.ndarray, Tensor)):
+        value = value.tolist()
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, Sequence) or isinstance(value, bytes):
+        raise TypeError(
+            f"`{name}` must be a reference (a str or a list of token IDs) or a list of references, "
+            f"got {type(value).__name__}."
+        )
+    if len(value) == 0:
+        raise ValueError(f"`{name}` is empty: give at least one reference (a str or a list of token IDs).")
+    if is_int(value[0]):
+        return [value]  # one token-ID reference (its other items are checked when it becomes a tensor)
+    refs = [r.tolist() if isinstance(r, (np.ndarray, Tensor)) else r for r in value]
+    for j, ref in enumerate(refs):
+        if not isinstance(ref, (str, Sequence)) or isinstance(ref, bytes):
+            raise TypeError(
+                f"`{name}[{j}]` must be a reference (a str or a list of token IDs), got {type(ref).__name__}."
+            )
+    return refs

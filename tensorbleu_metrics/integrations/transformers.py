@@ -8,26 +8,16 @@ plain ``Trainer``, ``preprocess_logits_for_metrics`` keeps the argmax token IDs 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from tensorbleu_metrics.functional import (
-    corpus_bleu,
-    corpus_chrf,
-    corpus_gleu,
-    distinct_ngrams,
-    rouge_score,
-    self_bleu,
-    sentence_bleu,
-    sentence_chrf,
-    sentence_gleu,
-)
 from tensorbleu_metrics.functional._inputs import check_int
-from tensorbleu_metrics.integrations._convert import EOS, PAD, clean_array, id_tuple
+from tensorbleu_metrics.integrations._convert import PAD, clean_array, id_tuple
+from tensorbleu_metrics.integrations._registry import REGISTRY, SET_BY_LAYER, offering
 
 __all__ = ["ComputeMetrics", "make_compute_metrics", "preprocess_logits_for_metrics"]
 
@@ -35,49 +25,8 @@ __all__ = ["ComputeMetrics", "make_compute_metrics", "preprocess_logits_for_metr
 IGNORE_INDEX = -100
 
 
-Scores = Callable[[Tensor, Tensor, Mapping[str, Any], bool], dict[str, Tensor]]
-
-
-def _corpus_and_sentence(name: str, corpus: Callable[..., Tensor], sentence: Callable[..., Tensor]) -> Scores:
-    """A metric with a corpus score and sentence scores: ``{name: corpus, name_sentence_mean: mean}``."""
-
-    def scores(preds: Tensor, target: Tensor, options: Mapping[str, Any], sentence_scores: bool = False):
-        out = {name: corpus(preds, target, pad_id=PAD, eos_id=EOS, **options)}
-        if sentence_scores:
-            out[f"{name}_sentence_mean"] = sentence(preds, target, pad_id=PAD, eos_id=EOS, **options).mean()
-        return out
-
-    return scores
-
-
-def _rouge(preds: Tensor, target: Tensor, options: Mapping[str, Any], sentence_scores: bool = False):
-    """Mean F measure over the evaluation set of each ROUGE key (``rouge1``, ``rouge2``, ``rougeL`` by default)."""
-    scores = rouge_score(preds, target, pad_id=PAD, eos_id=EOS, **options)
-    return {key.removesuffix("_fmeasure"): value.mean() for key, value in scores.items() if key.endswith("_fmeasure")}
-
-
-def _self_bleu(preds: Tensor, target: Tensor, options: Mapping[str, Any], sentence_scores: bool = False):
-    """Self-BLEU of the whole evaluation set (each prediction against all the others); lower is more diverse."""
-    return {"self_bleu": self_bleu(preds, pad_id=PAD, eos_id=EOS, **options).mean()}
-
-
-def _distinct(preds: Tensor, target: Tensor, options: Mapping[str, Any], sentence_scores: bool = False):
-    """distinct-n of the whole evaluation set (default n = 2)."""
-    n = options.get("n_gram", 2)
-    return {f"distinct_{n}": distinct_ngrams(preds, pad_id=PAD, eos_id=EOS, **{"n_gram": n, **options})}
-
-
-# One entry per metric: cleaned (N, L) predictions and (N, L') labels -> named scalar tensors.
-_METRICS: dict[str, Scores] = {
-    "bleu": _corpus_and_sentence("bleu", corpus_bleu, sentence_bleu),
-    "gleu": _corpus_and_sentence("gleu", corpus_gleu, sentence_gleu),
-    "chrf": _corpus_and_sentence("chrf", corpus_chrf, sentence_chrf),
-    "rouge": _rouge,
-    "self_bleu": _self_bleu,
-    "distinct": _distinct,
-}
-
-_RESERVED = ("preds", "target", "pad_id", "eos_id")
+# the metrics offered over an evaluation set
+_METRICS = offering("eval_set")
 
 
 def preprocess_logits_for_metrics(logits: Any, labels: Any = None) -> Tensor:
@@ -194,7 +143,7 @@ class ComputeMetrics:
             for key in opts:
                 if not isinstance(key, str):
                     raise TypeError(f"`options[{name!r}]` must have keyword names (str) as keys, got {key!r}.")
-                if key in _RESERVED:
+                if key in SET_BY_LAYER:
                     raise ValueError(f"`options[{name!r}]` sets `{key}`: use `pad_id`, `eos_id` and `ignore_ids`.")
         self.pad_id = pad_id
         self.eos_ids = id_tuple(eos_id, "eos_id")
@@ -272,7 +221,7 @@ class ComputeMetrics:
         """Every metric on cleaned ``(N, L)`` predictions and labels."""
         out: dict[str, float] = {}
         for name in self.metrics:
-            scores = _METRICS[name](preds, target, self.options[name], self.sentence_scores)
+            scores = REGISTRY[name].eval_set(preds, target, self.options[name], self.sentence_scores)
             out.update({key: float(value) for key, value in scores.items()})
         return out
 

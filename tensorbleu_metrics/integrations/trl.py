@@ -10,18 +10,16 @@ import json
 import numbers
 import struct
 import warnings
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from tensorbleu_metrics.functional import rouge_score, self_bleu, sentence_bleu, sentence_chrf, sentence_gleu
+from tensorbleu_metrics.functional import sentence_chrf
 from tensorbleu_metrics.functional._engine import kernels
-from tensorbleu_metrics.functional._inputs import check_int, is_int
-from tensorbleu_metrics.functional._scoring import SACREBLEU_METHODS
+from tensorbleu_metrics.functional._inputs import check_int
 from tensorbleu_metrics.integrations._convert import (
     EOS,
     PAD,
@@ -29,7 +27,10 @@ from tensorbleu_metrics.integrations._convert import (
     _lists_to_padded,
     id_tuple,
     padded_array,
+    reference_list,
+    stack_padded,
 )
+from tensorbleu_metrics.integrations._registry import REGISTRY, ROUGE_MEASURES, SET_BY_LAYER, offering
 
 __all__ = [
     "RepetitionPenaltyReward",
@@ -43,8 +44,10 @@ __all__ = [
     "rouge_reward",
 ]
 
-# Options the reward sets itself: the caller's ID conventions are mapped to PAD/EOS before the functional call.
-_RESERVED = ("preds", "target", "pad_id", "eos_id", "groups")
+# Options the reward sets itself: the caller's ID conventions go through the special-ID layer, groups are prompts.
+_RESERVED = (*SET_BY_LAYER, "groups")
+# the metrics offered as rewards on token IDs
+_REWARDS = offering("per_sample")
 
 
 def _reserved_message(key: str) -> str:
@@ -63,49 +66,6 @@ def _reserved_message(key: str) -> str:
         f"`{key}` is set by the reward itself (completion and reference IDs are cleaned before scoring, groups are "
         "the completions of one prompt); use `eos_token_id` to say which IDs end a sequence."
     )
-
-
-@dataclass(frozen=True)
-class _RewardSpec:
-    """How one metric is called: ``score(preds, refs, groups, options)`` gives the ``(B,)`` reward."""
-
-    score: Callable[[Tensor, Tensor | None, Tensor | None, Mapping[str, Any]], Tensor]
-    with_defaults: Callable[[Mapping[str, Any]], dict[str, Any]] = dict
-    uses_reference: bool = True
-    uses_groups: bool = False
-
-
-def _sentence_bleu_defaults(options: Mapping[str, Any]) -> dict[str, Any]:
-    """SacreBLEU's sentence-level defaults (``exp`` smoothing, effective order): unsmoothed BLEU is 0 for most
-    short completions, a flat reward. ``effective_order`` is SacreBLEU's option, so NLTK methods go without it."""
-    smoothing = options.get("smoothing", "exp")
-    effective = {"effective_order": True} if smoothing in SACREBLEU_METHODS else {}
-    return {"smoothing": "exp", **effective, **options}
-
-
-def _rouge(preds: Tensor, refs: Tensor | None, groups: Tensor | None, options: Mapping[str, Any]) -> Tensor:
-    """One ROUGE key's precision, recall or F measure (the ``measure`` option) per completion."""
-    options = dict(options)
-    measure = options.pop("measure")
-    return rouge_score(preds, refs, pad_id=PAD, eos_id=EOS, **options)[f"{options['rouge_keys']}_{measure}"]
-
-
-# One entry per metric; a new metric is one entry and a three-line factory below.
-_REWARDS: dict[str, _RewardSpec] = {
-    "bleu": _RewardSpec(
-        lambda preds, refs, groups, o: sentence_bleu(preds, refs, pad_id=PAD, eos_id=EOS, **o),
-        with_defaults=_sentence_bleu_defaults,
-    ),
-    "gleu": _RewardSpec(lambda preds, refs, groups, o: sentence_gleu(preds, refs, pad_id=PAD, eos_id=EOS, **o)),
-    "chrf": _RewardSpec(lambda preds, refs, groups, o: sentence_chrf(preds, refs, pad_id=PAD, eos_id=EOS, **o)),
-    "rouge": _RewardSpec(_rouge),
-    # 1 - Self-BLEU: each completion against the other completions of its prompt; no reference needed.
-    "diversity": _RewardSpec(
-        lambda preds, refs, groups, o: 1 - self_bleu(preds, groups=groups, pad_id=PAD, eos_id=EOS, **o),
-        uses_reference=False,
-        uses_groups=True,
-    ),
-}
 
 
 # TRL's own keyword arguments, which are not dataset columns.
@@ -148,17 +108,6 @@ def _world() -> tuple[int, int]:
     if not dist.is_available() or not dist.is_initialized():
         return 0, 1
     return dist.get_rank(), dist.get_world_size()
-
-
-def _padded_to(arrays: Sequence[np.ndarray]) -> np.ndarray:
-    """Arrays of equal rank, each padded with ``PAD`` on every axis but the first to the largest, concatenated."""
-    shape = [max(a.shape[d] for a in arrays) for d in range(1, arrays[0].ndim)]
-    out = []
-    for a in arrays:
-        full = np.full((a.shape[0], *shape), PAD, dtype=np.int64)
-        full[tuple(slice(0, n) for n in a.shape)] = a
-        out.append(full)
-    return np.concatenate(out)
 
 
 def _check_device(device: Any) -> torch.device:
@@ -204,7 +153,7 @@ class TokenIDReward:
     ) -> None:
         if metric not in _REWARDS:
             raise ValueError(f"`metric` must be one of {sorted(_REWARDS)}, got {metric!r}.")
-        spec = _REWARDS[metric]
+        spec = REGISTRY[metric]
         for key in _RESERVED:  # before the EOS check, whose message would hide a misnamed option
             if options and key in options:
                 raise ValueError(_reserved_message(key))
@@ -228,7 +177,7 @@ class TokenIDReward:
         self.device = _check_device(device)
         self.reference_prefix = reference_prefix
         self.gather_groups = gather_groups
-        self.options = spec.with_defaults(dict(options or {}))
+        self.options = spec.reward_defaults(dict(options or {}))
         self.__name__ = metric if name is None else name
         if not isinstance(self.__name__, str) or not self.__name__:
             raise TypeError(f"`name` must be a non-empty str, got {name!r}.")
@@ -247,7 +196,7 @@ class TokenIDReward:
             )
 
     def _score(self, preds: Tensor, refs: Tensor | None, groups: Tensor | None) -> Tensor:
-        return _REWARDS[self.metric].score(preds, refs, groups, self.options)
+        return REGISTRY[self.metric].per_sample(preds, refs, groups, self.options)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -298,7 +247,7 @@ class TokenIDReward:
             TypeError: token IDs that are not ints, references that are neither strings nor token-ID lists.
             RuntimeError: with ``torch.distributed`` in use, a group reward that failed on another rank.
         """
-        if _REWARDS[self.metric].uses_groups and self.gather_groups:
+        if REGISTRY[self.metric].uses_groups and self.gather_groups:
             rank, world = _world()
             if world > 1:
                 return self._gathered(rank, world, prompts, completion_ids, kwargs)
@@ -319,7 +268,7 @@ class TokenIDReward:
         if isinstance(completion_ids, (str, bytes)) or not isinstance(completion_ids, Sequence):
             raise TypeError(f"`completion_ids` must be a list of token-ID lists, got {type(completion_ids).__name__}.")
         batch = len(completion_ids)
-        spec = _REWARDS[self.metric]
+        spec = REGISTRY[self.metric]
         keys = _prompt_keys(prompts, batch) if spec.uses_groups else None
         if batch == 0:
             refs = np.full((0, 1, 1), PAD, dtype=np.int64) if self.reference_column is not None else None
@@ -355,8 +304,8 @@ class TokenIDReward:
         sizes = [len(part[0]) for part in parts]
         if sum(sizes) == 0:
             return []
-        preds = _padded_to([part[0] for part in parts])
-        refs = None if parts[0][1] is None else _padded_to([part[1] for part in parts])
+        preds = stack_padded([part[0] for part in parts])
+        refs = None if parts[0][1] is None else stack_padded([part[1] for part in parts])
         keys = None if parts[0][2] is None else [k for part in parts for k in part[2]]
         start = sum(sizes[:rank])
         return self._score_arrays(preds, refs, keys)[start : start + sizes[rank]].tolist()
@@ -365,7 +314,7 @@ class TokenIDReward:
         """The reference column as a ``(B, R, W)`` array: text encoded once (cached), several references allowed."""
         column = self.reference_column
         rows = _reference_rows(columns, column, batch, self.__name__)
-        per_row = [self._row_references(value, f"{column}[{i}]") for i, value in enumerate(rows)]
+        per_row = [reference_list(value, f"{column}[{i}]") for i, value in enumerate(rows)]
         if any(isinstance(r, str) for refs in per_row for r in refs):
             prefixes = self._prefixes(prompts, batch, column)
             per_row = [
@@ -445,32 +394,6 @@ class TokenIDReward:
             f"column `{column}` holds text references: pass the `tokenizer` that produced the completions "
             "(or store token-ID lists in the column)."
         )
-
-    @staticmethod
-    def _row_references(value: Any, name: str) -> list[Any]:
-        """One cell of the reference column as a list of references, each a str or a token-ID sequence."""
-        if type(value) is list and value and type(value[0]) is int:
-            return [value]  # the common cell, one token-ID list, without the ABC checks below (per row, per call)
-        if isinstance(value, (np.ndarray, Tensor)):
-            value = value.tolist()
-        if isinstance(value, str):
-            return [value]
-        if not isinstance(value, Sequence) or isinstance(value, bytes):
-            raise TypeError(
-                f"`{name}` must be a reference (a str or a list of token IDs) or a list of references, "
-                f"got {type(value).__name__}."
-            )
-        if len(value) == 0:
-            raise ValueError(f"`{name}` is empty: give a reference (a str or a list of token IDs) for every row.")
-        if is_int(value[0]):
-            return [value]  # one token-ID reference (its other items are checked when it becomes a tensor)
-        refs = [r.tolist() if isinstance(r, (np.ndarray, Tensor)) else r for r in value]
-        for j, ref in enumerate(refs):
-            if not isinstance(ref, (str, Sequence)) or isinstance(ref, bytes):
-                raise TypeError(
-                    f"`{name}[{j}]` must be a reference (a str or a list of token IDs), got {type(ref).__name__}."
-                )
-        return refs
 
     def _encode_new(self, texts: list[str], column: str) -> None:
         """Tokenize the texts (their prefix included) not seen before in one call, without special tokens, and keep
@@ -617,7 +540,7 @@ def rouge_reward(
     """
     if not isinstance(rouge_key, str):
         raise TypeError(f"`rouge_key` must be one ROUGE key (a str such as 'rougeL'), got {rouge_key!r}.")
-    if measure not in ("fmeasure", "precision", "recall"):
+    if measure not in ROUGE_MEASURES:
         raise ValueError(f"`measure` must be 'fmeasure', 'precision' or 'recall', got {measure!r}.")
     if "rouge_keys" in rouge_options:
         raise ValueError("`rouge_keys`: a reward is one score per completion; name one key with `rouge_key`.")
@@ -730,7 +653,7 @@ class TextReward:
             raise ValueError(f"`metric` must be 'chrf' (the text metric), got {metric!r}.")
         if not isinstance(reference_column, str) or not reference_column:
             raise TypeError(f"`reference_column` must be a column name (a non-empty str), got {reference_column!r}.")
-        for key in ("preds", "target", "pad_id", "eos_id"):
+        for key in SET_BY_LAYER:
             if options and key in options:
                 raise ValueError(f"`{key}` is set by the reward itself (completions and references are text).")
         self.metric = metric

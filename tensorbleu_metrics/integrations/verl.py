@@ -23,34 +23,29 @@ from __future__ import annotations
 
 import functools
 import json
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from tensorbleu_metrics.functional import (
-    bleu_from_stats,
-    bleu_stats,
-    chrf_from_stats,
-    chrf_stats,
-    counted_orders,
-    gleu_from_stats,
-    gleu_stats,
-    rouge_score,
+from tensorbleu_metrics.integrations._convert import (
+    EOS,
+    SPECIAL_IDS,
+    id_tuple,
+    padded_array,
+    reference_list,
+    stack_padded,
 )
-from tensorbleu_metrics.functional._scoring import checked_weights
-from tensorbleu_metrics.integrations._convert import EOS, PAD, id_tuple, padded_array
-from tensorbleu_metrics.integrations.trl import _sentence_bleu_defaults
+from tensorbleu_metrics.integrations._registry import REGISTRY, SET_BY_LAYER, offering
 
 __all__ = ["METRICS", "compute_score", "make_reward_manager"]
 
-METRICS = ("bleu", "gleu", "rouge", "chrf")
+METRICS = offering("sub_scores")
 
 # Options the metric functions take that the integration sets itself.
-_RESERVED = ("preds", "target", "pad_id", "eos_id", "validate", "dtype", "rouge_keys")
+_RESERVED = (*SET_BY_LAYER, "validate", "dtype", "rouge_keys")
 
 # Cached tokenised references per manager: a dataset has finitely many, but a cap keeps an endless stream bounded.
 _CACHE_LIMIT = 1 << 16
@@ -60,8 +55,8 @@ class _Scorer:
     """One metric with fixed options: ``scorer(preds, refs)`` gives ``{"score": s, <metric>_<sub-score>: ...}``
     for one hypothesis, always with the same keys (``self.keys``).
 
-    ``preds`` is a ``(1, L)`` int64 tensor and ``refs`` a ``(1, R, W)`` one, each row ending in ``EOS`` and padded
-    with ``PAD`` (the integrations' private IDs); for chrF on text, a list of one str and a list of one list of str.
+    ``preds`` is a ``(1, L)`` int64 tensor and ``refs`` a ``(1, R, W)`` one from the special-ID layer (each row
+    ending in ``EOS``, padded with ``PAD``); for chrF on text, a list of one str and a list of one list of str.
     """
 
     def __init__(self, metric: str, options: Mapping[str, Any], *, text: bool = False) -> None:
@@ -75,39 +70,8 @@ class _Scorer:
                     f"is dropped before scoring); remove it from the {metric} options."
                 )
         self.metric = metric
-        if metric == "bleu":
-            options = _sentence_bleu_defaults(options)
-            checked = checked_weights(
-                options.get("n_gram"),
-                options.get("weights"),
-                options.get("smoothing", "none"),
-                options.get("smooth_value"),
-                options.get("effective_order", False),
-                options.get("auto_reweigh", False),
-            )
-            if checked.several:
-                raise ValueError("`weights`: a reward is one score per response; give one weight tuple, not a list.")
-            self.order = checked.order
-            self.counted = counted_orders(checked.order, options.get("smoothing", "none"))
-            subs = [f"bleu_precision_{n}" for n in range(1, self.order + 1)]
-            subs += ["bleu_brevity_penalty", "bleu_hyp_len", "bleu_ref_len"]
-        elif metric == "gleu":
-            subs = ["gleu_matches", "gleu_total"]
-        elif metric == "chrf":
-            self.beta = options.get("beta", 2)
-            self.eps_smoothing = options.get("eps_smoothing", False)
-            subs = ["chrf_precision", "chrf_recall"]
-        else:
-            self.rouge_key = options.pop("rouge_key", "rougeL")
-            self.measure = options.pop("measure", "fmeasure")
-            if not isinstance(self.rouge_key, str):
-                raise TypeError(f"`rouge_key` must be one ROUGE key (a str such as 'rougeL'), got {self.rouge_key!r}.")
-            if self.measure not in ("fmeasure", "precision", "recall"):
-                raise ValueError(f"`measure` must be 'fmeasure', 'precision' or 'recall', got {self.measure!r}.")
-            options["rouge_keys"] = self.rouge_key
-            subs = [f"{self.rouge_key}_{m}" for m in ("precision", "recall", "fmeasure")]
-        self.options = options
-        self.keys = ("score", *subs)
+        self.sub_scores = REGISTRY[metric].sub_scores(options)
+        self.keys = self.sub_scores.keys
         # a one-token example now, so that bad options fail when the manager is built, not at the first rollout
         if text:
             self(["a"], [["a"]])
@@ -115,50 +79,9 @@ class _Scorer:
             one = torch.tensor([[3, EOS]])
             self(one, one.unsqueeze(1))
 
-    def _bleu_kwargs(self) -> dict[str, Any]:
-        return {k: v for k, v in self.options.items() if k != "n_gram"} | {"n_gram": self.order}
-
     def __call__(self, preds: Any, refs: Any) -> dict[str, float]:
-        ids = {"pad_id": PAD, "eos_id": EOS, "validate": False} if isinstance(preds, Tensor) else {}
-        opts = self.options
-        if self.metric == "bleu":
-            stats = bleu_stats(preds, refs, n_gram=self.counted, **ids)
-            score = float(bleu_from_stats(stats, **self._bleu_kwargs(), dtype=torch.float64)[0])
-            matches, totals = stats.matches[0].tolist(), stats.totals[0].tolist()
-            hyp, ref = int(stats.pred_len[0]), int(stats.ref_len[0])
-            out = {"score": score}
-            for n in range(self.order):
-                out[f"bleu_precision_{n + 1}"] = matches[n] / totals[n] if totals[n] else 0.0
-            # SacreBLEU's brevity penalty: 1 for a hypothesis at least as long as its reference, 0 for an empty one
-            out["bleu_brevity_penalty"] = 1.0 if hyp >= ref else (math.exp(1 - ref / hyp) if hyp else 0.0)
-            out["bleu_hyp_len"], out["bleu_ref_len"] = float(hyp), float(ref)
-            return out
-        if self.metric == "gleu":
-            stats = gleu_stats(preds, refs, **opts, **ids)
-            score = float(gleu_from_stats(stats, dtype=torch.float64)[0])
-            return {"score": score, "gleu_matches": float(stats.matches[0]), "gleu_total": float(stats.n_all[0])}
-        if self.metric == "chrf":
-            stats = chrf_stats(preds, refs, **opts, **ids)
-            score = float(
-                chrf_from_stats(stats, beta=self.beta, eps_smoothing=self.eps_smoothing, dtype=torch.float64)[0]
-            )
-            precision, recall = _chrf_averages(stats.hyp[0].tolist(), stats.ref[0].tolist(), stats.matches[0].tolist())
-            return {"score": score, "chrf_precision": precision, "chrf_recall": recall}
-        scores = rouge_score(preds, refs, **opts, **ids, dtype=torch.float64)
-        key = self.rouge_key
-        out = {f"{key}_{m}": float(scores[f"{key}_{m}"][0]) for m in ("precision", "recall", "fmeasure")}
-        return {"score": out[f"{key}_{self.measure}"], **out}
-
-
-def _chrf_averages(hyp: list[int], ref: list[int], matches: list[int]) -> tuple[float, float]:
-    """chrF's precision and recall: the per-order ones averaged over the orders both sides have n-grams of (the two
-    numbers whose F-beta is SacreBLEU's chrF without ``eps_smoothing``)."""
-    orders = [i for i in range(len(hyp)) if hyp[i] > 0 and ref[i] > 0]
-    if not orders:
-        return 0.0, 0.0
-    precision = sum(matches[i] / hyp[i] for i in orders) / len(orders)
-    recall = sum(matches[i] / ref[i] for i in orders) / len(orders)
-    return precision, recall
+        ids = {**SPECIAL_IDS, "validate": False} if isinstance(preds, Tensor) else {}
+        return self.sub_scores(preds, refs, ids)
 
 
 def _plain(value: Any) -> Any:
@@ -182,34 +105,9 @@ def _reward_kwargs(config: Any) -> dict[str, Any]:
     return dict(kwargs)
 
 
-def _references(value: Any) -> list[Any]:
-    """A ground truth as a list of references, each a str or a token-ID list: one str, several str, one token-ID
-    sequence, or several (lists, tuples, NumPy arrays as parquet columns give them, tensors)."""
-    if isinstance(value, (np.ndarray, Tensor)):
-        value = value.tolist()
-    if isinstance(value, str):
-        return [value]
-    if not isinstance(value, Sequence) or isinstance(value, bytes):
-        raise TypeError(
-            "`reward_model.ground_truth` must be a reference (a str or a list of token IDs) or a list of them, "
-            f"got {type(value).__name__}."
-        )
-    if len(value) == 0:
-        raise ValueError("`reward_model.ground_truth` is empty: give a reference (a str or a list of token IDs).")
-    first = value[0]
-    if isinstance(first, (int, np.integer)) and not isinstance(first, bool):
-        return [list(value)]
-    return [r.tolist() if isinstance(r, (np.ndarray, Tensor)) else r for r in value]
-
-
 def _stack(rows: list[np.ndarray]) -> Tensor:
     """Reference rows (each ending in ``EOS``) as one ``(1, R, W)`` tensor padded with ``PAD``."""
-    if len(rows) == 1:
-        return torch.from_numpy(rows[0][None, None])
-    out = np.full((1, len(rows), max(r.shape[0] for r in rows)), PAD, dtype=np.int64)
-    for j, row in enumerate(rows):
-        out[0, j, : row.shape[0]] = row
-    return torch.from_numpy(out)
+    return torch.from_numpy(stack_padded([row[None] for row in rows])[None])
 
 
 class _TokenIDCore:
@@ -237,7 +135,7 @@ class _TokenIDCore:
         key = ground_truth if isinstance(ground_truth, str) else None
         if key is not None and key in self._refs:
             return self._refs[key]
-        refs = _references(ground_truth)
+        refs = reference_list(ground_truth, "reward_model.ground_truth")
         rows = []
         for j, ref in enumerate(refs):
             if isinstance(ref, str):
@@ -404,7 +302,7 @@ def compute_score(
     options.pop("reward_model_tokenizer", None)
     metric = options.pop("metric", "chrf")
     tokenizer_name = options.pop("tokenizer", None)
-    refs = _references(ground_truth)
+    refs = reference_list(ground_truth, "reward_model.ground_truth")
     if not isinstance(solution_str, str):
         raise TypeError(f"`solution_str` must be a str, got {type(solution_str).__name__}.")
     if metric == "chrf" and tokenizer_name is None:
