@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 from torch import Tensor
 
+from tensorbleu_metrics.functional import _device, _engine
 from tensorbleu_metrics.functional._counting import count_ngrams, ngram_totals
 from tensorbleu_metrics.functional._inputs import (
     check_dtype,
@@ -115,6 +117,10 @@ def gleu_stats(
         _ngram_totals(batch.pred_len, min_len, max_len).unsqueeze(1), _ngram_totals(batch.ref_len, min_len, max_len)
     )
     kept = batch.ref_present & (n_all > 0)
+    if _device.host_reads_are_free(tp.device):
+        matches, totals = np.empty(tp.shape[0], dtype=np.int64), np.empty(tp.shape[0], dtype=np.int64)
+        _engine.kernels("scoring").gleu_best(tp.numpy(), n_all.numpy(), kept.numpy(), matches, totals)
+        return GLEUStats(torch.from_numpy(matches), torch.from_numpy(totals))
     # NLTK compares the float ratios tp / n_all and keeps the first maximum: float64 division is the same
     # correctly rounded operation, and argmax returns the first of equal values
     ratio = torch.where(kept, tp / n_all.clamp(min=1).to(torch.float64), -1.0)

@@ -9,9 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
+from tensorbleu_metrics.functional import _device, _engine
 from tensorbleu_metrics.functional._counting import count_ngrams
 from tensorbleu_metrics.functional._inputs import (
     TokenBatch,
@@ -95,6 +97,25 @@ def _accumulate(scores: tuple[Tensor, Tensor, Tensor], present: Tensor, accumula
     return tuple(torch.where(present, s, 0).sum(1) / count for s in scores)
 
 
+def _key_scores(
+    hits: Tensor, pred_total: Tensor, ref_total: Tensor, present: Tensor, accumulate: str
+) -> tuple[Tensor, ...]:
+    """F, precision and recall per sentence from per-reference ``(B, R)`` hits and totals (``pred_total`` may be
+    ``(B, 1)``): the CPU engine's compiled scorer row by row, or batched torch operations on accelerators."""
+    if not _device.host_reads_are_free(hits.device):
+        return _accumulate(_scores(hits, pred_total, ref_total), present, accumulate)
+    out = np.empty((3, hits.shape[0]))
+    _engine.kernels("scoring").rouge_rows(
+        hits.numpy(),
+        np.ascontiguousarray(np.broadcast_to(pred_total.numpy(), hits.shape)),
+        ref_total.numpy(),
+        present.numpy(),
+        accumulate == "best",
+        out,
+    )
+    return tuple(torch.from_numpy(out))
+
+
 @public_entry
 def rouge_score(
     preds: Any,
@@ -163,24 +184,23 @@ def rouge_score(
     check_dtype(dtype)
     batch = normalise_inputs(preds, target, pad_id, eos_id, validate)
     words = batch if sep_id is None else _without_separators(batch, sep_id)
-    per_key: dict[str, tuple[Tensor, Tensor, Tensor]] = {}
+    per_key: dict[str, tuple[Tensor, Tensor, Tensor]] = {}  # (hits, candidate total, reference totals)
     orders = [int(k[5:]) for k in keys if k[5:].isdigit()]
     if orders:
         overlaps = count_ngrams(words, max(orders), per_reference=True).ref_matches
         assert overlaps is not None
         for n in orders:
             pred_total = (words.pred_len - n + 1).clamp(min=0).unsqueeze(1)
-            ref_total = (words.ref_len - n + 1).clamp(min=0)
-            per_key[f"rouge{n}"] = _scores(overlaps[..., n - 1], pred_total, ref_total)
+            per_key[f"rouge{n}"] = (overlaps[..., n - 1], pred_total, (words.ref_len - n + 1).clamp(min=0))
     if "rougeL" in keys:
         lcs = lcs_length(words.preds, words.pred_len, words.refs, words.ref_len)
-        per_key["rougeL"] = _scores(lcs, words.pred_len.unsqueeze(1), words.ref_len)
+        per_key["rougeL"] = (lcs, words.pred_len.unsqueeze(1), words.ref_len)
     if "rougeLsum" in keys:
         assert sep_id is not None
         hits, pred_total, ref_total = union_lcs_hits(batch.preds, batch.pred_len, batch.refs, batch.ref_len, sep_id)
-        per_key["rougeLsum"] = _scores(hits, pred_total.unsqueeze(1), ref_total)
+        per_key["rougeLsum"] = (hits, pred_total.unsqueeze(1), ref_total)
     out: dict[str, Tensor] = {}
     for key in keys:
-        for field, value in zip(SCORE_FIELDS, _accumulate(per_key[key], batch.ref_present, accumulate), strict=True):
+        for field, value in zip(SCORE_FIELDS, _key_scores(*per_key[key], batch.ref_present, accumulate), strict=True):
             out[f"{key}_{field}"] = value.to(dtype)
     return out

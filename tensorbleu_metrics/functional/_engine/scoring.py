@@ -1,8 +1,9 @@
-"""BLEU from sufficient statistics, row by row: the CPU engine's scorer.
+"""Scores from sufficient statistics, row by row: the CPU engine's scorers (BLEU, ROUGE, GLEU's best reference).
 
-The same formulas as the batched torch scorer of ``functional._scoring`` (which accelerators run), written per
-row and per order: one compiled call scores a batch, where the batched form costs a few dozen tensor operations
-whatever the batch size. Each smoothing method has a code (``METHOD_CODES``); the statistics arrive as float64.
+The same formulas, in the same order of operations, as the batched torch code that accelerators run
+(``functional._scoring`` for BLEU, ``functional.rouge``, ``functional.gleu``), written per row: one compiled call
+scores a batch, where the batched form costs a few dozen tensor operations whatever the batch size. Each BLEU
+smoothing method has a code (``METHOD_CODES``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["METHOD_CODES", "bleu_rows"]
+__all__ = ["METHOD_CODES", "bleu_rows", "gleu_best", "rouge_rows"]
 
 METHOD_CODES = {
     "none": 0,
@@ -153,3 +154,62 @@ def bleu_rows(matches, totals, denominators, pred_len, ref_len, weights, lengths
                     for i in range(n):
                         w[i] = 1.0 / c if i < c else 0.0
             out[k, r] = bp * _weighted_exp(w, log_p, n) if valid else 0.0
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def rouge_rows(hits, pred_total, ref_total, present, best, out):
+    """rouge-score's F, precision and recall of rows ``(B, R)`` of LCS or n-gram hits into ``out`` ``(3, B)``: of the
+    present reference with the highest F (the first on ties) if ``best``, else averaged over the present ones.
+
+    ``pred_total`` is ``(B, R)`` (broadcast by the caller); an absent reference counts nowhere.
+    """
+    n_rows, n_refs = hits.shape
+    for b in range(n_rows):
+        chosen = -1
+        top = -1.0
+        sums = np.zeros(3)
+        count = 0
+        for k in range(n_refs):
+            if not present[b, k]:
+                continue
+            precision = hits[b, k] / max(pred_total[b, k], 1)
+            recall = hits[b, k] / max(ref_total[b, k], 1)
+            both = precision + recall
+            fmeasure = 2 * precision * recall / both if both > 0 else 0.0
+            if best:
+                if fmeasure > top:
+                    top = fmeasure
+                    chosen = k
+                    sums[0], sums[1], sums[2] = fmeasure, precision, recall
+            else:
+                sums[0] += fmeasure
+                sums[1] += precision
+                sums[2] += recall
+                count += 1
+        for field in range(3):
+            out[field, b] = sums[field] if best else sums[field] / count
+        if best and chosen < 0:  # no reference present (unvalidated input): the torch path reads the first
+            precision = hits[b, 0] / max(pred_total[b, 0], 1)
+            recall = hits[b, 0] / max(ref_total[b, 0], 1)
+            both = precision + recall
+            out[0, b] = 2 * precision * recall / both if both > 0 else 0.0
+            out[1, b] = precision
+            out[2, b] = recall
+
+
+@numba.njit(nogil=True, cache=True)
+def gleu_best(tp, n_all, kept, matches, totals):
+    """NLTK's choice of reference for GLEU: per row of ``(B, R)`` overlaps ``tp`` and n-gram counts ``n_all``, the
+    kept reference with the highest ``tp / n_all`` (the first on ties), into ``matches``/``totals`` ``(B,)``; 0 and
+    0 when no reference is kept."""
+    for b in range(tp.shape[0]):
+        top = -1.0
+        matches[b] = 0
+        totals[b] = 0
+        for k in range(tp.shape[1]):
+            if kept[b, k]:
+                ratio = tp[b, k] / n_all[b, k]
+                if ratio > top:
+                    top = ratio
+                    matches[b] = tp[b, k]
+                    totals[b] = n_all[b, k]
