@@ -285,10 +285,6 @@ def bleu_options(
     return BLEUOptions(checked, smoothing, value or 0.0, effective_order, auto_reweigh)
 
 
-# the options' former name, kept while callers move to ``bleu_options``
-checked_weights = bleu_options
-
-
 def _brevity_penalty(pred_len: Tensor, ref_len: Tensor) -> Tensor:
     """exp(1 - r/c) for c <= r, else 1. An empty candidate (c = 0) has no matches: every caller scores it 0."""
     # exp(min(0, x)) is exactly 1 where x >= 0 (exp(0) == 1): no comparison and select (each a kernel launch)
