@@ -105,6 +105,41 @@ def test_equals_torch_counting(seed, n_sent, n_refs, width, ref_width, pool, n_g
     _check(*_batch(seed, n_sent, n_refs, width, ref_width, pool), n_gram)
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_refs=st.integers(1, 5),
+    width=st.integers(20, 80),
+    vocab=st.integers(1, 4),
+    n_gram=st.integers(2, 8),
+)
+def test_prefixes_with_several_continuations(seed, n_refs, width, vocab, n_gram):
+    """Long rows over a few tokens: most prefixes go on with several different tokens (the kernel's table path),
+    and high orders still match."""
+    preds, pred_len, refs, ref_len = _batch(seed, 3, n_refs, width, width, "small")
+    preds, refs = preds % vocab, refs % vocab
+    matches, ref_matches = count_pairs(preds, pred_len, refs, ref_len, n_gram, True)
+    expected, expected_refs = _definition(preds, pred_len, refs, ref_len, n_gram)
+    np.testing.assert_array_equal(matches, expected)
+    np.testing.assert_array_equal(ref_matches, expected_refs)
+
+
+def test_shared_token_map_and_table_restart():
+    """The kernel shares the thread's token map with the LCS and Self-BLEU kernels (calls in any order give the
+    same counts), and its table starts again when its key base nears overflow."""
+    from tensorbleu_metrics.functional._engine import diversity, lcs, ngrams
+
+    args = _batch(5, 12, 3, 40, 40, "small")
+    expected = _definition(*args, 5)
+    for _ in range(3):
+        np.testing.assert_array_equal(count_pairs(*args, 5, True)[1], expected[1])
+        lcs.lcs_lengths(*args)
+        diversity.leave_one_out(args[0], args[1], np.arange(12) % 3, 3, 4)
+    ngrams._local.work.table_base = int(ngrams._TABLE_RESET) - 1
+    np.testing.assert_array_equal(count_pairs(*args, 5, True)[1], expected[1])
+    assert ngrams._local.work.table_base < ngrams._TABLE_RESET
+
+
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), n_refs=st.integers(1, 4), pool=st.sampled_from(sorted(POOLS)))
 def test_threads_equal_one_thread(seed, n_refs, pool):

@@ -1,207 +1,198 @@
 """Clipped n-gram matches of a candidate against its references: compiled per-row kernels.
 
-A row (one candidate and its references) is laid out as ``[0 | candidate | 0 | ref 0 | 0 | ref 1 | 0 ...]``, each
-position holding the id of the n-gram that ends there (0: none, and the separators keep n-grams inside their
-sequence). Tokens get dense ids ``1..U`` through the thread's persistent direct map, the candidate's first; a
-reference token the candidate lacks gets 0. Order n's id at a position comes from order n - 1's id one position
-back (the prefix) and the position's token: the positions are bucketed once per row by their token's id (a
-counting sort), and within a bucket each distinct prefix gets a new id through a stamped array indexed by the
-prefix id (a bucket's stamp is derived from its token, so changing buckets costs no branch). Only the candidate's
-n-grams get ids, so in each bucket the candidate's positions come first and the references only look theirs up.
+A row (one candidate and its references) is laid out as ``[0 | candidate | -1 | ref 0 | ref 1 ...]``, each position
+holding an n-gram id of the order at hand. An n-gram of the candidate is named by the position where it first ends
+in the candidate (1..lp), so ids need no counter: a token's id comes from the thread's persistent direct map, whose
+entries hold ``row base + first position`` (entries from earlier rows lie at or below the base, so the map is never
+cleared); a reference token the candidate lacks gets 0. Order n's id at a position comes from order n - 1's id p one
+position back (the prefix) and the position's token: the first n-gram after the prefix's first occurrence ends at
+p + 1, so when the token at p + 1 is the position's token the id is p + 1, read with one comparison and no table. Only
+a prefix followed in the candidate by several different tokens needs more: the candidate's pass marks it (a stamped
+array indexed by the prefix) and enters its other continuations in a small open-addressing table keyed by (prefix,
+token); a reference position looks there only when its prefix is marked. Each order is one forward pass over the
+candidate and one over each reference, without branches on the data outside that rare case.
 
-Counting is folded into the same pass: the candidate's occurrences come before a reference's in their bucket, so
-each reference occurrence adds one to ``min(count_cand, count_ref)`` and, when it raises the largest reference
-count, to ``min(count_cand, max_r count_r)``. An n-gram no reference holds cannot be the prefix or the suffix of
-one that a reference holds, so after each order the positions whose n-gram matched nothing leave the bucket list:
-later orders touch only what can still match, and a row is done when nothing is left. Stamps (of the map and of
-the buckets) replace clearing: a row clears only the counters of the ids it hands out.
+Counting is folded into the same passes: the candidate's pass counts its n-grams first, then each reference
+occurrence adds one to ``min(count_cand, count_ref)`` and, when it raises the largest reference count, to
+``min(count_cand, max_r count_r)``; the n-grams a candidate lacks all fall into slot 0, whose candidate count stays 0.
+A row stops at the first order without a match.
 
-Cost per row: O(tokens) for the map, the counting sort and order 1, then O(matching positions) per order. Memory:
-the thread's map (12 bytes per vocabulary entry, kept between calls) and, per call and thread, about 20 bytes per
-position of the widest row plus ``24 + 4 R`` bytes per token of the longest candidate (R references).
+Cost per row: O(tokens) per order, one map lookup per token. Memory: the thread's map (its 8-byte stamps per
+vocabulary entry, kept between calls and shared with the other kernels) and, in buffers each thread keeps between
+calls, 8 bytes per position of the widest row plus at most ``80 + 4 R`` bytes per token of the longest candidate (R
+references).
 """
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 import numba
 import numpy as np
+from numba import uintp
 
 from tensorbleu_metrics.functional._engine import MAP_LIMIT, dense_tokens, run_rows, token_scratch
 
 __all__ = ["count_pairs"]
 
+_HASH = np.int64(-7046029254386353131)  # 2**64 / golden ratio, as int64: a multiplicative hash
+# the table's keys are ``table base + key`` with the base moving past every key at each order; before it could
+# overflow, the table is cleared and the base starts again at 0
+_TABLE_RESET = np.int64(1) << 61
+
 
 @numba.njit(nogil=True, cache=True)
-def _count_rows(start, stop, preds, pred_len, refs, ref_len, n_gram, matches, ref_matches, ids, stamps, stamp):
-    """Rows ``[start, stop)`` into ``matches`` (B, N) and ``ref_matches`` (B, R, N); returns the last map stamp."""
-    n_refs = refs.shape[1]
-    # scratch sized once for the widest row and the longest candidate of the block
-    width = 1
-    longest = 0
-    for b in range(start, stop):
-        w = pred_len[b] + 2
-        for k in range(n_refs):
-            w += ref_len[b, k] + 1
-        width = max(width, w)
-        longest = max(longest, pred_len[b])
-    order1 = np.zeros(width, dtype=np.int32)  # order-1 ids (tokens), kept for the buckets
-    cur = np.zeros(width, dtype=np.int32)  # two arrays of n-gram ids, alternating order by order
-    nxt = np.zeros(width, dtype=np.int32)
-    bucket = np.empty(width, dtype=np.int32)  # positions that may still match, by token id then position
-    bucket_src = np.empty(width, dtype=np.int32)  # their sequence: 0 candidate, k + 1 reference k
-    slots = longest + 1  # ids of any order are 1..(candidate n-grams); 0 stands for no n-gram
-    cand_count = np.zeros(slots, dtype=np.int32)
-    best = np.zeros(slots, dtype=np.int32)  # the largest reference count so far
-    ref_count = np.zeros(slots * n_refs, dtype=np.int32)  # [id * R + k]
-    first = np.zeros(slots + 1, dtype=np.int32)  # counting sort: where each token's bucket starts
-    marks = np.zeros(slots, dtype=np.int64)  # stamp of the bucket that last gave the prefix an id
-    new_id = np.zeros(slots, dtype=np.int32)
-    ref_hits = np.zeros(n_refs, dtype=np.int64)
-    base = 0  # the stamps of the buckets: base + token id, base moving past every id at each order
+def _find(table, table_base, key, shift, mask, value):
+    """The value of ``key`` in the table (linear probing); a missing key gets ``value`` if it is > 0, else is 0."""
+    full = table_base + key
+    s = ((key * _HASH) >> shift) & mask
+    while True:
+        held = table[uintp(s), 0]
+        if held == full:
+            return table[uintp(s), 1]
+        if held <= table_base:  # empty: keys of earlier orders lie at or below the base
+            if value > 0:
+                table[uintp(s), 0] = full
+                table[uintp(s), 1] = value
+            return value
+        s = (s + 1) & mask
 
+
+@numba.njit(nogil=True, cache=True)
+def _count_rows(
+    start,
+    stop,
+    preds,
+    pred_len,
+    refs,
+    ref_len,
+    n_gram,
+    matches,
+    ref_matches,
+    token_map,
+    stamp,
+    tok,
+    cur,
+    counts,
+    marks,
+    mark,
+    table,
+    table_base,
+):
+    """Rows ``[start, stop)`` into ``matches`` (B, N) and ``ref_matches`` (B, R, N).
+
+    ``counts[id * (R + 2) + f]``: f = 0 the candidate's count, 1 the largest reference count, 2 + k reference k's.
+    Array indices are cast to unsigned (they are never negative), which spares each access Python's wraparound.
+    Returns the last map stamp, mark and table base used.
+    """
+    n_refs = refs.shape[1]
+    width = n_refs + 2
     for b in range(start, stop):
         lp = pred_len[b]
-        stamp += 1
-        # ---- order 1: the candidate's tokens get ids 1..u in the persistent map, counted as they come ----
-        u = 0
-        for i in range(lp):
-            t = preds[b, i]
-            if stamps[t] != stamp:
-                stamps[t] = stamp
-                u += 1
-                ids[t] = u
-                cand_count[u] = 0
-                best[u] = 0
-                first[u] = 0
-                for k in range(n_refs):
-                    ref_count[u * n_refs + k] = 0
-            g = ids[t]
-            order1[i + 1] = g
-            cand_count[g] += 1
-        order1[0] = 0
-        order1[lp + 1] = 0
-        # slot 0 absorbs the reference tokens the candidate lacks (branch-free): it never counts as a match
-        cand_count[0] = 0
-        best[0] = 0
-        first[0] = 0
-        for k in range(n_refs):
-            ref_count[k] = 0
+        if lp == 0:
+            continue
+        base = stamp
+        slots = (lp + 1) * width
+        counts[:slots] = 0
+        tok[0] = 0
+        # ---- order 1: a token's id is its first position in the candidate ----
+        row = preds[b]
+        for i in range(1, lp + 1):
+            t = row[uintp(i - 1)]
+            g = token_map[uintp(t)] - base
+            g = i if g <= 0 else g
+            token_map[uintp(t)] = base + g
+            tok[uintp(i)] = g
+            cur[uintp(i)] = g
+            counts[uintp(g * width)] += 1
+        stamp = base + lp
+        tok[lp + 1] = -1  # after the candidate: equal to no token, and to no missing one (0)
         total = 0
-        offset = lp + 2
+        off = lp + 2
         for k in range(n_refs):
+            lr = ref_len[b, k]
+            ref = refs[b, k]
             hits = 0
-            for i in range(ref_len[b, k]):
-                t = refs[b, k, i]
-                g = ids[t] * (stamps[t] == stamp)
-                order1[offset + i] = g
-                first[g] += 1
-                c = ref_count[g * n_refs + k] + 1
-                ref_count[g * n_refs + k] = c
-                below = c <= cand_count[g]
+            for i in range(lr):
+                g = max(token_map[uintp(ref[uintp(i)])] - base, 0)
+                tok[uintp(off + i)] = g
+                cur[uintp(off + i)] = g
+                o = g * width
+                seen = counts[uintp(o + 2 + k)] + 1
+                counts[uintp(o + 2 + k)] = seen
+                below = seen <= counts[uintp(o)]
                 hits += below
-                if c > best[g]:
-                    best[g] = c
-                    total += below
-            ref_hits[k] = hits
-            order1[offset + ref_len[b, k]] = 0
-            offset += ref_len[b, k] + 1
+                top = counts[uintp(o + 1)]
+                total += below & (seen > top)
+                counts[uintp(o + 1)] = max(top, seen)
+            ref_matches[b, k, 0] = hits
+            off += lr
         matches[b, 0] = total
-        for k in range(n_refs):
-            ref_matches[b, k, 0] = ref_hits[k]
         if n_gram == 1 or total == 0:
             continue
-        # tokens no reference holds leave the candidate; the rest are bucketed by token id (stable: candidate
-        # first, then the references in order)
-        for i in range(1, lp + 1):
-            g = order1[i]
-            g *= best[g] > 0
-            order1[i] = g
-            first[g] += 1
-        pos = 0
-        for g in range(1, u + 1):
-            in_bucket = first[g]
-            first[g] = pos
-            pos += in_bucket
-        size = pos
-        for i in range(1, lp + 1):
-            g = order1[i]
-            if g > 0:
-                bucket[first[g]] = i
-                bucket_src[first[g]] = 0
-                first[g] += 1
-        offset = lp + 2
-        for k in range(n_refs):
-            for i in range(offset, offset + ref_len[b, k]):
-                g = order1[i]
-                if g > 0:
-                    bucket[first[g]] = i
-                    bucket_src[first[g]] = k + 1
-                    first[g] += 1
-            offset += ref_len[b, k] + 1
-        row_width = offset
-        cur[:row_width] = 0
-        nxt[:row_width] = 0
-        prev = order1
-        # ---- orders 2..n_gram over the positions that may still match ----
+        # ---- orders 2..n_gram: the table holds at most lp keys, at most half full ----
+        bits = 1
+        while (1 << bits) < 2 * lp:
+            bits += 1
+        mask = (1 << bits) - 1
+        shift = 64 - bits
+        span = lp + 1  # key = prefix * span + token
         for n in range(2, n_gram + 1):
-            out = cur if n % 2 == 0 else nxt
-            u = 0
+            if table_base > _TABLE_RESET:
+                table[:, 0] = 0
+                table_base = 0
+            mark += 1
+            counts[:slots] = 0
+            prev = 0  # order n - 1's id one position back (0 before the first position)
+            for i in range(1, lp + 1):
+                p = prev
+                prev = cur[uintp(i)]
+                g = tok[uintp(i)]
+                c = p + (p > 0)
+                if tok[uintp(c)] == g:
+                    ident = c
+                elif p > 0:
+                    marks[uintp(p)] = mark
+                    ident = _find(table, table_base, p * span + g, shift, mask, i)
+                else:
+                    ident = 0
+                cur[uintp(i)] = ident
+                counts[uintp(ident * width)] += ident > 0
             total = 0
-            ref_hits[:] = 0
-            base += slots
-            for e in range(size):
-                j = bucket[e]
-                key = base + order1[j]  # one stamp per bucket, without a branch on bucket changes
-                p = prev[j - 1]
-                g = 0
-                if p > 0:
-                    src = bucket_src[e]
-                    if marks[p] == key:
-                        g = new_id[p]
-                    elif src == 0:
-                        marks[p] = key
-                        u += 1
-                        new_id[p] = u
-                        g = u
-                        cand_count[u] = 0
-                        best[u] = 0
-                        for k in range(n_refs):
-                            ref_count[u * n_refs + k] = 0
-                    if g > 0:
-                        if src == 0:
-                            cand_count[g] += 1
-                        else:
-                            slot = g * n_refs + src - 1
-                            c = ref_count[slot] + 1
-                            ref_count[slot] = c
-                            below = c <= cand_count[g]
-                            ref_hits[src - 1] += below
-                            if c > best[g]:
-                                best[g] = c
-                                total += below
-                out[j] = g
-            matches[b, n - 1] = total
+            off = lp + 2
             for k in range(n_refs):
-                ref_matches[b, k, n - 1] = ref_hits[k]
-            if n == n_gram or total == 0:
+                lr = ref_len[b, k]
+                hits = 0
+                prev = 0
+                for j in range(off, off + lr):
+                    p = prev
+                    prev = cur[uintp(j)]
+                    g = tok[uintp(j)]
+                    c = p + (p > 0)
+                    ident = c * (tok[uintp(c)] == g)
+                    # both tested without a branch on the first: which positions miss is unpredictable
+                    if (marks[uintp(p)] == mark) & (ident == 0):
+                        ident = _find(table, table_base, p * span + g, shift, mask, 0)
+                    cur[uintp(j)] = ident
+                    o = ident * width
+                    seen = counts[uintp(o + 2 + k)] + 1
+                    counts[uintp(o + 2 + k)] = seen
+                    below = seen <= counts[uintp(o)]
+                    hits += below
+                    if n_refs > 1:
+                        top = counts[uintp(o + 1)]
+                        total += below & (seen > top)
+                        counts[uintp(o + 1)] = max(top, seen)
+                    else:  # one reference: its count is the largest
+                        total += below
+                ref_matches[b, k, n - 1] = hits
+                off += lr
+            table_base += span * span
+            matches[b, n - 1] = total
+            if total == 0:
                 break
-            # the positions whose n-gram matched nothing leave the list; 0 in both arrays (this order's, read as
-            # the prefix next, and the one the next order writes)
-            kept = 0
-            best[0] = 0
-            for e in range(size):  # without branches: which positions leave is unpredictable
-                j = bucket[e]
-                g = out[j]
-                keep = best[g] > 0
-                bucket[kept] = j
-                bucket_src[kept] = bucket_src[e]
-                kept += keep
-                out[j] = g * keep
-                if n > 2:
-                    prev[j] *= keep
-            size = kept
-            prev = out  # this order's ids are the next order's prefixes
-    return stamp
+    return stamp, mark, table_base
 
 
 @numba.njit(nogil=True, cache=True)
@@ -226,11 +217,63 @@ def _scan(preds, pred_len, refs, ref_len):
     return low, high, cost
 
 
-def _block(start: int, stop: int, *args: object) -> int:
-    """Run the kernel over rows ``[start, stop)`` with this thread's token map."""
-    preds, pred_len, refs, ref_len, n_gram, matches, ref_matches, vocab = args
+class _Work:
+    """A thread's buffers, kept between calls: the ids of a row's positions (order 1 and the current order), the
+    counts per candidate n-gram, the prefix marks and the continuation table (both stamped, never cleared)."""
+
+    def __init__(self) -> None:
+        self.tok = np.zeros(0, dtype=np.int32)
+        self.cur = np.zeros(0, dtype=np.int32)
+        self.counts = np.zeros(0, dtype=np.int32)
+        self.marks = np.zeros(0, dtype=np.int64)
+        self.mark = 0
+        self.table = np.zeros((0, 2), dtype=np.int64)
+        self.table_base = 0
+
+    def reserve(self, width: int, longest: int, n_refs: int) -> None:
+        if self.tok.shape[0] < width:
+            size = max(width, 2 * self.tok.shape[0])
+            self.tok = np.empty(size, dtype=np.int32)
+            self.cur = np.empty(size, dtype=np.int32)
+        if self.counts.shape[0] < (longest + 1) * (n_refs + 2):
+            self.counts = np.empty(max((longest + 1) * (n_refs + 2), 2 * self.counts.shape[0]), dtype=np.int32)
+        if self.marks.shape[0] < longest + 1:
+            self.marks = np.zeros(max(longest + 1, 2 * self.marks.shape[0]), dtype=np.int64)
+            self.mark = 0
+        rows = 2
+        while rows < 2 * longest:
+            rows *= 2
+        if self.table.shape[0] < rows:
+            self.table = np.zeros((rows, 2), dtype=np.int64)
+            self.table_base = 0
+
+
+_local = threading.local()
+# rows up to this many tokens use the thread's kept buffers; a larger call gets buffers of its own, so that one
+# huge call does not hold its memory afterwards
+KEEP_WIDTH = 1 << 20
+
+
+def _work(width: int, longest: int, n_refs: int) -> _Work:
+    """This thread's ``_Work``, large enough for the rows."""
+    if width > KEEP_WIDTH:
+        work = _Work()
+    else:
+        work = getattr(_local, "work", None)
+        if work is None:
+            work = _local.work = _Work()
+    work.reserve(width, longest, n_refs)
+    return work
+
+
+def _block(start: int, stop: int, *args: Any) -> int:
+    """Run the kernel over rows ``[start, stop)`` with this thread's token map and buffers."""
+    preds, pred_len, refs, ref_len, n_gram, matches, ref_matches, vocab, width, longest = args
     scratch = token_scratch(vocab)
-    scratch.stamp = _count_rows(
+    work = _work(width, longest, refs.shape[1])
+    # the map's entries stay at or below ``scratch.stamp`` (each row's base): the other kernels' fresh stamps
+    # (stamp + 1, ...) never equal one of them, and theirs never look valid here
+    scratch.stamp, work.mark, work.table_base = _count_rows(
         start,
         stop,
         preds,
@@ -240,9 +283,15 @@ def _block(start: int, stop: int, *args: object) -> int:
         n_gram,
         matches,
         ref_matches,
-        scratch.ids,
         scratch.stamps,
         scratch.stamp,
+        work.tok,
+        work.cur,
+        work.counts,
+        work.marks,
+        work.mark,
+        work.table,
+        work.table_base,
     )
     return stop - start
 
@@ -270,12 +319,15 @@ def count_pairs(
     ref_matches = np.zeros((n_rows, n_refs, n_gram), dtype=np.int64)
     if n_rows and n_refs and n_gram:
         low, high, cost = _scan(preds, pred_len, refs, ref_len)
+        longest = int(pred_len.max())
+        width = int((cost - pred_len).max()) + longest + 2  # a bound on a row's candidate, references, separators
         # int32 positions, ids and counts within a row
-        if int(cost.max()) + 2 * n_refs + 2 >= 2**31:
+        if width >= 2**31:
             raise ValueError("a candidate and its references hold 2**31 tokens or more")
         if low < 0 or high >= MAP_LIMIT:
             (preds, refs), vocab = dense_tokens([preds, refs], [pred_len, ref_len])
         else:
             vocab = high + 1
-        run_rows(_block, n_rows, cost, preds, pred_len, refs, ref_len, n_gram, matches, ref_matches, vocab)
+        args = (preds, pred_len, refs, ref_len, n_gram, matches, ref_matches, vocab, width, longest)
+        run_rows(_block, n_rows, cost, *args)
     return matches, ref_matches if per_reference else None
