@@ -14,14 +14,12 @@ import torch
 from torch import Tensor
 
 from tensorbleu_metrics.functional import (
-    bleu_from_stats,
     bleu_stats,
     chrf_from_stats,
     chrf_stats,
     corpus_bleu,
     corpus_chrf,
     corpus_gleu,
-    counted_orders,
     distinct_ngrams,
     gleu_from_stats,
     gleu_stats,
@@ -31,7 +29,7 @@ from tensorbleu_metrics.functional import (
     sentence_chrf,
     sentence_gleu,
 )
-from tensorbleu_metrics.functional._scoring import SACREBLEU_METHODS, bleu_options
+from tensorbleu_metrics.functional._scoring import SACREBLEU_METHODS, bleu_options, score_with
 from tensorbleu_metrics.integrations._convert import SPECIAL_IDS
 
 # Arguments of the functional API that every integration sets itself (the arrays and the special-ID layer's IDs).
@@ -151,15 +149,14 @@ class _BLEUSubScores:
         )
         if checked.several:
             raise ValueError("`weights`: a reward is one score per response; give one weight tuple, not a list.")
+        self.checked = checked
         self.order = checked.order
-        self.counted = counted_orders(checked.order, smoothing)
-        self.options = {k: v for k, v in options.items() if k != "n_gram"} | {"n_gram": self.order}
         subs = [f"bleu_precision_{n}" for n in range(1, self.order + 1)]
         self.keys = ("score", *subs, "bleu_brevity_penalty", "bleu_hyp_len", "bleu_ref_len")
 
     def __call__(self, preds: Any, refs: Any, ids: Mapping[str, Any]) -> dict[str, float]:
-        stats = bleu_stats(preds, refs, n_gram=self.counted, **ids)
-        out = {"score": float(bleu_from_stats(stats, **self.options, dtype=torch.float64)[0])}
+        stats = bleu_stats(preds, refs, n_gram=self.checked.counted_orders, **ids)
+        out = {"score": float(score_with(self.checked, stats, torch.float64)[0])}  # options checked once
         matches, totals = stats.matches[0].tolist(), stats.totals[0].tolist()
         hyp, ref = int(stats.pred_len[0]), int(stats.ref_len[0])
         for n in range(self.order):
