@@ -73,6 +73,21 @@ def test_sentences_of_words_defaults(word_order):
     assert corpus_chrf(hyps, refs, word_order=word_order, dtype=F64).item() == pytest.approx(corpus, abs=EXACT)
 
 
+@pytest.mark.parametrize("word_order", [0, 2])
+def test_long_texts_of_many_symbols(word_order):
+    """Long texts over hundreds of distinct characters and words, where the engine's per-order table from (n-gram,
+    next symbol) to n-gram is hashed rather than direct; hypotheses sharing long stretches with a reference."""
+    rng = np.random.default_rng(7 + word_order)
+    chars = [chr(0x4E00 + i) for i in range(500)]
+    words = ["".join(rng.choice(chars, rng.integers(1, 4))) for _ in range(600)]
+    refs = [[" ".join(rng.choice(words, 400)) for _ in range(rng.integers(1, 3))] for _ in range(3)]
+    hyps = [" ".join(rng.choice(words, 400)), refs[1][0][: len(refs[1][0]) // 2] + " " + words[0], refs[2][-1]]
+    sentences, corpus = sacre_chrf(hyps, refs, word_order=word_order)
+    ours = sentence_chrf(hyps, refs, word_order=word_order, dtype=F64)
+    np.testing.assert_allclose(ours.numpy(), sentences, rtol=0, atol=EXACT)
+    assert corpus_chrf(hyps, refs, word_order=word_order, dtype=F64).item() == pytest.approx(corpus, abs=EXACT)
+
+
 def test_whitespace_is_str_isspace():
     codes = np.arange(0x110000, dtype=np.uint32)
     expected = [c for c in range(0x110000) if chr(c).isspace()]

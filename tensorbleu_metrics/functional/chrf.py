@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from tensorbleu_metrics.functional import _device, _engine
 from tensorbleu_metrics.functional._counting import count_ngrams, ngram_totals
 from tensorbleu_metrics.functional._inputs import (
     TokenBatch,
@@ -36,7 +37,7 @@ _EPS = 1e-16
 # the codepoints `str.split()` splits on (`str.isspace`), which SacreBLEU removes from the character n-grams
 _WHITESPACE = (*range(0x9, 0xE), *range(0x1C, 0x21), 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B), 0x2028, 0x2029)
 _WHITESPACE += (0x202F, 0x205F, 0x3000)
-_SPACE_TABLE = np.zeros(0x3001, dtype=bool)
+_SPACE_TABLE = np.zeros(0x3002, dtype=bool)  # and one entry beyond, for every larger codepoint
 _SPACE_TABLE[list(_WHITESPACE)] = True
 
 # SacreBLEU's word split: a word of 2+ characters loses a final ASCII punctuation mark to a word of its own, or
@@ -218,12 +219,36 @@ def _text_counts(
         if not isinstance(pred, str):
             raise TypeError(f"`preds[{i}]` must be a str (text `preds`), got {type(pred).__name__}.")
     references = _text_references(target, batch)
-    owners = np.fromiter((i for i, refs in enumerate(references) for _ in refs), dtype=np.int64)
-    slots = np.fromiter((j for refs in references for j in range(len(refs))), dtype=np.int64)
-    n_refs = max(map(len, references))
+    per_sentence = np.fromiter(map(len, references), dtype=np.int64, count=batch)
+    n_refs = int(per_sentence.max())
     texts = [*preds, *itertools.chain.from_iterable(references)]
     if lowercase:
         texts = [text.lower() for text in texts]
+    present = torch.from_numpy(np.arange(n_refs) < per_sentence[:, None])
+    if not _device.host_reads_are_free(present.device):
+        return _text_counts_sorted(texts, per_sentence, char_order, word_order, whitespace)
+    # the compiled kernel reads every text from one UTF-32 encoding (lone surrogates kept as their own code
+    # units, as Python holds them) and splits, renumbers and counts each row itself
+    codes = np.frombuffer("".join(texts).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    text_at = np.zeros(len(texts) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)), out=text_at[1:])
+    ref_first = np.zeros(batch + 1, dtype=np.int64)
+    np.cumsum(per_sentence, out=ref_first[1:])
+    hyp, ref, matches = _engine.kernels("chrf").chrf_counts(
+        codes, text_at, ref_first, n_refs, char_order, word_order, whitespace, _SPACE_TABLE, _PUNCT_TABLE
+    )
+    return torch.from_numpy(hyp), torch.from_numpy(ref), torch.from_numpy(matches), present
+
+
+def _text_counts_sorted(
+    texts: list[str], per_sentence: np.ndarray, char_order: int, word_order: int, whitespace: bool
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``_text_counts`` through the shared n-gram counter (the torch sorted pass that accelerators run): codepoint
+    and word-id arrays as token IDs, its per-reference overlaps as chrF's per-order matches."""
+    batch = per_sentence.shape[0]
+    owners = np.repeat(np.arange(batch), per_sentence)
+    slots = np.arange(owners.size) - np.repeat(np.cumsum(per_sentence) - per_sentence, per_sentence)
+    n_refs = int(per_sentence.max())
     hyp_parts, ref_parts, match_parts = [], [], []
     present = None
     for order, symbols in ((char_order, _codepoints), (word_order, _word_ids)):
