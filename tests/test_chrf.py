@@ -187,6 +187,33 @@ def test_stats_and_from_stats():
     torch.testing.assert_close(chrf_from_stats(stats.sum()), corpus_chrf(hyps, refs, word_order=2))
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 9),
+    st.integers(1, 6),
+    st.integers(0, 3),
+    st.booleans(),
+    st.integers(0, 2**31 - 1),
+)
+def test_compiled_scores_equal_torch_scores(n_orders, rows, beta, eps, seed):
+    """The CPU's compiled scorer and the accelerators' batched torch scorer (forced on the CPU) give the same bits,
+    sentence and corpus, on statistics with empty orders on either side; int32 statistics too."""
+    from tensorbleu_metrics.functional import _device
+
+    rng = np.random.default_rng(seed)
+    hyp = torch.from_numpy(rng.integers(0, 6, (rows, n_orders)) * (rng.random((rows, n_orders)) < 0.8))
+    ref = torch.from_numpy(rng.integers(0, 6, (rows, n_orders)) * (rng.random((rows, n_orders)) < 0.8))
+    matches = torch.minimum(hyp, ref) - torch.from_numpy(rng.integers(0, 2, (rows, n_orders))).clamp(max=hyp)
+    stats = CHRFStats(hyp, ref, matches.clamp(min=0).int())
+    options = {"beta": beta, "eps_smoothing": eps, "dtype": F64}
+    compiled = chrf_from_stats(stats, **options), chrf_from_stats(stats.sum(), **options)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_device, "host_reads_are_free", lambda device: False)
+        batched = chrf_from_stats(stats, **options), chrf_from_stats(stats.sum(), **options)
+    for ours, theirs in zip(compiled, batched, strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
+
+
 # ---------------------------------------------------------------- other implementations
 
 

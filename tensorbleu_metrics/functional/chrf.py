@@ -272,7 +272,17 @@ def _text_counts_sorted(
 
 def _f_scores(stats: CHRFStats, beta: int, eps_smoothing: bool) -> Tensor:
     """SacreBLEU's chrF in [0, 100] of every row of statistics, float64, with its operations in its order (so
-    equal to the last bit, which its choice of the best reference compares)."""
+    equal to the last bit, which its choice of the best reference compares): compiled row by row on the CPU."""
+    if not _device.host_reads_are_free(stats.hyp.device):
+        return _f_scores_torch(stats, beta, eps_smoothing)
+    fields = torch.broadcast_tensors(*stats)
+    shape, n_orders = fields[0].shape[:-1], fields[0].shape[-1]
+    rows = (np.ascontiguousarray(x.reshape(-1, n_orders).numpy(), dtype=np.int64) for x in fields)
+    return torch.from_numpy(_engine.kernels("chrf").f_scores(*rows, beta**2, eps_smoothing)).reshape(shape)
+
+
+def _f_scores_torch(stats: CHRFStats, beta: int, eps_smoothing: bool) -> Tensor:
+    """``_f_scores`` as batched torch operations (accelerators)."""
     factor = beta**2
     hyp, ref, matches = (x.to(torch.float64) for x in stats)
     score = torch.zeros(hyp.shape[:-1], dtype=torch.float64, device=hyp.device)
@@ -373,10 +383,14 @@ def chrf_stats(
         hyp, ref = ngram_totals(batch.pred_len, char_order), ngram_totals(batch.ref_len, char_order)
         matches = ref_matches
         present = batch.ref_present
+    if _device.host_reads_are_free(ref.device):
+        arrays = (np.ascontiguousarray(x.numpy(), dtype=np.int64) for x in (hyp, ref, matches))
+        best = _engine.kernels("chrf").best_reference(*arrays, present.numpy(), beta**2, eps_smoothing)
+        return CHRFStats(*map(torch.from_numpy, best))
     hyp = hyp.unsqueeze(1).expand_as(ref)
     # SacreBLEU counts no hypothesis n-gram of an order the reference has none of
     per_ref = CHRFStats(torch.where(ref > 0, hyp, 0), ref, matches)
-    f_scores = torch.where(present, _f_scores(per_ref, beta, eps_smoothing), -1.0)
+    f_scores = torch.where(present, _f_scores_torch(per_ref, beta, eps_smoothing), -1.0)
     best = f_scores.argmax(-1)[:, None, None].expand(-1, 1, ref.shape[-1])
     return CHRFStats(*(x.gather(1, best).squeeze(1) for x in per_ref))
 
