@@ -267,20 +267,65 @@ def _normal_tensors(out: Any) -> Any:
 
 
 def _align_host(
-    x: Tensor, valid_len: Tensor | None, pad_id: int | None, eos_id: int | None, validate: bool, name: str
+    x: np.ndarray, valid_len: np.ndarray | None, pad_id: int | None, eos_id: int | None, validate: bool, name: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Left-align the tokens of a CPU tensor (see ``_left_align``) in one compiled pass that also checks its values
-    if ``validate``; returns NumPy arrays (the tokens may share memory with ``x``)."""
+    """Left-align the tokens of an int64 array (see ``_left_align``) in one compiled pass that also checks its values
+    if ``validate``; the tokens returned may be ``x`` itself."""
     if valid_len is None and pad_id is None and eos_id is None:  # every position is a token: nothing moves
-        tokens = x.numpy()
-        if validate and tokens.size and int(tokens.min()) < 0:
-            _raise_negative_value(int(tokens[tokens < 0][0]), name)
-        return tokens, np.full(tokens.shape[:-1], tokens.shape[-1], dtype=np.int64)
-    valid = None if valid_len is None else valid_len.numpy()
-    tokens, lengths, bad = _engine.kernels("layout").align_rows(x.numpy(), valid, pad_id, eos_id, validate)
+        if validate and x.size and int(x.min()) < 0:
+            _raise_negative_value(int(x[x < 0][0]), name)
+        return x, np.full(x.shape[:-1], x.shape[-1], dtype=np.int64)
+    tokens, lengths, bad = _engine.kernels("layout").align_rows(x, valid_len, pad_id, eos_id, validate)
     if bad >= 0:
         _raise_negative_value(int(x.reshape(-1)[bad]), name)
     return tokens, lengths
+
+
+def _host_batch(
+    pred_tokens: np.ndarray,
+    pred_valid: np.ndarray | None,
+    ref_tokens: np.ndarray,
+    ref_valid: np.ndarray | None,
+    present: np.ndarray | None,
+    pad_id: int | None,
+    eos_id: int | None,
+    validate: bool,
+) -> TokenBatch:
+    """The CPU's ``TokenBatch`` from int64 arrays (``present`` None: every reference is present by construction)."""
+    preds, pred_len = _align_host(pred_tokens, pred_valid, pad_id, eos_id, validate, "preds")
+    refs, ref_len = _align_host(ref_tokens, ref_valid, pad_id, eos_id, validate, "target")
+    if present is None:
+        present = np.ones(ref_len.shape, dtype=bool)
+    else:
+        if validate and not present.any(-1).all():
+            _raise_no_reference(int(np.flatnonzero(~present.any(-1))[0]))
+        ref_len *= present  # absent references have length 0 (ref_len is the kernel's own array)
+    arrays = (preds, pred_len, refs, ref_len, present)
+    return TokenBatch(*map(torch.from_numpy, arrays), arrays)
+
+
+def _cpu_tensors(preds: Any, target: Any, pad_id: int | None, eos_id: int | None, validate: bool) -> TokenBatch | None:
+    """The ``TokenBatch`` of the common CPU case, a ``(B, L)`` and a ``(B, L')`` or ``(B, R, L')`` integer tensor,
+    read as NumPy arrays at once; None for any other input (the general path then decides, errors included)."""
+    if not (isinstance(preds, Tensor) and isinstance(target, Tensor)):
+        return None
+    if preds.dim() != 2 or target.dim() not in (2, 3) or target.shape[0] != preds.shape[0] or preds.shape[0] == 0:
+        return None
+    if target.dim() == 3 and target.shape[1] == 0:
+        return None
+    if not (_device.host_reads_are_free(preds.device) and _device.host_reads_are_free(target.device)):
+        return None
+    _check_int_tensor(preds, "preds")
+    _check_int_tensor(target, "target")
+    pred_tokens, ref_tokens = preds.numpy(), target.numpy()
+    if target.dim() == 2:
+        ref_tokens = ref_tokens[:, None]
+    present = None if target.dim() == 2 or pad_id is None else (ref_tokens != pad_id).any(-1)
+    return _host_batch(_as_int64(pred_tokens), None, _as_int64(ref_tokens), None, present, pad_id, eos_id, validate)
+
+
+def _as_int64(x: np.ndarray) -> np.ndarray:
+    return x if x.dtype == np.int64 else x.astype(np.int64)
 
 
 def _left_align(x: Tensor, keep: Tensor | None) -> tuple[Tensor, Tensor]:
@@ -496,6 +541,9 @@ def normalise_inputs(
     """
     check_validate(validate)
     pad_id, eos_id = check_special_ids(pad_id, eos_id)
+    host = _cpu_tensors(preds, target, pad_id, eos_id, validate)
+    if host is not None:
+        return host
     preds, target = _from_numpy(preds, "preds"), _from_numpy(target, "target")
     device = _find_device(preds, target)
     pred_tokens, pred_valid = _normalise_preds(preds, device)
@@ -509,15 +557,11 @@ def normalise_inputs(
     if present.shape[1] == 0:
         _raise_no_reference(0)
     if _device.host_reads_are_free(pred_tokens.device):
-        preds_np, pred_len_np = _align_host(pred_tokens, pred_valid, pad_id, eos_id, validate, "preds")
-        refs_np, ref_len_np = _align_host(ref_tokens, ref_valid, pad_id, eos_id, validate, "target")
-        present_np = present.numpy()
-        if not all_present:
-            if validate and not present_np.any(-1).all():
-                _raise_no_reference(int(np.flatnonzero(~present_np.any(-1))[0]))
-            ref_len_np *= present_np  # absent references have length 0 (ref_len_np is the kernel's own array)
-        arrays = (preds_np, pred_len_np, refs_np, ref_len_np, present_np)
-        return TokenBatch(*map(torch.from_numpy, arrays[:4]), present, arrays)
+        valid = [None if v is None else v.numpy() for v in (pred_valid, ref_valid)]
+        present_np = None if all_present else present.numpy()
+        return _host_batch(
+            pred_tokens.numpy(), valid[0], ref_tokens.numpy(), valid[1], present_np, pad_id, eos_id, validate
+        )
     if validate:
         _check_values(pred_tokens, ref_tokens, present, pad_id, eos_id, all_present)  # one synchronisation
     preds_aligned, pred_len = _left_align(pred_tokens, _keep_mask(pred_tokens, pred_valid, pad_id, eos_id))
@@ -540,7 +584,8 @@ def normalise_preds(preds: Any, pad_id: int | None, eos_id: int | None, validate
     if tokens.shape[0] == 0:
         raise ValueError("`preds` is an empty batch: at least one sentence is needed.")
     if _device.host_reads_are_free(tokens.device):
-        aligned, lengths = _align_host(tokens, valid, pad_id, eos_id, validate, "preds")
+        valid_np = None if valid is None else valid.numpy()
+        aligned, lengths = _align_host(tokens.numpy(), valid_np, pad_id, eos_id, validate, "preds")
         return torch.from_numpy(aligned), torch.from_numpy(lengths)
     if validate:
         _check_ids(tokens, "preds", pad_id, eos_id)
