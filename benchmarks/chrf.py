@@ -62,6 +62,10 @@ def _interleaved(
         start = time.perf_counter()
         result = call()
         estimate[name] = time.perf_counter() - start
+        if estimate[name] < budget_s:  # a second call for the estimate: the first may include compilation
+            start = time.perf_counter()
+            call()
+            estimate[name] = time.perf_counter() - start
         if outputs is not None:
             outputs[name] = result
     joins = {name: max(1, min(rounds, int(budget_s / max(estimate[name], 1e-9)))) for name in names}
