@@ -257,13 +257,15 @@ def public_entry(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _normal_tensors(out: Any) -> Any:
-    """``out`` (a tensor, a dict of them or a NamedTuple of them, as the public functions return) with every
-    inference tensor cloned."""
+    """``out`` (a tensor, or a dict or tuple of them and of plain values) with every inference tensor cloned."""
     if isinstance(out, Tensor):
         return out.clone() if out.is_inference() else out
     if isinstance(out, dict):
         return {key: _normal_tensors(value) for key, value in out.items()}
-    return type(out)(*(_normal_tensors(value) for value in out))
+    if isinstance(out, tuple):
+        values = (_normal_tensors(value) for value in out)
+        return type(out)(*values) if hasattr(out, "_fields") else tuple(values)
+    return out
 
 
 def _align_host(

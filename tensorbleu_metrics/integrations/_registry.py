@@ -14,7 +14,6 @@ import torch
 from torch import Tensor
 
 from tensorbleu_metrics.functional import (
-    bleu_stats,
     chrf_from_stats,
     chrf_stats,
     corpus_bleu,
@@ -29,7 +28,9 @@ from tensorbleu_metrics.functional import (
     sentence_chrf,
     sentence_gleu,
 )
-from tensorbleu_metrics.functional._scoring import SACREBLEU_METHODS, bleu_options, score_with
+from tensorbleu_metrics.functional._counting import count_stats
+from tensorbleu_metrics.functional._inputs import normalise_inputs, public_entry
+from tensorbleu_metrics.functional._scoring import SACREBLEU_METHODS, bleu_options
 from tensorbleu_metrics.integrations._convert import SPECIAL_IDS
 
 # Arguments of the functional API that every integration sets itself (the arrays and the special-ID layer's IDs).
@@ -155,16 +156,23 @@ class _BLEUSubScores:
         self.keys = ("score", *subs, "bleu_brevity_penalty", "bleu_hyp_len", "bleu_ref_len")
 
     def __call__(self, preds: Any, refs: Any, ids: Mapping[str, Any]) -> dict[str, float]:
-        stats = bleu_stats(preds, refs, n_gram=self.checked.counted_orders, **ids)
-        out = {"score": float(score_with(self.checked, stats, torch.float64)[0])}  # options checked once
-        matches, totals = stats.matches[0].tolist(), stats.totals[0].tolist()
-        hyp, ref = int(stats.pred_len[0]), int(stats.ref_len[0])
-        for n in range(self.order):
-            out[f"bleu_precision_{n + 1}"] = matches[n] / totals[n] if totals[n] else 0.0
-        # SacreBLEU's brevity penalty: 1 for a hypothesis at least as long as its reference, 0 for an empty one
-        out["bleu_brevity_penalty"] = 1.0 if hyp >= ref else (math.exp(1 - ref / hyp) if hyp else 0.0)
-        out["bleu_hyp_len"], out["bleu_ref_len"] = float(hyp), float(ref)
-        return out
+        return _bleu_sample(self, preds, refs, ids)
+
+
+@public_entry
+def _bleu_sample(scorer: _BLEUSubScores, preds: Any, refs: Any, ids: Mapping[str, Any]) -> dict[str, float]:
+    """One sample's BLEU sub-scores in one public call (options checked once, plain floats out: nothing to copy)."""
+    batch = normalise_inputs(preds, refs, ids.get("pad_id"), ids.get("eos_id"), ids.get("validate", True))
+    stats = count_stats(batch, scorer.checked.counted_orders)
+    out = {"score": float(scorer.checked.score(stats, torch.float64)[0])}
+    matches, totals = stats.matches[0].tolist(), stats.totals[0].tolist()
+    hyp, ref = int(stats.pred_len[0]), int(stats.ref_len[0])
+    for n in range(scorer.order):
+        out[f"bleu_precision_{n + 1}"] = matches[n] / totals[n] if totals[n] else 0.0
+    # SacreBLEU's brevity penalty: 1 for a hypothesis at least as long as its reference, 0 for an empty one
+    out["bleu_brevity_penalty"] = 1.0 if hyp >= ref else (math.exp(1 - ref / hyp) if hyp else 0.0)
+    out["bleu_hyp_len"], out["bleu_ref_len"] = float(hyp), float(ref)
+    return out
 
 
 class _GLEUSubScores:
