@@ -88,6 +88,17 @@ def test_long_texts_of_many_symbols(word_order):
     assert corpus_chrf(hyps, refs, word_order=word_order, dtype=F64).item() == pytest.approx(corpus, abs=EXACT)
 
 
+def test_split_pieces_equal_whole_words():
+    """A piece split off a word (a final or initial mark, or the rest of the word) is the same word as one standing
+    alone: the engine hashes pieces in several ways, and equal words must meet."""
+    hyps = ["ab- (c x. 'tis", "- ( c x .", "ab-- ((c", "a-b -a a- -"]
+    refs = [["- ( c x .", "tis ' ab"], ["ab- (c x."], ["ab- - (c ("], ["- a a -"]]
+    for word_order, char_order in ((1, 0), (2, 0), (2, 6)):
+        sentences, _ = sacre_chrf(hyps, refs, word_order=word_order, char_order=char_order)
+        ours = sentence_chrf(hyps, refs, word_order=word_order, char_order=char_order, dtype=F64)
+        np.testing.assert_allclose(ours.numpy(), sentences, rtol=0, atol=EXACT)
+
+
 def test_whitespace_is_str_isspace():
     codes = np.arange(0x110000, dtype=np.uint32)
     expected = [c for c in range(0x110000) if chr(c).isspace()]

@@ -32,13 +32,21 @@ from tensorbleu_metrics.functional._engine import run_rows, token_scratch
 
 __all__ = ["best_reference", "chrf_counts", "f_scores"]
 
-# Fibonacci hashing's multiplier (2**64 / golden ratio) as an int64: products wrap, and the slot is read from the
-# product's top bits
-_MULT = np.int64(-7046029254386353131)
+# Fibonacci hashing's multiplier (2**64 / golden ratio): a slot is read from the top bits of a product. Hashes are
+# uint64, whose products wrap; an int64 product that overflows is undefined to the compiler, which may then give two
+# places in the code different values for one key
+_MULT = np.uint64(0x9E3779B97F4A7C15)
+_SEED = np.uint64(0x2545F4914F6CDD1D)  # a word's hash before its first codepoint
 _U = np.uint64
 # the whitespace tables cover the codepoints up to U+3000 and one beyond, which stands for every larger one
 _BEYOND = np.uint32(0x3001)
 _ONE = np.uint64(1)
+
+
+@numba.njit(nogil=True, cache=True)
+def _slot(key, shift):
+    """The slot of a non-negative key (or a uint64 hash) in a table of ``2**(64 - shift)`` slots."""
+    return np.int64((_U(key) * _MULT) >> _U(shift))
 
 
 @numba.njit(nogil=True, cache=True)
@@ -95,7 +103,7 @@ def _level_hashed(sym, lh, ref_at, ref_len, n_refs, width, n, at, keys, vals, sl
     count = 0
     for i in range(lh - n + 1):
         key = at[i] * width + sym[i + n - 1]
-        s = ((key * _MULT) >> shift) & mask
+        s = _slot(key, shift)
         while True:
             found = keys[s]
             if found == key:
@@ -122,7 +130,7 @@ def _level_hashed(sym, lh, ref_at, ref_len, n_refs, width, n, at, keys, vals, sl
             g = sym[i + n - 1]
             if p > 0 and g > 0:
                 key = p * width + g
-                s = ((key * _MULT) >> shift) & mask
+                s = _slot(key, shift)
                 while True:
                     found = keys[s]
                     if found == key:
@@ -241,7 +249,7 @@ def _rows(
     ref_len = np.zeros(n_refs_max, dtype=np.int64)
     # words: a table of the hypothesis's word hashes, with each word's id, first codepoint and length
     word_cap = 1 << _bits_for(longest) if word_order else 1
-    word_hash = np.zeros(word_cap, dtype=np.int64)
+    word_hash = np.zeros(word_cap, dtype=np.uint64)
     word_id = np.zeros(word_cap, dtype=np.int32)  # 0: empty slot
     word_at = np.zeros(word_cap, dtype=np.int64)
     word_len = np.zeros(word_cap, dtype=np.int64)
@@ -292,29 +300,46 @@ def _rows(
             i = text_at[t]
             end = text_at[t + 1]
             while i < end:
-                if _is_space(codes[i], spaces):
+                if _is_space(codes[_U(i)], spaces):
                     i += 1
                     continue
-                j = i + 1
-                while j < end and not _is_space(codes[j], spaces):
+                # a word: its hash codepoint by codepoint, and the hash before its last codepoint
+                h = _SEED
+                before = _SEED
+                j = i
+                while j < end:
+                    c = codes[_U(j)]
+                    if _is_space(c, spaces):
+                        break
+                    before = h
+                    h = (h ^ _U(c)) * _MULT
                     j += 1
                 # SacreBLEU's rule: a word of 2+ characters loses a final ASCII mark to a piece of its own, or
                 # else an initial one
-                cut = j
-                if j - i > 1:
-                    last = codes[j - 1]
-                    head = codes[i]
-                    if last < 128 and marks[last]:
-                        cut = j - 1
-                    elif head < 128 and marks[head]:
-                        cut = i + 1
-                a = i
-                while a < j:
-                    e = cut if a < cut else j
-                    h = np.int64(e - a)
-                    for q in range(a, e):
-                        h = (h ^ np.int64(codes[q])) * _MULT
-                    s = ((h * _MULT) >> shift) & mask
+                pieces = 1
+                last = codes[_U(j - 1)]
+                head = codes[_U(i)]
+                if j - i > 1 and last < 128 and marks[last]:
+                    pieces = 2
+                    cut = j - 1
+                    first_hash = before
+                    second_hash = (_SEED ^ _U(last)) * _MULT
+                elif j - i > 1 and head < 128 and marks[head]:
+                    pieces = 2
+                    cut = i + 1
+                    first_hash = (_SEED ^ _U(head)) * _MULT
+                    second_hash = _SEED
+                    for q in range(i + 1, j):
+                        second_hash = (second_hash ^ _U(codes[_U(q)])) * _MULT
+                else:
+                    cut = j
+                    first_hash = h
+                    second_hash = h
+                for piece in range(pieces):
+                    a = i if piece == 0 else cut
+                    e = cut if piece == 0 else j
+                    h = first_hash if piece == 0 else second_hash
+                    s = _slot(h, shift)
                     g = 0
                     while True:
                         known = word_id[s]
@@ -332,16 +357,15 @@ def _rows(
                             same = True
                             other = word_at[s]
                             for q in range(e - a):
-                                if codes[a + q] != codes[other + q]:
+                                if codes[_U(a + q)] != codes[_U(other + q)]:
                                     same = False
                                     break
                             if same:
                                 g = known
                                 break
                         s = (s + 1) & mask
-                    sym[pos] = g
+                    sym[_U(pos)] = g
                     pos += 1
-                    a = e
                 i = j
             if k == 0:
                 lh = pos
