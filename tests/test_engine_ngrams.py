@@ -124,6 +124,33 @@ def test_prefixes_with_several_continuations(seed, n_refs, width, vocab, n_gram)
     np.testing.assert_array_equal(ref_matches, expected_refs)
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_refs=st.integers(1, 4),
+    vocab=st.integers(1, 5),
+    n_gram=st.integers(1, 10),
+    group=st.integers(1, 4),
+)
+def test_groups_of_orders(seed, n_refs, vocab, n_gram, group):
+    """Orders counted in groups of any size (a huge candidate gets groups of one; more than four orders chain groups
+    through the ids of each group's last order) give the same counts, and leave the count planes cleared."""
+    from tensorbleu_metrics.functional._engine import ngrams
+
+    preds, pred_len, refs, ref_len = _batch(seed, 4, n_refs, 40, 40, "small")
+    preds, refs = preds % vocab, refs % vocab
+    expected, expected_refs = _definition(preds, pred_len, refs, ref_len, n_gram)
+    kept = ngrams.GROUP
+    ngrams.GROUP = group
+    try:
+        matches, ref_matches = count_pairs(preds, pred_len, refs, ref_len, n_gram, True)
+    finally:
+        ngrams.GROUP = kept
+    np.testing.assert_array_equal(matches, expected)
+    np.testing.assert_array_equal(ref_matches, expected_refs)
+    assert not ngrams._local.work.counts.any()
+
+
 def test_shared_token_map_and_table_restart():
     """The kernel shares the thread's token map with the LCS and Self-BLEU kernels (calls in any order give the
     same counts), and its table starts again when its key base nears overflow."""

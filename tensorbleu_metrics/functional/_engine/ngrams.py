@@ -1,26 +1,30 @@
 """Clipped n-gram matches of a candidate against its references: compiled per-row kernels.
 
-A row (one candidate and its references) is laid out as ``[0 | candidate | -1 | ref 0 | ref 1 ...]``, each position
-holding an n-gram id of the order at hand. An n-gram of the candidate is named by the position where it first ends
-in the candidate (1..lp), so ids need no counter: a token's id comes from the thread's persistent direct map, whose
-entries hold ``row base + first position`` (entries from earlier rows lie at or below the base, so the map is never
-cleared); a reference token the candidate lacks gets 0. Order n's id at a position comes from order n - 1's id p one
-position back (the prefix) and the position's token: the first n-gram after the prefix's first occurrence ends at
-p + 1, so when the token at p + 1 is the position's token the id is p + 1, read with one comparison and no table. Only
-a prefix followed in the candidate by several different tokens needs more: the candidate's pass marks it (a stamped
-array indexed by the prefix) and enters its other continuations in a small open-addressing table keyed by (prefix,
-token); a reference position looks there only when its prefix is marked. Each order is one forward pass over the
-candidate and one over each reference, without branches on the data outside that rare case.
+A row (one candidate and its references) is laid out as ``[0 | candidate | -1 | ref 0 | ref 1 ...]``. An n-gram of
+the candidate is named by the position where it first ends in the candidate (1..lp), so ids need no counter: a
+token's id comes from the thread's persistent direct map, whose entries hold ``row base + first position`` (entries
+from earlier rows lie at or below the base, so the map is never cleared); a reference token the candidate lacks gets
+0. Order n's id at a position comes from order n - 1's id p one position back (the prefix) and the position's token:
+the first n-gram after the prefix's first occurrence ends at p + 1, so when the token at p + 1 is the position's
+token the id is p + 1, read with one comparison and no table. Only a prefix followed in the candidate by several
+different tokens needs more: the candidate's pass marks it (a bit per order in a byte per prefix) and enters its
+other continuations in a small open-addressing table keyed by (order, prefix, token); a reference position looks
+there only when its prefix is marked. A distinct n-gram of order n is either its prefix's first continuation or a key,
+and every distinct (n - 1)-gram but the candidate's last has a first continuation: order n enters at most
+``D_n - D_(n-1) + 1`` keys (D: the distinct n-grams of an order), and a group of consecutive orders at most lp.
 
-Counting is folded into the same passes: the candidate's pass counts its n-grams first, then each reference
-occurrence adds one to ``min(count_cand, count_ref)`` and, when it raises the largest reference count, to
-``min(count_cand, max_r count_r)``; the n-grams a candidate lacks all fall into slot 0, whose candidate count stays 0.
-A row stops at the first order without a match.
+Orders go in groups of four (BLEU's and GLEU's n-gram orders: one group), each group one forward pass over the
+candidate and one over each reference, the four ids of the previous position held in registers; only a later group
+reads the ids of the order before it from an array. Counting is folded into the passes: the candidate's pass and each
+reference's count their n-grams in planes of slots ``4 * id + order``; after a reference's pass, vectorised loops
+over the planes add ``min(count_cand, count_ref)`` per order and keep the largest reference counts, which give
+``min(count_cand, max_r count_r)`` after the last one. The n-grams a candidate lacks all fall into slot 0, whose
+candidate count is 0. A row stops after the first group whose last order has no match.
 
-Cost per row: O(tokens) per order, one map lookup per token. Memory: the thread's map (its 8-byte stamps per
-vocabulary entry, kept between calls and shared with the other kernels) and, in buffers each thread keeps between
-calls, 8 bytes per position of the widest row plus at most ``80 + 4 R`` bytes per token of the longest candidate (R
-references).
+Cost per row: O(tokens) per order, one map lookup per token, plus O(R lp) per group for the planes. Memory: the
+thread's map (its 8-byte stamps per vocabulary entry, kept between calls and shared with the other kernels) and, in
+buffers each thread keeps between calls, 8 bytes per position of the widest row plus at most 113 bytes per token of
+the longest candidate (48 for the three count planes, 64 for the table, 1 for the marks).
 """
 
 from __future__ import annotations
@@ -37,8 +41,8 @@ from tensorbleu_metrics.functional._engine import MAP_LIMIT, dense_tokens, run_r
 __all__ = ["count_pairs"]
 
 _HASH = np.int64(-7046029254386353131)  # 2**64 / golden ratio, as int64: a multiplicative hash
-# the table's keys are ``table base + key`` with the base moving past every key at each order; before it could
-# overflow, the table is cleared and the base starts again at 0
+# the table's keys are ``table base + key`` with the base moving past every key at each group of orders; before it
+# could overflow, the table is cleared and the base starts again at 0
 _TABLE_RESET = np.int64(1) << 61
 
 
@@ -51,12 +55,207 @@ def _find(table, table_base, key, shift, mask, value):
         held = table[uintp(s), 0]
         if held == full:
             return table[uintp(s), 1]
-        if held <= table_base:  # empty: keys of earlier orders lie at or below the base
+        if held <= table_base:  # empty: keys of earlier groups lie at or below the base
             if value > 0:
                 table[uintp(s), 0] = full
                 table[uintp(s), 1] = value
             return value
         s = (s + 1) & mask
+
+
+@numba.njit(nogil=True, cache=True)
+def _candidate(row, lp, first, size, more, token_map, base, tok, cur, counts, marks, table, table_base, shift, mask):
+    """The candidate's pass for a group of ``size`` orders: its ids (order 1's into ``tok`` for the first group, the
+    group's last into ``cur`` if ``more`` groups follow), its counts, the marks and the table's new n-grams."""
+    span = lp + 1
+    sq = span * span
+    a0 = 0
+    a1 = 0
+    a2 = 0
+    q = 0
+    if first and size == 4 and not more:  # BLEU's and GLEU's four orders: the same steps without the tests
+        for i in range(1, lp + 1):
+            t = row[uintp(i - 1)]
+            g = token_map[uintp(t)] - base
+            g = i if g <= 0 else g
+            token_map[uintp(t)] = base + g
+            tok[uintp(i)] = g
+            counts[uintp(4 * g)] += 1
+            c = a0 + (a0 > 0)
+            if tok[uintp(c)] == g:
+                x1 = c
+            elif a0 > 0:
+                marks[uintp(a0)] |= 2
+                x1 = _find(table, table_base, sq + a0 * span + g, shift, mask, i)
+            else:
+                x1 = 0
+            counts[uintp(4 * x1 + 1)] += 1
+            c = a1 + (a1 > 0)
+            if tok[uintp(c)] == g:
+                x2 = c
+            elif a1 > 0:
+                marks[uintp(a1)] |= 4
+                x2 = _find(table, table_base, 2 * sq + a1 * span + g, shift, mask, i)
+            else:
+                x2 = 0
+            counts[uintp(4 * x2 + 2)] += 1
+            c = a2 + (a2 > 0)
+            if tok[uintp(c)] == g:
+                x3 = c
+            elif a2 > 0:
+                marks[uintp(a2)] |= 8
+                x3 = _find(table, table_base, 3 * sq + a2 * span + g, shift, mask, i)
+            else:
+                x3 = 0
+            counts[uintp(4 * x3 + 3)] += 1
+            a2 = x2
+            a1 = x1
+            a0 = g
+        counts[0:4] = 0  # positions before an order's first n-gram
+        return
+    for i in range(1, lp + 1):
+        if first:
+            t = row[uintp(i - 1)]
+            g = token_map[uintp(t)] - base
+            g = i if g <= 0 else g
+            token_map[uintp(t)] = base + g
+            tok[uintp(i)] = g
+            x0 = g
+        else:
+            g = tok[uintp(i)]
+            p = q
+            q = cur[uintp(i)]
+            c = p + (p > 0)
+            if tok[uintp(c)] == g:
+                x0 = c
+            elif p > 0:
+                marks[uintp(p)] |= 1
+                x0 = _find(table, table_base, p * span + g, shift, mask, i)
+            else:
+                x0 = 0
+        counts[uintp(4 * x0)] += 1
+        last = x0
+        if size > 1:
+            c = a0 + (a0 > 0)
+            if tok[uintp(c)] == g:
+                x1 = c
+            elif a0 > 0:
+                marks[uintp(a0)] |= 2
+                x1 = _find(table, table_base, sq + a0 * span + g, shift, mask, i)
+            else:
+                x1 = 0
+            counts[uintp(4 * x1 + 1)] += 1
+            last = x1
+            if size > 2:
+                c = a1 + (a1 > 0)
+                if tok[uintp(c)] == g:
+                    x2 = c
+                elif a1 > 0:
+                    marks[uintp(a1)] |= 4
+                    x2 = _find(table, table_base, 2 * sq + a1 * span + g, shift, mask, i)
+                else:
+                    x2 = 0
+                counts[uintp(4 * x2 + 2)] += 1
+                last = x2
+                if size > 3:
+                    c = a2 + (a2 > 0)
+                    if tok[uintp(c)] == g:
+                        x3 = c
+                    elif a2 > 0:
+                        marks[uintp(a2)] |= 8
+                        x3 = _find(table, table_base, 3 * sq + a2 * span + g, shift, mask, i)
+                    else:
+                        x3 = 0
+                    counts[uintp(4 * x3 + 3)] += 1
+                    last = x3
+                a2 = x2
+            a1 = x1
+        a0 = x0
+        if more:
+            cur[uintp(i)] = last
+    counts[0:4] = 0  # positions before an order's first n-gram
+
+
+@numba.njit(nogil=True, cache=True)
+def _reference(
+    ref, lr, off, lp, first, size, more, token_map, base, tok, cur, counts, marks, table, table_base, shift, mask
+):
+    """A reference's pass for a group of ``size`` orders: its counts (in the plane after the candidate's) and, if
+    ``more`` groups follow, order 1's ids into ``tok`` (first group) and the group's last into ``cur``."""
+    span = lp + 1
+    sq = span * span
+    plane = 4 * span
+    a0 = 0
+    a1 = 0
+    a2 = 0
+    q = 0
+    if first and size == 4 and not more:  # BLEU's and GLEU's four orders: the same steps without the tests
+        for i in range(lr):
+            g = max(token_map[uintp(ref[uintp(i)])] - base, 0)
+            counts[uintp(plane + 4 * g)] += 1
+            c = a0 + (a0 > 0)
+            x1 = c * (tok[uintp(c)] == g)
+            if ((marks[uintp(a0)] & 2) != 0) & (x1 == 0):
+                x1 = _find(table, table_base, sq + a0 * span + g, shift, mask, 0)
+            counts[uintp(plane + 4 * x1 + 1)] += 1
+            c = a1 + (a1 > 0)
+            x2 = c * (tok[uintp(c)] == g)
+            if ((marks[uintp(a1)] & 4) != 0) & (x2 == 0):
+                x2 = _find(table, table_base, 2 * sq + a1 * span + g, shift, mask, 0)
+            counts[uintp(plane + 4 * x2 + 2)] += 1
+            c = a2 + (a2 > 0)
+            x3 = c * (tok[uintp(c)] == g)
+            if ((marks[uintp(a2)] & 8) != 0) & (x3 == 0):
+                x3 = _find(table, table_base, 3 * sq + a2 * span + g, shift, mask, 0)
+            counts[uintp(plane + 4 * x3 + 3)] += 1
+            a2 = x2
+            a1 = x1
+            a0 = g
+        return
+    for i in range(lr):
+        j = off + i
+        if first:
+            g = max(token_map[uintp(ref[uintp(i)])] - base, 0)
+            if more:
+                tok[uintp(j)] = g
+            x0 = g
+        else:
+            g = tok[uintp(j)]
+            p = q
+            q = cur[uintp(j)]
+            c = p + (p > 0)
+            x0 = c * (tok[uintp(c)] == g)
+            # both tested without a branch on the first: which positions miss is unpredictable
+            if ((marks[uintp(p)] & 1) != 0) & (x0 == 0):
+                x0 = _find(table, table_base, p * span + g, shift, mask, 0)
+        counts[uintp(plane + 4 * x0)] += 1
+        last = x0
+        if size > 1:
+            c = a0 + (a0 > 0)
+            x1 = c * (tok[uintp(c)] == g)
+            if ((marks[uintp(a0)] & 2) != 0) & (x1 == 0):
+                x1 = _find(table, table_base, sq + a0 * span + g, shift, mask, 0)
+            counts[uintp(plane + 4 * x1 + 1)] += 1
+            last = x1
+            if size > 2:
+                c = a1 + (a1 > 0)
+                x2 = c * (tok[uintp(c)] == g)
+                if ((marks[uintp(a1)] & 4) != 0) & (x2 == 0):
+                    x2 = _find(table, table_base, 2 * sq + a1 * span + g, shift, mask, 0)
+                counts[uintp(plane + 4 * x2 + 2)] += 1
+                last = x2
+                if size > 3:
+                    c = a2 + (a2 > 0)
+                    x3 = c * (tok[uintp(c)] == g)
+                    if ((marks[uintp(a2)] & 8) != 0) & (x3 == 0):
+                        x3 = _find(table, table_base, 3 * sq + a2 * span + g, shift, mask, 0)
+                    counts[uintp(plane + 4 * x3 + 3)] += 1
+                    last = x3
+                a2 = x2
+            a1 = x1
+        a0 = x0
+        if more:
+            cur[uintp(j)] = last
 
 
 @numba.njit(nogil=True, cache=True)
@@ -68,6 +267,7 @@ def _count_rows(
     refs,
     ref_len,
     n_gram,
+    group,
     matches,
     ref_matches,
     token_map,
@@ -76,133 +276,160 @@ def _count_rows(
     cur,
     counts,
     marks,
-    mark,
     table,
     table_base,
 ):
     """Rows ``[start, stop)`` into ``matches`` (B, N) and ``ref_matches`` (B, R, N).
 
-    ``counts[id * (R + 2) + f]``: f = 0 the candidate's count, 1 the largest reference count, 2 + k reference k's.
-    Array indices are cast to unsigned (they are never negative), which spares each access Python's wraparound.
-    Returns the last map stamp, mark and table base used.
+    Orders go in groups of up to ``group`` (at most 4): one pass over the candidate and one over each reference
+    per group, order m of the group reading order m - 1's id at the previous position from a register. The counts
+    lie in three planes of ``4 * span`` slots, the candidate's, the current reference's and the largest so far,
+    slot ``4 * id + m`` for order m of the group; all are 0 between rows. ``marks[p]`` bit m: the group's order m
+    has a prefix ``p`` with several continuations. Array indices are cast to unsigned (they are never negative),
+    which spares each access Python's wraparound. Returns the last map stamp and table base used.
     """
     n_refs = refs.shape[1]
-    width = n_refs + 2
     for b in range(start, stop):
         lp = pred_len[b]
         if lp == 0:
             continue
         base = stamp
-        slots = (lp + 1) * width
-        counts[:slots] = 0
-        tok[0] = 0
-        # ---- order 1: a token's id is its first position in the candidate ----
-        row = preds[b]
-        for i in range(1, lp + 1):
-            t = row[uintp(i - 1)]
-            g = token_map[uintp(t)] - base
-            g = i if g <= 0 else g
-            token_map[uintp(t)] = base + g
-            tok[uintp(i)] = g
-            cur[uintp(i)] = g
-            counts[uintp(g * width)] += 1
-        stamp = base + lp
-        tok[lp + 1] = -1  # after the candidate: equal to no token, and to no missing one (0)
-        total = 0
-        off = lp + 2
-        for k in range(n_refs):
-            lr = ref_len[b, k]
-            ref = refs[b, k]
-            hits = 0
-            for i in range(lr):
-                g = max(token_map[uintp(ref[uintp(i)])] - base, 0)
-                tok[uintp(off + i)] = g
-                cur[uintp(off + i)] = g
-                o = g * width
-                seen = counts[uintp(o + 2 + k)] + 1
-                counts[uintp(o + 2 + k)] = seen
-                below = seen <= counts[uintp(o)]
-                hits += below
-                top = counts[uintp(o + 1)]
-                total += below & (seen > top)
-                counts[uintp(o + 1)] = max(top, seen)
-            ref_matches[b, k, 0] = hits
-            off += lr
-        matches[b, 0] = total
-        if n_gram == 1 or total == 0:
-            continue
-        # ---- orders 2..n_gram: the table holds at most lp keys, at most half full ----
+        span = lp + 1
+        plane = 4 * span
         bits = 1
         while (1 << bits) < 2 * lp:
             bits += 1
         mask = (1 << bits) - 1
         shift = 64 - bits
-        span = lp + 1  # key = prefix * span + token
-        for n in range(2, n_gram + 1):
+        tok[0] = 0
+        n0 = 1
+        while n0 <= n_gram:
+            size = min(group, n_gram - n0 + 1)
+            more = n0 + size <= n_gram  # a later group reads this one's last order from ``cur``
+            first = n0 == 1
             if table_base > _TABLE_RESET:
                 table[:, 0] = 0
                 table_base = 0
-            mark += 1
-            counts[:slots] = 0
-            prev = 0  # order n - 1's id one position back (0 before the first position)
-            for i in range(1, lp + 1):
-                p = prev
-                prev = cur[uintp(i)]
-                g = tok[uintp(i)]
-                c = p + (p > 0)
-                if tok[uintp(c)] == g:
-                    ident = c
-                elif p > 0:
-                    marks[uintp(p)] = mark
-                    ident = _find(table, table_base, p * span + g, shift, mask, i)
-                else:
-                    ident = 0
-                cur[uintp(i)] = ident
-                counts[uintp(ident * width)] += ident > 0
-            total = 0
+            marks[:span] = 0
+            _candidate(
+                preds[b],
+                lp,
+                first,
+                size,
+                more,
+                token_map,
+                base,
+                tok,
+                cur,
+                counts,
+                marks,
+                table,
+                table_base,
+                shift,
+                mask,
+            )
+            if first:
+                stamp = base + lp
+                tok[lp + 1] = -1  # after the candidate: equal to no token, and to no missing one (0)
             off = lp + 2
             for k in range(n_refs):
                 lr = ref_len[b, k]
-                hits = 0
-                prev = 0
-                for j in range(off, off + lr):
-                    p = prev
-                    prev = cur[uintp(j)]
-                    g = tok[uintp(j)]
-                    c = p + (p > 0)
-                    ident = c * (tok[uintp(c)] == g)
-                    # both tested without a branch on the first: which positions miss is unpredictable
-                    if (marks[uintp(p)] == mark) & (ident == 0):
-                        ident = _find(table, table_base, p * span + g, shift, mask, 0)
-                    cur[uintp(j)] = ident
-                    o = ident * width
-                    seen = counts[uintp(o + 2 + k)] + 1
-                    counts[uintp(o + 2 + k)] = seen
-                    below = seen <= counts[uintp(o)]
-                    hits += below
-                    if n_refs > 1:
-                        top = counts[uintp(o + 1)]
-                        total += below & (seen > top)
-                        counts[uintp(o + 1)] = max(top, seen)
-                    else:  # one reference: its count is the largest
-                        total += below
-                ref_matches[b, k, n - 1] = hits
+                _reference(
+                    refs[b, k],
+                    lr,
+                    off,
+                    lp,
+                    first,
+                    size,
+                    more,
+                    token_map,
+                    base,
+                    tok,
+                    cur,
+                    counts,
+                    marks,
+                    table,
+                    table_base,
+                    shift,
+                    mask,
+                )
                 off += lr
-            table_base += span * span
-            matches[b, n - 1] = total
-            if total == 0:
+                h0, h1, h2, h3 = _overlap(counts, plane, n_refs == 1)
+                ref_matches[b, k, n0 - 1] = h0
+                if size > 1:
+                    ref_matches[b, k, n0] = h1
+                if size > 2:
+                    ref_matches[b, k, n0 + 1] = h2
+                if size > 3:
+                    ref_matches[b, k, n0 + 2] = h3
+            if n_refs == 1:
+                matches[b, n0 - 1 : n0 - 1 + size] = ref_matches[b, 0, n0 - 1 : n0 - 1 + size]
+            else:
+                h0, h1, h2, h3 = _clipped(counts, plane)
+                matches[b, n0 - 1] = h0
+                if size > 1:
+                    matches[b, n0] = h1
+                if size > 2:
+                    matches[b, n0 + 1] = h2
+                if size > 3:
+                    matches[b, n0 + 2] = h3
+            table_base += size * span * span
+            n0 += size
+            if matches[b, n0 - 2] == 0:
                 break
-    return stamp, mark, table_base
+    return stamp, table_base
+
+
+@numba.njit(nogil=True, cache=True)
+def _overlap(counts, plane, alone):
+    """The current reference's overlap with the candidate, per order of the group; its counts go into the largest
+    so far (or, ``alone``, the candidate's are cleared) and its own plane is cleared."""
+    h0, h1, h2, h3 = _min_sums(counts, plane, plane)
+    if alone:
+        counts[: 2 * plane] = 0
+    else:
+        # a loop of its own: beside the sums above it would not vectorise
+        for s in range(plane):
+            counts[uintp(2 * plane + s)] = max(counts[uintp(2 * plane + s)], counts[uintp(plane + s)])
+            counts[uintp(plane + s)] = 0
+    return h0, h1, h2, h3
+
+
+@numba.njit(nogil=True, cache=True)
+def _min_sums(counts, plane, other):
+    """``sum min(candidate, the plane at other)`` over the slots of each order of the group."""
+    h0 = 0
+    h1 = 0
+    h2 = 0
+    h3 = 0
+    for s in range(0, plane, 4):
+        h0 += min(counts[uintp(s)], counts[uintp(other + s)])
+        h1 += min(counts[uintp(s + 1)], counts[uintp(other + s + 1)])
+        h2 += min(counts[uintp(s + 2)], counts[uintp(other + s + 2)])
+        h3 += min(counts[uintp(s + 3)], counts[uintp(other + s + 3)])
+    return h0, h1, h2, h3
+
+
+@numba.njit(nogil=True, cache=True)
+def _clipped(counts, plane):
+    """The candidate's counts clipped by the largest reference counts, per order of the group; all cleared."""
+    h0, h1, h2, h3 = _min_sums(counts, plane, 2 * plane)
+    counts[: 3 * plane] = 0
+    return h0, h1, h2, h3
 
 
 @numba.njit(nogil=True, cache=True)
 def _scan(preds, pred_len, refs, ref_len):
-    """The smallest and largest valid token (0, 0 without any), and each row's tokens (its cost)."""
+    """The smallest and largest valid token (0, 0 without any), the longest candidate, a bound on a row's candidate,
+    references and separators, and each row's tokens (its cost)."""
     low = np.iinfo(np.int64).max
     high = np.iinfo(np.int64).min
+    longest = 0
+    widest = 0
     cost = np.empty(preds.shape[0], dtype=np.int64)
     for b in range(preds.shape[0]):
         n = pred_len[b]
+        longest = max(longest, n)
         for i in range(n):
             low = min(low, preds[b, i])
             high = max(high, preds[b, i])
@@ -212,34 +439,34 @@ def _scan(preds, pred_len, refs, ref_len):
                 low = min(low, refs[b, k, i])
                 high = max(high, refs[b, k, i])
         cost[b] = n
+        widest = max(widest, n - pred_len[b])
     if low > high:
-        return 0, 0, cost
-    return low, high, cost
+        low = high = 0
+    return low, high, longest, widest + longest + 2, cost
 
 
 class _Work:
-    """A thread's buffers, kept between calls: the ids of a row's positions (order 1 and the current order), the
-    counts per candidate n-gram, the prefix marks and the continuation table (both stamped, never cleared)."""
+    """A thread's buffers, kept between calls: the ids of a row's positions (order 1 and the last order of a group),
+    the count planes (all 0 between rows), the prefix marks and the continuation table (keys stamped by a base that
+    moves on, never cleared)."""
 
     def __init__(self) -> None:
         self.tok = np.zeros(0, dtype=np.int32)
         self.cur = np.zeros(0, dtype=np.int32)
         self.counts = np.zeros(0, dtype=np.int32)
-        self.marks = np.zeros(0, dtype=np.int64)
-        self.mark = 0
+        self.marks = np.zeros(0, dtype=np.uint8)
         self.table = np.zeros((0, 2), dtype=np.int64)
         self.table_base = 0
 
-    def reserve(self, width: int, longest: int, n_refs: int) -> None:
+    def reserve(self, width: int, longest: int) -> None:
         if self.tok.shape[0] < width:
-            size = max(width, 2 * self.tok.shape[0])
-            self.tok = np.empty(size, dtype=np.int32)
-            self.cur = np.empty(size, dtype=np.int32)
-        if self.counts.shape[0] < (longest + 1) * (n_refs + 2):
-            self.counts = np.empty(max((longest + 1) * (n_refs + 2), 2 * self.counts.shape[0]), dtype=np.int32)
+            self.tok = np.empty(width, dtype=np.int32)
+            self.cur = np.empty(width, dtype=np.int32)
+        planes = 3 * 4 * (longest + 1)  # four orders' slots per id, whatever the group
+        if self.counts.shape[0] < planes:
+            self.counts = np.zeros(planes, dtype=np.int32)
         if self.marks.shape[0] < longest + 1:
-            self.marks = np.zeros(max(longest + 1, 2 * self.marks.shape[0]), dtype=np.int64)
-            self.mark = 0
+            self.marks = np.empty(longest + 1, dtype=np.uint8)
         rows = 2
         while rows < 2 * longest:
             rows *= 2
@@ -252,9 +479,11 @@ _local = threading.local()
 # rows up to this many tokens use the thread's kept buffers; a larger call gets buffers of its own, so that one
 # huge call does not hold its memory afterwards
 KEEP_WIDTH = 1 << 20
+# orders counted in one pass (the kernel keeps at most this many ids in registers)
+GROUP = 4
 
 
-def _work(width: int, longest: int, n_refs: int) -> _Work:
+def _work(width: int, longest: int) -> _Work:
     """This thread's ``_Work``, large enough for the rows."""
     if width > KEEP_WIDTH:
         work = _Work()
@@ -262,18 +491,18 @@ def _work(width: int, longest: int, n_refs: int) -> _Work:
         work = getattr(_local, "work", None)
         if work is None:
             work = _local.work = _Work()
-    work.reserve(width, longest, n_refs)
+    work.reserve(width, longest)
     return work
 
 
 def _block(start: int, stop: int, *args: Any) -> int:
     """Run the kernel over rows ``[start, stop)`` with this thread's token map and buffers."""
-    preds, pred_len, refs, ref_len, n_gram, matches, ref_matches, vocab, width, longest = args
+    preds, pred_len, refs, ref_len, n_gram, group, matches, ref_matches, vocab, width, longest = args
     scratch = token_scratch(vocab)
-    work = _work(width, longest, refs.shape[1])
+    work = _work(width, longest)
     # the map's entries stay at or below ``scratch.stamp`` (each row's base): the other kernels' fresh stamps
     # (stamp + 1, ...) never equal one of them, and theirs never look valid here
-    scratch.stamp, work.mark, work.table_base = _count_rows(
+    scratch.stamp, work.table_base = _count_rows(
         start,
         stop,
         preds,
@@ -281,6 +510,7 @@ def _block(start: int, stop: int, *args: Any) -> int:
         refs,
         ref_len,
         n_gram,
+        group,
         matches,
         ref_matches,
         scratch.stamps,
@@ -289,7 +519,6 @@ def _block(start: int, stop: int, *args: Any) -> int:
         work.cur,
         work.counts,
         work.marks,
-        work.mark,
         work.table,
         work.table_base,
     )
@@ -318,9 +547,7 @@ def count_pairs(
     matches = np.zeros((n_rows, n_gram), dtype=np.int64)
     ref_matches = np.zeros((n_rows, n_refs, n_gram), dtype=np.int64)
     if n_rows and n_refs and n_gram:
-        low, high, cost = _scan(preds, pred_len, refs, ref_len)
-        longest = int(pred_len.max())
-        width = int((cost - pred_len).max()) + longest + 2  # a bound on a row's candidate, references, separators
+        low, high, longest, width, cost = _scan(preds, pred_len, refs, ref_len)
         # int32 positions, ids and counts within a row
         if width >= 2**31:
             raise ValueError("a candidate and its references hold 2**31 tokens or more")
@@ -328,6 +555,8 @@ def count_pairs(
             (preds, refs), vocab = dense_tokens([preds, refs], [pred_len, ref_len])
         else:
             vocab = high + 1
-        args = (preds, pred_len, refs, ref_len, n_gram, matches, ref_matches, vocab, width, longest)
+        # a group's keys (below group * (longest + 1)**2) stay below 2**62
+        group = GROUP if longest < 1 << 29 else 1
+        args = (preds, pred_len, refs, ref_len, n_gram, group, matches, ref_matches, vocab, width, longest)
         run_rows(_block, n_rows, cost, *args)
     return matches, ref_matches if per_reference else None
