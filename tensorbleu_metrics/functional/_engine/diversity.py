@@ -11,7 +11,8 @@ occurring once makes every longer n-gram starting there new, counted without bui
 Self-BLEU then goes sample by sample: each sample's count of each of its n-grams is handed once to the n-gram's two
 largest counts over samples (with multiplicity), and a sample's clip count is the largest, or the second largest
 where the sample holds the largest. distinct-n counts the ids. The loops over positions are branch-free where
-the branch would follow the data.
+the branch would follow the data, and their array indices are cast to unsigned (they are never negative), which
+spares each access Numba's handling of negative indices.
 
 Cost: ``O(T + V)`` per order for a group of ``T`` tokens with ``V`` different tokens, no sort and no hashing.
 Memory: the per-thread token map, plus 76 bytes per token of the largest group, in buffers each thread keeps
@@ -25,6 +26,7 @@ from typing import Any
 
 import numba
 import numpy as np
+from numba import uintp
 
 from tensorbleu_metrics.functional._engine import dense_tokens, run_rows, token_scratch
 
@@ -40,6 +42,7 @@ STATE_FIELDS = 8
 
 @numba.njit(nogil=True, cache=True, inline="always")
 def _new_id(state, j):  # pragma: no cover
+    j = uintp(j)
     state[j, SEEN] = -1
     state[j, COUNT] = 0
     state[j, TOP] = 0
@@ -62,17 +65,17 @@ def _lay_out(
         n = lengths[s]
         end = t + n
         for j in range(n):
-            x = preds[s, j]
+            x = uintp(preds[uintp(s), uintp(j)])
             if token_stamps[x] != stamp:
                 token_stamps[x] = stamp
                 token_ids[x] = v
                 _new_id(state, v)
                 v += 1
             else:
-                state[token_ids[x], OCCURRENCES] += 1
-            tok[t] = token_ids[x]
-            ends[t] = end
-            sample[t] = k - lo
+                state[uintp(token_ids[x]), OCCURRENCES] += 1
+            tok[uintp(t)] = token_ids[x]
+            ends[uintp(t)] = end
+            sample[uintp(t)] = k - lo
             t += 1
     return t, v
 
@@ -89,31 +92,31 @@ def _extend(
     # counting sort of the positions by their n-th token
     bucket[: n_types + 1] = 0
     for i in range(n_alive):
-        bucket[tok[alive[i] + n - 1] + 1] += 1
+        bucket[uintp(tok[uintp(alive[i] + n - 1)] + 1)] += 1
     for b in range(n_types):
-        bucket[b + 1] += bucket[b]
+        bucket[uintp(b + 1)] += bucket[uintp(b)]
     for i in range(n_alive):
         p = alive[i]
-        b = tok[p + n - 1]
-        by_token[bucket[b]] = p
+        b = uintp(tok[uintp(p + n - 1)])
+        by_token[uintp(bucket[b])] = p
         bucket[b] += 1
     # within a bucket the prefix id alone names the n-gram: a fresh stamp per bucket
     n_ids = 0
     last_token = -1
     for i in range(n_alive):
-        p = by_token[i]
-        b = tok[p + n - 1]
+        p = uintp(by_token[i])
+        b = tok[uintp(p + n - 1)]
         if b != last_token:
             last_token = b
             stamp += 1
-        prefix = cur[p]
+        prefix = uintp(cur[p])
         if prefix_stamp[prefix] != stamp:
             prefix_stamp[prefix] = stamp
             prefix_map[prefix] = n_ids
             _new_id(state, n_ids)
             n_ids += 1
         else:
-            state[prefix_map[prefix], OCCURRENCES] += 1
+            state[uintp(prefix_map[prefix]), OCCURRENCES] += 1
         cur[p] = prefix_map[prefix]
     return n_ids, stamp
 
@@ -161,8 +164,8 @@ def _leave_one_out_rows(
             preds, lengths, order, lo, group_start[g + 1], token_ids, token_stamps, stamp, tok, ends, sample, state
         )
         for i in range(n_tokens):
-            alive[i] = i
-            cur[i] = tok[i]
+            alive[uintp(i)] = i
+            cur[uintp(i)] = tok[uintp(i)]
         n_alive = n_tokens
         for n in range(1, n_gram + 1):
             if n_alive == 0:
@@ -175,24 +178,24 @@ def _leave_one_out_rows(
             n_live = 0
             for i in range(n_alive):
                 p = alive[i]
-                live[n_live] = p
-                n_live += state[cur[p], OCCURRENCES] >= 2
+                live[uintp(n_live)] = p
+                n_live += state[uintp(cur[uintp(p)]), OCCURRENCES] >= 2
             # sample by sample (the live positions ascend): count its n-grams, then hand each count once to the
             # n-gram's two largest counts over samples (counted with multiplicity: the second equals the largest
             # where two samples hold it), kept at the sample's first occurrence in own (0 elsewhere)
             i = 0
             while i < n_live:
-                s = sample[live[i]]
+                s = sample[uintp(live[uintp(i)])]
                 e = i
-                while e < n_live and sample[live[e]] == s:
-                    j = cur[live[e]]
+                while e < n_live and sample[uintp(live[uintp(e)])] == s:
+                    j = uintp(cur[uintp(live[uintp(e)])])
                     state[j, COUNT] = state[j, COUNT] * (state[j, SEEN] == s) + 1
                     state[j, SEEN] = s
                     e += 1
                 for q in range(i, e):
-                    j = cur[live[q]]
+                    j = uintp(cur[uintp(live[uintp(q)])])
                     c = state[j, COUNT]
-                    own[q] = c
+                    own[uintp(q)] = c
                     state[j, COUNT] = 0
                     top = state[j, TOP]
                     state[j, SECOND] = max(state[j, SECOND], min(c, top))
@@ -204,17 +207,17 @@ def _leave_one_out_rows(
             kept = 0
             i = 0
             while i < n_live:
-                s = sample[live[i]]
+                s = sample[uintp(live[uintp(i)])]
                 total = 0
-                while i < n_live and sample[live[i]] == s:
-                    p = live[i]
-                    j = cur[p]
-                    c = own[i]
+                while i < n_live and sample[uintp(live[uintp(i)])] == s:
+                    p = live[uintp(i)]
+                    j = uintp(cur[uintp(p)])
+                    c = own[uintp(i)]
                     top = state[j, TOP]
                     second = state[j, SECOND]
                     total += min(c, second if c == top else top)
-                    alive[kept] = p
-                    kept += (second > 0) & (p + n < ends[p])
+                    alive[uintp(kept)] = p
+                    kept += (second > 0) & (p + n < ends[uintp(p)])
                     i += 1
                 matches[order[lo + s], n - 1] += total
             n_alive = kept
@@ -275,8 +278,8 @@ def _distinct_rows(
         n_types = n_ids
         unique[:] = 0
         for i in range(n_tokens):
-            alive[i] = i
-            cur[i] = tok[i]
+            alive[uintp(i)] = i
+            cur[uintp(i)] = tok[uintp(i)]
         n_alive = n_tokens
         for n in range(1, n_gram + 1):
             if n_alive == 0:
@@ -291,9 +294,9 @@ def _distinct_rows(
             kept = 0
             for i in range(n_alive):
                 p = alive[i]
-                if p + n < ends[p]:
-                    if state[cur[p], OCCURRENCES] >= 2:
-                        alive[kept] = p
+                if p + n < ends[uintp(p)]:
+                    if state[uintp(cur[uintp(p)]), OCCURRENCES] >= 2:
+                        alive[uintp(kept)] = p
                         kept += 1
                     else:
                         # a single occurrence: every longer n-gram starting here is new, up to the sample's end
