@@ -8,7 +8,8 @@ zero bits of ``V`` below position ``i`` count the LCS with the prefix of length 
 group of up to 4 words (256 positions) at a time over all the steps, the carries between the group's words in
 registers and one carry per step passed on to the next group; a group needs only its own match masks (4 words per
 token id, set from its positions and cleared after). A single-word vector runs a branch-free loop without carries,
-and the side with fewer word steps is the one that steps.
+and the side with fewer word steps is the one that steps. The loops' array indices are cast to unsigned (they are
+never negative), which spares each access Numba's handling of negative indices.
 
 ROUGE-Lsum walks rouge-score's ``_backtrack_norec`` for every (reference sentence, candidate sentence) pair of a row
 back from its table's corner, reading two bits of the kept vectors per step: at a mismatch in row ``a`` and column
@@ -36,6 +37,7 @@ import math
 
 import numba
 import numpy as np
+from numba import uintp
 
 from tensorbleu_metrics.functional._engine import dense_tokens, get_cpu_threads, run_rows, token_scratch
 
@@ -69,14 +71,14 @@ def _low_bits(n):  # pragma: no cover
 def _set_masks(mask, bit_ids, at, lo, hi):  # pragma: no cover
     """Or the bits of positions ``lo..hi-1`` (one word's) into the masks of their ids."""
     for p in range(lo, hi):
-        mask[bit_ids[at + p]] |= _ONE << np.uint64(p & 63)
+        mask[bit_ids[uintp(at + p)]] |= _ONE << np.uint64(p & 63)
 
 
 @numba.njit(nogil=True, cache=True)
 def _clear_masks(mask, bit_ids, at, lo, hi):  # pragma: no cover
     """Zero the masks that ``_set_masks`` touched (the table is all zero between uses)."""
     for p in range(lo, hi):
-        mask[bit_ids[at + p]] = 0
+        mask[bit_ids[uintp(at + p)]] = 0
 
 
 @numba.njit(nogil=True, cache=True)
@@ -89,14 +91,14 @@ def _zeros_in(v, word, n_bits):  # pragma: no cover
 def _set_group(mask, bit_ids, first, n_group, n_bits):  # pragma: no cover
     """Match masks of words ``first..first + n_group - 1``, ``n_group`` words per id (``mask[id * n_group + w]``)."""
     for p in range((first << 6), min((first + n_group) << 6, n_bits)):
-        mask[bit_ids[p] * n_group + (p >> 6) - first] |= _ONE << np.uint64(p & 63)
+        mask[uintp(bit_ids[uintp(p)] * n_group + (p >> 6) - first)] |= _ONE << np.uint64(p & 63)
 
 
 @numba.njit(nogil=True, cache=True)
 def _clear_group(mask, bit_ids, first, n_group, n_bits):  # pragma: no cover
     """Zero the masks that ``_set_group`` touched (the table is all zero between uses)."""
     for p in range((first << 6), min((first + n_group) << 6, n_bits)):
-        mask[bit_ids[p] * n_group + (p >> 6) - first] = 0
+        mask[uintp(bit_ids[uintp(p)] * n_group + (p >> 6) - first)] = 0
 
 
 @numba.njit(nogil=True, cache=True)
@@ -114,7 +116,7 @@ def _run1(step_ids, n_steps, mask, carry):  # pragma: no cover
     """One word over every step, with carries in and out through ``carry``."""
     v = _ALL
     for j in range(n_steps):
-        v, carry[j] = _add(v, mask[step_ids[j]], carry[j])
+        v, carry[uintp(j)] = _add(v, mask[step_ids[uintp(j)]], carry[uintp(j)])
     return v
 
 
@@ -125,15 +127,15 @@ def _run2(step_ids, n_steps, mask, carry, alone):  # pragma: no cover
     v0 = v1 = _ALL
     if alone:
         for j in range(n_steps):
-            at = step_ids[j] * 2
+            at = uintp(step_ids[uintp(j)]) * uintp(2)
             v0, c = _add(v0, mask[at], _ZERO)
-            u = v1 & mask[at + 1]
+            u = v1 & mask[at + uintp(1)]
             v1 = (v1 + u + c) | (v1 - u)
         return v0, v1
     for j in range(n_steps):
-        at = step_ids[j] * 2
-        v0, c = _add(v0, mask[at], carry[j])
-        v1, carry[j] = _add(v1, mask[at + 1], c)
+        at = uintp(step_ids[uintp(j)]) * uintp(2)
+        v0, c = _add(v0, mask[at], carry[uintp(j)])
+        v1, carry[uintp(j)] = _add(v1, mask[at + uintp(1)], c)
     return v0, v1
 
 
@@ -144,19 +146,19 @@ def _run4(step_ids, n_steps, mask, carry, alone):  # pragma: no cover
     v0 = v1 = v2 = v3 = _ALL
     if alone:
         for j in range(n_steps):
-            at = step_ids[j] * 4
+            at = uintp(step_ids[uintp(j)]) * uintp(4)
             v0, c = _add(v0, mask[at], _ZERO)
-            v1, c = _add(v1, mask[at + 1], c)
-            v2, c = _add(v2, mask[at + 2], c)
-            u = v3 & mask[at + 3]
+            v1, c = _add(v1, mask[at + uintp(1)], c)
+            v2, c = _add(v2, mask[at + uintp(2)], c)
+            u = v3 & mask[at + uintp(3)]
             v3 = (v3 + u + c) | (v3 - u)  # the top word's carry out is dropped
         return v0, v1, v2, v3
     for j in range(n_steps):
-        at = step_ids[j] * 4
-        v0, c = _add(v0, mask[at], carry[j])
-        v1, c = _add(v1, mask[at + 1], c)
-        v2, c = _add(v2, mask[at + 2], c)
-        v3, carry[j] = _add(v3, mask[at + 3], c)
+        at = uintp(step_ids[uintp(j)]) * uintp(4)
+        v0, c = _add(v0, mask[at], carry[uintp(j)])
+        v1, c = _add(v1, mask[at + uintp(1)], c)
+        v2, c = _add(v2, mask[at + uintp(2)], c)
+        v3, carry[uintp(j)] = _add(v3, mask[at + uintp(3)], c)
     return v0, v1, v2, v3
 
 
@@ -170,7 +172,7 @@ def _pair_length(step_ids, n_steps, bit_ids, n_bits, mask, carry):  # pragma: no
         _set_group(mask, bit_ids, 0, 1, n_bits)
         v = _ALL
         for j in range(n_steps):
-            u = v & mask[step_ids[j]]
+            u = v & mask[step_ids[uintp(j)]]
             v = (v + u) | (v - u)
         _clear_group(mask, bit_ids, 0, 1, n_bits)
         return _zeros_in(v, 0, n_bits)
@@ -209,20 +211,20 @@ def _lcs_rows(
         row = preds[b]
         k = 0
         for j in range(n_pred):
-            x = np.uint64(row[j])  # token values are map indices, never negative
+            x = np.uint64(row[uintp(j)])  # token values are map indices, never negative
             if token_stamps[x] != stamp:
                 token_stamps[x] = stamp
                 token_ids[x] = k
-                pid[j] = k
+                pid[uintp(j)] = k
                 k += 1
             else:
-                pid[j] = token_ids[x]
+                pid[uintp(j)] = token_ids[x]
         for r in range(n_refs):
             n_ref = min(max(ref_len[b, r], 0), refs.shape[2])
             ref = refs[b, r]
             for p in range(n_ref):
-                x = np.uint64(ref[p])
-                rid[p] = token_ids[x] if token_stamps[x] == stamp else k
+                x = np.uint64(ref[uintp(p)])
+                rid[uintp(p)] = token_ids[x] if token_stamps[x] == stamp else k
             # the side with fewer word steps runs over the other's words (the id k never appears on the candidate
             # side, so its mask stays empty when the reference is the step side)
             if n_pred * ((n_ref + 63) >> 6) <= n_ref * ((n_pred + 63) >> 6):
@@ -264,8 +266,8 @@ def _forward(pid, s0, n_steps, rid, r0, n_bits, n_words, init, init_at, hist, ma
         v = init[init_at + w]
         hist[w] = v
         for j in range(n_steps):
-            v, carry[j] = _add(v, mask[pid[s0 + j]], carry[j])
-            hist[(j + 1) * n_words + w] = v
+            v, carry[uintp(j)] = _add(v, mask[pid[uintp(s0 + j)]], carry[uintp(j)])
+            hist[uintp((j + 1) * n_words + w)] = v
         _clear_masks(mask, rid, r0, lo, hi)
 
 
@@ -278,8 +280,8 @@ def _walk(pid, c0, rid, r0, a, c, found, lcs, hist, h0, base, n_words, on_path):
     Returns the cell and the matches met.
     """
     while found < lcs and c > base:
-        if rid[r0 + a - 1] == pid[c0 + c - 1]:
-            on_path[r0 + a - 1] = 1
+        if rid[uintp(r0 + a - 1)] == pid[uintp(c0 + c - 1)]:
+            on_path[uintp(r0 + a - 1)] = 1
             found += 1
             a -= 1
             c -= 1
@@ -289,7 +291,7 @@ def _walk(pid, c0, rid, r0, a, c, found, lcs, hist, h0, base, n_words, on_path):
             # after c tokens as well
             bit = a - 1
             at = h0 + (c - base) * n_words + (bit >> 6)
-            if ((hist[at - n_words] | hist[at]) >> np.uint64(bit & 63)) & _ONE:
+            if ((hist[uintp(at - n_words)] | hist[uintp(at)]) >> np.uint64(bit & 63)) & _ONE:
                 a -= 1
             else:
                 c -= 1
@@ -450,9 +452,9 @@ def _union_rows(
                     v = _ALL
                     hist[j0] = v
                     for j in range(j0, sent_at[last - 1] + sent_len[last - 1]):
-                        u = v & mask[pid[j]]
-                        v = ((v + u) | (v - u)) | reset[j]
-                        hist[j + 1] = v
+                        u = v & mask[pid[uintp(j)]]
+                        v = ((v + u) | (v - u)) | reset[uintp(j)]
+                        hist[uintp(j + 1)] = v
                     for t in range(first, last):
                         c0 = sent_at[t]
                         lcs = _zeros_in(hist[c0 + sent_len[t]], 0, n_r)
