@@ -15,7 +15,9 @@ and every distinct (n - 1)-gram but the candidate's last has a first continuatio
 
 Orders go in groups of four (BLEU's and GLEU's n-gram orders: one group), each group one forward pass over the
 candidate and one over each reference, the four ids of the previous position held in registers; only a later group
-reads the ids of the order before it from an array. Counting is folded into the passes: the candidate's pass and each
+reads the ids of the order before it from an array. The first group of four orders has loops of its own, without
+tests on the group's size, and where the candidate marks no prefix its references' passes read neither the marks nor
+the table. Counting is folded into the passes: the candidate's pass and each
 reference's count their n-grams in planes of slots ``4 * id + order``; after a reference's pass, vectorised loops
 over the planes add ``min(count_cand, count_ref)`` per order and keep the largest reference counts, which give
 ``min(count_cand, max_r count_r)`` after the last one. The n-grams a candidate lacks all fall into slot 0, whose
@@ -64,18 +66,22 @@ def _find(table, table_base, key, shift, mask, value):
 
 
 @numba.njit(nogil=True, cache=True)
-def _candidate(row, lp, first, size, more, token_map, base, tok, cur, counts, marks, table, table_base, shift, mask):
-    """The candidate's pass for a group of ``size`` orders: its ids (order 1's into ``tok`` for the first group, the
-    group's last into ``cur`` if ``more`` groups follow), its counts, the marks and the table's new n-grams."""
+def _candidate(
+    row, at, lp, first, size, more, token_map, base, tok, cur, counts, marks, table, table_base, shift, mask
+):
+    """The candidate's pass (its tokens at ``row[at:]``) for a group of ``size`` orders: its ids (order 1's into
+    ``tok`` for the first group, the group's last into ``cur`` if ``more`` groups follow), its counts, the marks and
+    the table's new n-grams. Returns whether a prefix was marked."""
     span = lp + 1
     sq = span * span
     a0 = 0
     a1 = 0
     a2 = 0
     q = 0
+    marked = False
     if first and size == 4 and not more:  # BLEU's and GLEU's four orders: the same steps without the tests
         for i in range(1, lp + 1):
-            t = row[uintp(i - 1)]
+            t = row[uintp(at + i - 1)]
             g = token_map[uintp(t)] - base
             g = i if g <= 0 else g
             token_map[uintp(t)] = base + g
@@ -86,6 +92,7 @@ def _candidate(row, lp, first, size, more, token_map, base, tok, cur, counts, ma
                 x1 = c
             elif a0 > 0:
                 marks[uintp(a0)] |= 2
+                marked = True
                 x1 = _find(table, table_base, sq + a0 * span + g, shift, mask, i)
             else:
                 x1 = 0
@@ -95,6 +102,7 @@ def _candidate(row, lp, first, size, more, token_map, base, tok, cur, counts, ma
                 x2 = c
             elif a1 > 0:
                 marks[uintp(a1)] |= 4
+                marked = True
                 x2 = _find(table, table_base, 2 * sq + a1 * span + g, shift, mask, i)
             else:
                 x2 = 0
@@ -104,6 +112,7 @@ def _candidate(row, lp, first, size, more, token_map, base, tok, cur, counts, ma
                 x3 = c
             elif a2 > 0:
                 marks[uintp(a2)] |= 8
+                marked = True
                 x3 = _find(table, table_base, 3 * sq + a2 * span + g, shift, mask, i)
             else:
                 x3 = 0
@@ -112,10 +121,10 @@ def _candidate(row, lp, first, size, more, token_map, base, tok, cur, counts, ma
             a1 = x1
             a0 = g
         counts[0:4] = 0  # positions before an order's first n-gram
-        return
+        return marked
     for i in range(1, lp + 1):
         if first:
-            t = row[uintp(i - 1)]
+            t = row[uintp(at + i - 1)]
             g = token_map[uintp(t)] - base
             g = i if g <= 0 else g
             token_map[uintp(t)] = base + g
@@ -130,6 +139,7 @@ def _candidate(row, lp, first, size, more, token_map, base, tok, cur, counts, ma
                 x0 = c
             elif p > 0:
                 marks[uintp(p)] |= 1
+                marked = True
                 x0 = _find(table, table_base, p * span + g, shift, mask, i)
             else:
                 x0 = 0
@@ -141,6 +151,7 @@ def _candidate(row, lp, first, size, more, token_map, base, tok, cur, counts, ma
                 x1 = c
             elif a0 > 0:
                 marks[uintp(a0)] |= 2
+                marked = True
                 x1 = _find(table, table_base, sq + a0 * span + g, shift, mask, i)
             else:
                 x1 = 0
@@ -152,6 +163,7 @@ def _candidate(row, lp, first, size, more, token_map, base, tok, cur, counts, ma
                     x2 = c
                 elif a1 > 0:
                     marks[uintp(a1)] |= 4
+                    marked = True
                     x2 = _find(table, table_base, 2 * sq + a1 * span + g, shift, mask, i)
                 else:
                     x2 = 0
@@ -163,6 +175,7 @@ def _candidate(row, lp, first, size, more, token_map, base, tok, cur, counts, ma
                         x3 = c
                     elif a2 > 0:
                         marks[uintp(a2)] |= 8
+                        marked = True
                         x3 = _find(table, table_base, 3 * sq + a2 * span + g, shift, mask, i)
                     else:
                         x3 = 0
@@ -174,14 +187,17 @@ def _candidate(row, lp, first, size, more, token_map, base, tok, cur, counts, ma
         if more:
             cur[uintp(i)] = last
     counts[0:4] = 0  # positions before an order's first n-gram
+    return marked
 
 
 @numba.njit(nogil=True, cache=True)
 def _reference(
-    ref, lr, off, lp, first, size, more, token_map, base, tok, cur, counts, marks, table, table_base, shift, mask
-):
-    """A reference's pass for a group of ``size`` orders: its counts (in the plane after the candidate's) and, if
-    ``more`` groups follow, order 1's ids into ``tok`` (first group) and the group's last into ``cur``."""
+    ref, at, lr, off, lp, first, size, more, token_map, base, tok, cur, counts, marks, marked, table, table_base, shift,
+    mask,
+):  # fmt: skip
+    """A reference's pass (its tokens at ``ref[at:]``) for a group of ``size`` orders: its counts (in the plane
+    after the candidate's) and, if ``more`` groups follow, order 1's ids into ``tok`` (first group) and the group's
+    last into ``cur``. Without a ``marked`` prefix in the candidate, the table is never read."""
     span = lp + 1
     sq = span * span
     plane = 4 * span
@@ -189,9 +205,26 @@ def _reference(
     a1 = 0
     a2 = 0
     q = 0
+    if first and size == 4 and not more and not marked:  # as below, every n-gram at its prefix's first continuation
+        for i in range(lr):
+            g = max(token_map[uintp(ref[uintp(at + i)])] - base, 0)
+            c = a0 + (a0 > 0)
+            x1 = c * (tok[uintp(c)] == g)
+            c = a1 + (a1 > 0)
+            x2 = c * (tok[uintp(c)] == g)
+            c = a2 + (a2 > 0)
+            x3 = c * (tok[uintp(c)] == g)
+            counts[uintp(plane + 4 * g)] += 1
+            counts[uintp(plane + 4 * x1 + 1)] += 1
+            counts[uintp(plane + 4 * x2 + 2)] += 1
+            counts[uintp(plane + 4 * x3 + 3)] += 1
+            a2 = x2
+            a1 = x1
+            a0 = g
+        return
     if first and size == 4 and not more:  # BLEU's and GLEU's four orders: the same steps without the tests
         for i in range(lr):
-            g = max(token_map[uintp(ref[uintp(i)])] - base, 0)
+            g = max(token_map[uintp(ref[uintp(at + i)])] - base, 0)
             counts[uintp(plane + 4 * g)] += 1
             c = a0 + (a0 > 0)
             x1 = c * (tok[uintp(c)] == g)
@@ -215,7 +248,7 @@ def _reference(
     for i in range(lr):
         j = off + i
         if first:
-            g = max(token_map[uintp(ref[uintp(i)])] - base, 0)
+            g = max(token_map[uintp(ref[uintp(at + i)])] - base, 0)
             if more:
                 tok[uintp(j)] = g
             x0 = g
@@ -289,6 +322,8 @@ def _count_rows(
     which spares each access Python's wraparound. Returns the last map stamp and table base used.
     """
     n_refs = refs.shape[1]
+    flat_preds = preds.reshape(preds.size)  # rows as offsets: no view per row
+    flat_refs = refs.reshape(refs.size)
     for b in range(start, stop):
         lp = pred_len[b]
         if lp == 0:
@@ -311,8 +346,9 @@ def _count_rows(
                 table[:, 0] = 0
                 table_base = 0
             marks[:span] = 0
-            _candidate(
-                preds[b],
+            marked = _candidate(
+                flat_preds,
+                b * preds.shape[1],
                 lp,
                 first,
                 size,
@@ -335,7 +371,8 @@ def _count_rows(
             for k in range(n_refs):
                 lr = ref_len[b, k]
                 _reference(
-                    refs[b, k],
+                    flat_refs,
+                    (b * n_refs + k) * refs.shape[2],
                     lr,
                     off,
                     lp,
@@ -348,6 +385,7 @@ def _count_rows(
                     cur,
                     counts,
                     marks,
+                    marked,
                     table,
                     table_base,
                     shift,
@@ -363,7 +401,8 @@ def _count_rows(
                 if size > 3:
                     ref_matches[b, k, n0 + 2] = h3
             if n_refs == 1:
-                matches[b, n0 - 1 : n0 - 1 + size] = ref_matches[b, 0, n0 - 1 : n0 - 1 + size]
+                for m in range(n0 - 1, n0 - 1 + size):
+                    matches[b, m] = ref_matches[b, 0, m]
             else:
                 h0, h1, h2, h3 = _clipped(counts, plane)
                 matches[b, n0 - 1] = h0
