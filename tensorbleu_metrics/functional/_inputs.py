@@ -219,7 +219,8 @@ def public_entry(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     The work is integer counting and float scoring that autograd never sees: in inference mode every torch call
     skips the autograd dispatch. The results are cloned out of inference mode (a handful of small tensors), so that
-    callers may update them in place or use them beside tensors that need gradients. A call's rows run on the threads
+    callers may update them in place or use them beside tensors that need gradients; NumPy results (the CPU
+    engine's) become tensors sharing their memory. A call's rows run on the threads
     of ``tensorbleu_metrics.functional.set_cpu_threads`` (one by default), never on torch's intra-op pool.
 
     Under ``torch.compile`` the call is a graph break: the function runs eagerly, as written, inside a compiled
@@ -234,7 +235,7 @@ def public_entry(fn: Callable[..., Any]) -> Callable[..., Any]:
             torch.set_num_threads(1)
         try:
             if torch.is_inference_mode_enabled():
-                return fn(*args, **kwargs)
+                return _normal_tensors(fn(*args, **kwargs), clone=False)
             with torch.inference_mode():
                 out = fn(*args, **kwargs)
             return _normal_tensors(out)
@@ -256,14 +257,19 @@ def public_entry(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _normal_tensors(out: Any) -> Any:
-    """``out`` (a tensor, or a dict or tuple of them and of plain values) with every inference tensor cloned."""
+def _normal_tensors(out: Any, clone: bool = True) -> Any:
+    """``out`` (a tensor or a NumPy array, or a dict or tuple of them and of plain values) with every NumPy array as
+    a tensor sharing its memory (made here, outside inference mode: a normal tensor) and, if ``clone``, every
+    inference tensor cloned. The CPU engine's results stay NumPy arrays up to here, so no torch operation runs on
+    them."""
+    if isinstance(out, np.ndarray):
+        return torch.from_numpy(out)
     if isinstance(out, Tensor):
-        return out.clone() if out.is_inference() else out
+        return out.clone() if clone and out.is_inference() else out
     if isinstance(out, dict):
-        return {key: _normal_tensors(value) for key, value in out.items()}
+        return {key: _normal_tensors(value, clone) for key, value in out.items()}
     if isinstance(out, tuple):
-        values = (_normal_tensors(value) for value in out)
+        values = (_normal_tensors(value, clone) for value in out)
         return type(out)(*values) if hasattr(out, "_fields") else tuple(values)
     return out
 

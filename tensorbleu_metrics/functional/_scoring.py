@@ -237,20 +237,21 @@ class BLEUOptions(NamedTuple):
         """How many n-gram orders the statistics must hold (``counted_orders``)."""
         return counted_orders(self.order, self.smoothing)
 
-    def score(self, stats: BLEUStats, dtype: torch.dtype) -> Tensor:
+    def score(self, stats: BLEUStats, dtype: torch.dtype) -> Tensor | np.ndarray:
         """Scores of ``stats`` (holding at least ``counted_orders`` orders) in ``dtype``, with the stats' batch
         shape, after a weight-set dimension when several sets were given.
 
         Smoothing runs once over all ``order`` orders; each weight set then weighs the first orders, as many as it
         has weights (NLTK's semantics for weight tuples of different lengths). On the CPU the engine's compiled
-        scorer runs row by row; elsewhere batched torch operations.
+        scorer runs row by row and the scores come as a NumPy array (a tensor for bfloat16), which the public
+        functions return as a tensor; elsewhere batched torch operations.
         """
         if _device.host_reads_are_free(stats.matches.device):
             score = _host_scores(stats, self, dtype)
         else:
             # a score above the result dtype's range (only with huge weights on precisions above 1) saturates
             score = _torch_scores(stats, self).clamp(max=torch.finfo(dtype).max).to(dtype)
-        return score if self.several else score[0]
+        return score if self.several else score[0, ...]
 
 
 def bleu_options(
@@ -537,8 +538,9 @@ def _torch_scores(stats: BLEUStats, options: BLEUOptions) -> Tensor:
     return _nltk_score(counts, next_order, weight_matrix, lengths, smoothing, value, options.auto_reweigh)
 
 
-def _host_scores(stats: BLEUStats, options: BLEUOptions, dtype: torch.dtype) -> Tensor:
-    """Scores ``(K, ...)`` in ``dtype`` from the CPU engine's compiled scorer."""
+def _host_scores(stats: BLEUStats, options: BLEUOptions, dtype: torch.dtype) -> np.ndarray | Tensor:
+    """Scores ``(K, ...)`` in ``dtype`` from the CPU engine's compiled scorer, as a NumPy array (bfloat16: a
+    tensor)."""
     engine = _engine.kernels("scoring")
     n_rows = stats.pred_len.numel()
     out = np.empty((options.weights.matrix.shape[0], n_rows))
@@ -555,5 +557,9 @@ def _host_scores(stats: BLEUStats, options: BLEUOptions, dtype: torch.dtype) -> 
     )
     # a score above the result dtype's range (only with huge weights on precisions above 1) saturates
     np.minimum(out, torch.finfo(dtype).max, out=out)
-    score = torch.from_numpy(out.reshape(out.shape[0], *stats.pred_len.shape))
-    return score if dtype == torch.float64 else score.to(dtype)
+    out = out.reshape(out.shape[0], *stats.pred_len.shape)
+    if dtype == torch.float64:
+        return out
+    if dtype == torch.float32:
+        return out.astype(np.float32)
+    return torch.from_numpy(out).to(dtype)  # half precisions: torch's rounding, as on accelerators

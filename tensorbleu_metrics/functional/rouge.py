@@ -100,8 +100,9 @@ def _accumulate(scores: tuple[Tensor, Tensor, Tensor], present: Tensor, accumula
 def _key_scores(
     hits: Tensor, pred_total: Tensor, ref_total: Tensor, present: Tensor, accumulate: str
 ) -> tuple[Tensor, ...]:
-    """F, precision and recall per sentence from per-reference ``(B, R)`` hits and totals (``pred_total`` may be
-    ``(B, 1)``): the CPU engine's compiled scorer row by row, or batched torch operations on accelerators."""
+    """F, precision and recall per sentence (float64) from per-reference ``(B, R)`` hits and totals (``pred_total``
+    may be ``(B, 1)``): the CPU engine's compiled scorer row by row (NumPy arrays), or batched torch operations on
+    accelerators."""
     if not _device.host_reads_are_free(hits.device):
         return _accumulate(_scores(hits, pred_total, ref_total), present, accumulate)
     out = np.empty((3, hits.shape[0]))
@@ -113,7 +114,14 @@ def _key_scores(
         accumulate == "best",
         out,
     )
-    return tuple(torch.from_numpy(out))
+    return tuple(out)  # NumPy rows: the public function returns them as tensors
+
+
+def _in_dtype(value: Tensor | np.ndarray, dtype: torch.dtype) -> Tensor | np.ndarray:
+    """float64 scores in ``dtype``: NumPy's cast for the CPU engine's arrays where NumPy has the type."""
+    if isinstance(value, np.ndarray) and dtype in (torch.float64, torch.float32):
+        return value.astype(np.float64 if dtype == torch.float64 else np.float32)
+    return torch.as_tensor(value).to(dtype)
 
 
 @public_entry
@@ -202,5 +210,5 @@ def rouge_score(
     out: dict[str, Tensor] = {}
     for key in keys:
         for field, value in zip(SCORE_FIELDS, _key_scores(*per_key[key], batch.ref_present, accumulate), strict=True):
-            out[f"{key}_{field}"] = value.to(dtype)
+            out[f"{key}_{field}"] = _in_dtype(value, dtype)
     return out
