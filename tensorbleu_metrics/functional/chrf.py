@@ -278,7 +278,7 @@ def _f_scores(stats: CHRFStats, beta: int, eps_smoothing: bool) -> Tensor:
     fields = torch.broadcast_tensors(*stats)
     shape, n_orders = fields[0].shape[:-1], fields[0].shape[-1]
     rows = (np.ascontiguousarray(x.reshape(-1, n_orders).numpy(), dtype=np.int64) for x in fields)
-    return torch.from_numpy(_engine.kernels("chrf").f_scores(*rows, beta**2, eps_smoothing)).reshape(shape)
+    return torch.from_numpy(_engine.kernels("scoring").f_scores(*rows, beta**2, eps_smoothing)).reshape(shape)
 
 
 def _f_scores_torch(stats: CHRFStats, beta: int, eps_smoothing: bool) -> Tensor:
@@ -385,7 +385,7 @@ def chrf_stats(
         present = batch.ref_present
     if _device.host_reads_are_free(ref.device):
         arrays = (np.ascontiguousarray(x.numpy(), dtype=np.int64) for x in (hyp, ref, matches))
-        best = _engine.kernels("chrf").best_reference(*arrays, present.numpy(), beta**2, eps_smoothing)
+        best = _engine.kernels("scoring").best_reference(*arrays, present.numpy(), beta**2, eps_smoothing)
         return CHRFStats(*map(torch.from_numpy, best))
     hyp = hyp.unsqueeze(1).expand_as(ref)
     # SacreBLEU counts no hypothesis n-gram of an order the reference has none of

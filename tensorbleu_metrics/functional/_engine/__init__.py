@@ -4,8 +4,10 @@ Each kernel family lives in its own module of this package, written with Numba (
 compiled once per machine into Numba's cache, loaded from there by every later process. ``layout`` turns input rows
 into the token layout (padding dropped, rows cut at their eos); ``ngrams`` counts a candidate's n-grams against its
 references (BLEU, GLEU, ROUGE-N, chrF's character and word n-grams); ``diversity`` counts samples against their
-group (Self-BLEU, distinct-n); ``lcs`` runs ROUGE-L and ROUGE-Lsum; ``chrf`` reads text and scores chrF;
-``scoring`` turns statistics into BLEU, ROUGE and GLEU scores. A kernel takes a range of rows ``[start, stop)`` and writes their results into preallocated
+group (Self-BLEU, distinct-n); ``lcs`` runs ROUGE-L and ROUGE-Lsum; ``chrf`` reads and counts text for chrF;
+``scoring`` turns statistics into BLEU, ROUGE, GLEU and chrF scores.
+
+A kernel takes a range of rows ``[start, stop)`` and writes their results into preallocated
 outputs, so a call runs on the calling thread alone by default (no thread pool whose every region waits for all its
 threads, which collapses on a busy machine); ``set_cpu_threads`` lets a call split its rows over a few threads
 that release the GIL.

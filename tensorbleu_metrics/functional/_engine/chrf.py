@@ -1,4 +1,4 @@
-"""chrF on text and its scores: a compiled per-row kernel over the batch's codepoints, and SacreBLEU's F score per row.
+"""chrF on text: a compiled per-row kernel over the batch's codepoints (its scores: ``_engine/scoring.py``).
 
 A row is a hypothesis and its references, slices of one UTF-32 codepoint array. Its characters (whitespace dropped
 unless kept) become dense symbols through the thread's persistent direct map, the hypothesis's ``1..U`` first; a
@@ -30,7 +30,7 @@ import numpy as np
 
 from tensorbleu_metrics.functional._engine import run_rows, token_scratch
 
-__all__ = ["best_reference", "chrf_counts", "f_scores"]
+__all__ = ["chrf_counts"]
 
 # Fibonacci hashing's multiplier (2**64 / golden ratio): a slot is read from the top bits of a product. Hashes are
 # uint64, whose products wrap; an int64 product that overflows is undefined to the compiler, which may then give two
@@ -424,75 +424,3 @@ def chrf_counts(
 
     run_rows(block, batch, cost)
     return hyp_tot, ref_tot, matches
-
-
-# ---- scores: SacreBLEU's F score of per-order statistics, row by row ----
-
-# SacreBLEU's smoothing constant for an order with no n-gram on one side
-_EPS = 1e-16
-
-
-@numba.njit(nogil=True, cache=True, error_model="numpy")
-def _f_score(hyp, ref, matches, factor, eps_smoothing):
-    """SacreBLEU's chrF in [0, 100] of one row of per-order statistics, with its operations in its order (so equal
-    to the last bit, which its choice of the best reference compares)."""
-    n_orders = hyp.shape[0]
-    score = 0.0
-    avg_prec = 0.0
-    avg_rec = 0.0
-    effective = 0
-    for i in range(n_orders):
-        prec = matches[i] / hyp[i] if hyp[i] > 0 else _EPS
-        rec = matches[i] / ref[i] if ref[i] > 0 else _EPS
-        denom = factor * prec + rec
-        score += (1 + factor) * prec * rec / denom if denom > 0 else _EPS
-        if hyp[i] > 0 and ref[i] > 0:
-            avg_prec += prec
-            avg_rec += rec
-            effective += 1
-    if eps_smoothing:
-        return 100 * score / n_orders
-    if effective > 0:
-        avg_prec /= effective
-        avg_rec /= effective
-    if avg_prec + avg_rec != 0:
-        return 100 * ((1 + factor) * avg_prec * avg_rec / (factor * avg_prec + avg_rec))
-    return 0.0
-
-
-@numba.njit(nogil=True, cache=True, error_model="numpy")
-def f_scores(hyp, ref, matches, factor, eps_smoothing):
-    """SacreBLEU's chrF in [0, 100] of each row of ``(M, N)`` int64 statistics (``factor``: beta squared)."""
-    out = np.empty(hyp.shape[0], dtype=np.float64)
-    for m in range(hyp.shape[0]):
-        out[m] = _f_score(hyp[m], ref[m], matches[m], factor, eps_smoothing)
-    return out
-
-
-@numba.njit(nogil=True, cache=True, error_model="numpy")
-def best_reference(hyp, ref, matches, present, factor, eps_smoothing):
-    """Each row's statistics against its best present reference, as SacreBLEU picks it: the highest chrF, the first
-    on ties, with no hypothesis n-gram counted for an order the reference has none of. ``hyp`` ``(B, N)``, ``ref``
-    and ``matches`` ``(B, R, N)`` int64, ``present`` ``(B, R)`` bool; returns three ``(B, N)`` int64 arrays."""
-    batch, n_refs, n_orders = ref.shape
-    out_hyp = np.zeros((batch, n_orders), dtype=np.int64)
-    out_ref = np.zeros((batch, n_orders), dtype=np.int64)
-    out_matches = np.zeros((batch, n_orders), dtype=np.int64)
-    row = np.zeros(n_orders, dtype=np.int64)
-    for b in range(batch):
-        best = -1.0
-        kept = 0
-        for k in range(n_refs):
-            if not present[b, k]:
-                continue
-            for i in range(n_orders):
-                row[i] = hyp[b, i] if ref[b, k, i] > 0 else 0
-            f = _f_score(row, ref[b, k], matches[b, k], factor, eps_smoothing)
-            if f > best:
-                best = f
-                kept = k
-        for i in range(n_orders):
-            out_hyp[b, i] = hyp[b, i] if ref[b, kept, i] > 0 else 0
-            out_ref[b, i] = ref[b, kept, i]
-            out_matches[b, i] = matches[b, kept, i]
-    return out_hyp, out_ref, out_matches

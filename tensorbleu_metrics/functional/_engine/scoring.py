@@ -1,9 +1,10 @@
-"""Scores from sufficient statistics, row by row: the CPU engine's scorers (BLEU, ROUGE, GLEU's best reference).
+"""Scores from sufficient statistics, row by row: the CPU engine's scorers (BLEU, ROUGE, GLEU's best reference,
+chrF and its best reference).
 
 The same formulas, in the same order of operations, as the batched torch code that accelerators run
-(``functional._scoring`` for BLEU, ``functional.rouge``, ``functional.gleu``), written per row: one compiled call
-scores a batch, where the batched form costs a few dozen tensor operations whatever the batch size. Each BLEU
-smoothing method has a code (``METHOD_CODES``).
+(``functional._scoring`` for BLEU, ``functional.rouge``, ``functional.gleu``, ``functional.chrf``), written per
+row: one compiled call scores a batch, where the batched form costs a few dozen tensor operations whatever the batch
+size. Each BLEU smoothing method has a code (``METHOD_CODES``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["METHOD_CODES", "bleu_rows", "gleu_best", "rouge_rows"]
+__all__ = ["METHOD_CODES", "best_reference", "bleu_rows", "f_scores", "gleu_best", "rouge_rows"]
 
 METHOD_CODES = {
     "none": 0,
@@ -213,3 +214,75 @@ def gleu_best(tp, n_all, kept, matches, totals):
                     top = ratio
                     matches[b] = tp[b, k]
                     totals[b] = n_all[b, k]
+
+
+# ---- chrF: SacreBLEU's F score of per-order statistics ----
+
+# SacreBLEU's smoothing constant for an order with no n-gram on one side
+_EPS = 1e-16
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _f_score(hyp, ref, matches, factor, eps_smoothing):
+    """SacreBLEU's chrF in [0, 100] of one row of per-order statistics, with its operations in its order (so equal
+    to the last bit, which its choice of the best reference compares)."""
+    n_orders = hyp.shape[0]
+    score = 0.0
+    avg_prec = 0.0
+    avg_rec = 0.0
+    effective = 0
+    for i in range(n_orders):
+        prec = matches[i] / hyp[i] if hyp[i] > 0 else _EPS
+        rec = matches[i] / ref[i] if ref[i] > 0 else _EPS
+        denom = factor * prec + rec
+        score += (1 + factor) * prec * rec / denom if denom > 0 else _EPS
+        if hyp[i] > 0 and ref[i] > 0:
+            avg_prec += prec
+            avg_rec += rec
+            effective += 1
+    if eps_smoothing:
+        return 100 * score / n_orders
+    if effective > 0:
+        avg_prec /= effective
+        avg_rec /= effective
+    if avg_prec + avg_rec != 0:
+        return 100 * ((1 + factor) * avg_prec * avg_rec / (factor * avg_prec + avg_rec))
+    return 0.0
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def f_scores(hyp, ref, matches, factor, eps_smoothing):
+    """SacreBLEU's chrF in [0, 100] of each row of ``(M, N)`` int64 statistics (``factor``: beta squared)."""
+    out = np.empty(hyp.shape[0], dtype=np.float64)
+    for m in range(hyp.shape[0]):
+        out[m] = _f_score(hyp[m], ref[m], matches[m], factor, eps_smoothing)
+    return out
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def best_reference(hyp, ref, matches, present, factor, eps_smoothing):
+    """Each row's statistics against its best present reference, as SacreBLEU picks it: the highest chrF, the first
+    on ties, with no hypothesis n-gram counted for an order the reference has none of. ``hyp`` ``(B, N)``, ``ref``
+    and ``matches`` ``(B, R, N)`` int64, ``present`` ``(B, R)`` bool; returns three ``(B, N)`` int64 arrays."""
+    batch, n_refs, n_orders = ref.shape
+    out_hyp = np.zeros((batch, n_orders), dtype=np.int64)
+    out_ref = np.zeros((batch, n_orders), dtype=np.int64)
+    out_matches = np.zeros((batch, n_orders), dtype=np.int64)
+    row = np.zeros(n_orders, dtype=np.int64)
+    for b in range(batch):
+        best = -1.0
+        kept = 0
+        for k in range(n_refs):
+            if not present[b, k]:
+                continue
+            for i in range(n_orders):
+                row[i] = hyp[b, i] if ref[b, k, i] > 0 else 0
+            f = _f_score(row, ref[b, k], matches[b, k], factor, eps_smoothing)
+            if f > best:
+                best = f
+                kept = k
+        for i in range(n_orders):
+            out_hyp[b, i] = hyp[b, i] if ref[b, kept, i] > 0 else 0
+            out_ref[b, i] = ref[b, kept, i]
+            out_matches[b, i] = matches[b, kept, i]
+    return out_hyp, out_ref, out_matches
