@@ -21,13 +21,17 @@ from tensorbleu_metrics.functional._inputs import TokenBatch
 pytestmark = pytest.mark.usefixtures("accelerator_path_in_module")
 
 
-# token pools: a few small IDs (many repeats, high orders match), a large vocabulary (direct map), huge values
-# (renumbered); the torch counting takes negative IDs for no token, so they are checked against _definition only
+# token pools: a few small IDs (many repeats, high orders match; the direct map), a large vocabulary and huge values
+# (the token table); the torch counting takes negative IDs for no token, so they are checked against _definition only
 POOLS = {
     "small": np.arange(3),
     "large": np.arange(1_000_000),
     "huge": np.array([0, 7, 2**31, 2**40, 2**62, 2**63 - 1]),
 }
+# values whose hash (value * _HASH mod 2**64) is -2, -1, 0, 1, ... : all in the token table's last and first slots,
+# whatever its size, so that they collide and their probes wrap around the end of the table
+_HASH_INVERSE = pow(11400714819323198485, -1, 2**64)
+COLLIDING = np.array([(h % 2**64) * _HASH_INVERSE % 2**64 for h in range(-2, 6)], dtype=np.uint64).view(np.int64)
 GARBAGE = np.array([-(2**63), -100, -1, 0, 2**63 - 1])
 
 
@@ -210,9 +214,42 @@ def test_negative_and_huge_values_match_the_definition():
     expected, expected_refs = _definition(preds, pred_len, refs, ref_len, 5)
     np.testing.assert_array_equal(matches, expected)
     np.testing.assert_array_equal(ref_matches, expected_refs)
-    # garbage past the lengths changes nothing (it must not force or widen a renumbering either)
+    # garbage past the lengths changes nothing (nor which of the map and the table gives the ids)
     shifted = count_pairs(np.where(np.arange(20) < pred_len[:, None], preds, -5), pred_len, refs, ref_len, 5, True)
     np.testing.assert_array_equal(shifted[0], expected)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_refs=st.integers(1, 4),
+    width=st.integers(1, 40),
+    pool=st.sampled_from(["colliding", "negative", "small", "huge"]),
+    n_gram=st.integers(1, 6),
+    direct_share=st.sampled_from([1, 2, 1 << 62]),
+)
+def test_token_table_and_direct_map(seed, n_refs, width, pool, n_gram, direct_share):
+    """Order 1's ids from the token table (any int64 value, colliding hashes included) and from the direct map (where
+    the values are few beside the call's tokens) give the definition's counts."""
+    from tensorbleu_metrics.functional._engine import ngrams
+
+    rng = np.random.default_rng(seed)
+    values = {"colliding": COLLIDING, "negative": np.array([-(2**63), -(2**40), -7, -1, 0, 3]),
+              "small": np.arange(4), "huge": POOLS["huge"]}[pool]  # fmt: skip
+    preds = values[rng.integers(0, values.size, (5, width))]
+    refs = np.where(rng.random((5, n_refs, width)) < 0.7, preds[:, None, :],
+                    values[rng.integers(0, values.size, (5, n_refs, width))])  # fmt: skip
+    pred_len = rng.integers(0, width + 1, 5)
+    ref_len = rng.integers(0, width + 1, (5, n_refs))
+    expected, expected_refs = _definition(preds, pred_len, refs, ref_len, n_gram)
+    kept = ngrams.DIRECT_SHARE
+    ngrams.DIRECT_SHARE = direct_share
+    try:
+        matches, ref_matches = count_pairs(preds, pred_len, refs, ref_len, n_gram, True)
+    finally:
+        ngrams.DIRECT_SHARE = kept
+    np.testing.assert_array_equal(matches, expected)
+    np.testing.assert_array_equal(ref_matches, expected_refs)
 
 
 def test_empty_batch_and_no_references():

@@ -1,11 +1,17 @@
 """Clipped n-gram matches of a candidate against its references: compiled per-row kernels.
 
 A row (one candidate and its references) is laid out as ``[0 | candidate | -1 | ref 0 | ref 1 ...]``. An n-gram of
-the candidate is named by the position where it first ends in the candidate (1..lp), so ids need no counter: a
-token's id comes from the thread's persistent direct map, whose entries hold ``row base + first position`` (entries
-from earlier rows lie at or below the base, so the map is never cleared); a reference token the candidate lacks gets
-0. Order n's id at a position comes from order n - 1's id p one position back (the prefix) and the position's token:
-the first n-gram after the prefix's first occurrence ends at p + 1, so when the token at p + 1 is the position's
+the candidate is named by the position where it first ends in the candidate (1..lp), so ids need no counter.
+Order 1's ids come first, in a pass of their own over the row (a reference token the candidate lacks gets 0), from
+entries that hold ``row base + first position`` (entries of earlier rows lie at or below the base, so nothing is
+cleared): where a call's token values all lie below half its tokens, a thread's persistent direct map indexed by
+value; otherwise a per-row open-addressing table keyed by the value itself (any int64: nothing is renumbered), 4 to 8
+slots per candidate token, kept per thread, whose few KB stay in the L1/L2 caches. A vocabulary-sized map costs a
+cache miss per line it touches when the caches are cold (as they are between an application's calls), more than
+hashing a small call's tokens; a large call touches most of its lines anyway, and reads it faster than it hashes.
+
+Order n's id at a position comes from order n - 1's id p one position back (the prefix) and the position's token: the
+first n-gram after the prefix's first occurrence ends at p + 1, so when the token at p + 1 is the position's
 token the id is p + 1, read with one comparison and no table. Only a prefix followed in the candidate by several
 different tokens needs more: the candidate's pass marks it (a bit per order in a byte per prefix) and enters its
 other continuations in a small open-addressing table keyed by (order, prefix, token); a reference position looks
@@ -23,10 +29,11 @@ over the planes add ``min(count_cand, count_ref)`` per order and keep the larges
 ``min(count_cand, max_r count_r)`` after the last one. The n-grams a candidate lacks all fall into slot 0, whose
 candidate count is 0. A row stops after the first group whose last order has no match.
 
-Cost per row: O(tokens) per order, one map lookup per token, plus O(R lp) per group for the planes. Memory: the
-thread's map (its 8-byte stamps per vocabulary entry, kept between calls and shared with the other kernels) and, in
-buffers each thread keeps between calls, 8 bytes per position of the widest row plus at most 113 bytes per token of
-the longest candidate (48 for the three count planes, 64 for the table, 1 for the marks).
+Cost per row: O(tokens) per order, one map or token-table lookup per token, plus O(R lp) per group for the planes.
+Memory: where it serves, the thread's map (its 8-byte stamps per vocabulary entry, kept between calls and shared with
+the other kernels) and, in buffers each thread keeps between calls, 8 bytes per position of the widest row plus at
+most 241 bytes per token of the longest candidate (48 for the three count planes, 64 for the continuation table, 128
+for the token table, 1 for the marks).
 """
 
 from __future__ import annotations
@@ -36,23 +43,26 @@ from typing import Any
 
 import numba
 import numpy as np
-from numba import uintp
+from numba import uint64, uintp
 
-from tensorbleu_metrics.functional._engine import MAP_LIMIT, dense_tokens, run_rows, token_scratch
+from tensorbleu_metrics.functional._engine import MAP_LIMIT, run_rows, token_scratch
 
 __all__ = ["count_pairs"]
 
-_HASH = np.int64(-7046029254386353131)  # 2**64 / golden ratio, as int64: a multiplicative hash
+# 2**64 / golden ratio: a multiplicative hash, its top bits the slot; unsigned (Numba's signed multiply may not
+# overflow)
+_HASH = np.uint64(11400714819323198485)
 # the table's keys are ``table base + key`` with the base moving past every key at each group of orders; before it
 # could overflow, the table is cleared and the base starts again at 0
 _TABLE_RESET = np.int64(1) << 61
+_NO_MAP = np.zeros(0, dtype=np.int64)
 
 
 @numba.njit(nogil=True, cache=True)
 def _find(table, table_base, key, shift, mask, value):
     """The value of ``key`` in the table (linear probing); a missing key gets ``value`` if it is > 0, else is 0."""
     full = table_base + key
-    s = ((key * _HASH) >> shift) & mask
+    s = (uint64(key) * _HASH) >> shift
     while True:
         held = table[uintp(s), 0]
         if held == full:
@@ -62,16 +72,54 @@ def _find(table, table_base, key, shift, mask, value):
                 table[uintp(s), 0] = full
                 table[uintp(s), 1] = value
             return value
-        s = (s + 1) & mask
+        s = (s + uint64(1)) & mask
 
 
 @numba.njit(nogil=True, cache=True)
-def _candidate(
-    row, at, lp, first, size, more, token_map, base, tok, cur, counts, marks, table, table_base, shift, mask
-):
-    """The candidate's pass (its tokens at ``row[at:]``) for a group of ``size`` orders: its ids (order 1's into
-    ``tok`` for the first group, the group's last into ``cur`` if ``more`` groups follow), its counts, the marks and
-    the table's new n-grams. Returns whether a prefix was marked."""
+def _candidate_ids(row, at, lp, tok, tokens, token_map, base, shift, mask):
+    """Order 1's ids of the candidate (its tokens at ``row[at:]``) into ``tok[1:lp + 1]``: each token's first
+    position, from the direct map if there is one, else from the token table, where the token is entered."""
+    if token_map.size:
+        for i in range(1, lp + 1):
+            t = row[uintp(at + i - 1)]
+            g = token_map[uintp(t)] - base
+            g = i if g <= 0 else g  # entries of earlier rows lie at or below the base
+            token_map[uintp(t)] = base + g
+            tok[uintp(i)] = g
+        return
+    for i in range(1, lp + 1):
+        t = row[uintp(at + i - 1)]
+        s = (uint64(t) * _HASH) >> shift
+        while (tokens[uintp(s + s + uint64(1))] > base) & (tokens[uintp(s + s)] != t):
+            s = (s + uint64(1)) & mask
+        g = tokens[uintp(s + s + uint64(1))] - base
+        g = i if g <= 0 else g
+        tokens[uintp(s + s)] = t
+        tokens[uintp(s + s + uint64(1))] = base + g
+        tok[uintp(i)] = g
+
+
+@numba.njit(nogil=True, cache=True)
+def _reference_ids(ref, at, lr, off, tok, tokens, token_map, base, shift, mask):
+    """Order 1's ids of a reference (its tokens at ``ref[at:]``) into ``tok[off:off + lr]``: 0 for a token the
+    candidate lacks."""
+    if token_map.size:
+        for i in range(lr):
+            tok[uintp(off + i)] = max(token_map[uintp(ref[uintp(at + i)])] - base, 0)
+        return
+    for i in range(lr):
+        t = ref[uintp(at + i)]
+        s = (uint64(t) * _HASH) >> shift
+        while (tokens[uintp(s + s + uint64(1))] > base) & (tokens[uintp(s + s)] != t):
+            s = (s + uint64(1)) & mask
+        tok[uintp(off + i)] = max(tokens[uintp(s + s + uint64(1))] - base, 0)
+
+
+@numba.njit(nogil=True, cache=True)
+def _candidate(lp, first, size, more, tok, cur, counts, marks, table, table_base, shift, mask):
+    """The candidate's pass (order 1's ids at ``tok[1:lp + 1]``) for a group of ``size`` orders: the group's last
+    order's ids into ``cur`` if ``more`` groups follow, its counts, the marks and the table's new n-grams. Returns
+    whether a prefix was marked."""
     span = lp + 1
     sq = span * span
     a0 = 0
@@ -81,11 +129,7 @@ def _candidate(
     marked = False
     if first and size == 4 and not more:  # BLEU's and GLEU's four orders: the same steps without the tests
         for i in range(1, lp + 1):
-            t = row[uintp(at + i - 1)]
-            g = token_map[uintp(t)] - base
-            g = i if g <= 0 else g
-            token_map[uintp(t)] = base + g
-            tok[uintp(i)] = g
+            g = tok[uintp(i)]
             counts[uintp(4 * g)] += 1
             c = a0 + (a0 > 0)
             if tok[uintp(c)] == g:
@@ -123,15 +167,10 @@ def _candidate(
         counts[0:4] = 0  # positions before an order's first n-gram
         return marked
     for i in range(1, lp + 1):
+        g = tok[uintp(i)]
         if first:
-            t = row[uintp(at + i - 1)]
-            g = token_map[uintp(t)] - base
-            g = i if g <= 0 else g
-            token_map[uintp(t)] = base + g
-            tok[uintp(i)] = g
             x0 = g
         else:
-            g = tok[uintp(i)]
             p = q
             q = cur[uintp(i)]
             c = p + (p > 0)
@@ -191,13 +230,10 @@ def _candidate(
 
 
 @numba.njit(nogil=True, cache=True)
-def _reference(
-    ref, at, lr, off, lp, first, size, more, token_map, base, tok, cur, counts, marks, marked, table, table_base, shift,
-    mask,
-):  # fmt: skip
-    """A reference's pass (its tokens at ``ref[at:]``) for a group of ``size`` orders: its counts (in the plane
-    after the candidate's) and, if ``more`` groups follow, order 1's ids into ``tok`` (first group) and the group's
-    last into ``cur``. Without a ``marked`` prefix in the candidate, the table is never read."""
+def _reference(lr, off, lp, first, size, more, tok, cur, counts, marks, marked, table, table_base, shift, mask):
+    """A reference's pass (order 1's ids at ``tok[off:off + lr]``) for a group of ``size`` orders: its counts (in
+    the plane after the candidate's) and, if ``more`` groups follow, the group's last order's ids into ``cur``.
+    Without a ``marked`` prefix in the candidate, the table is never read."""
     span = lp + 1
     sq = span * span
     plane = 4 * span
@@ -207,7 +243,7 @@ def _reference(
     q = 0
     if first and size == 4 and not more and not marked:  # as below, every n-gram at its prefix's first continuation
         for i in range(lr):
-            g = max(token_map[uintp(ref[uintp(at + i)])] - base, 0)
+            g = tok[uintp(off + i)]
             c = a0 + (a0 > 0)
             x1 = c * (tok[uintp(c)] == g)
             c = a1 + (a1 > 0)
@@ -224,7 +260,7 @@ def _reference(
         return
     if first and size == 4 and not more:  # BLEU's and GLEU's four orders: the same steps without the tests
         for i in range(lr):
-            g = max(token_map[uintp(ref[uintp(at + i)])] - base, 0)
+            g = tok[uintp(off + i)]
             counts[uintp(plane + 4 * g)] += 1
             c = a0 + (a0 > 0)
             x1 = c * (tok[uintp(c)] == g)
@@ -247,13 +283,10 @@ def _reference(
         return
     for i in range(lr):
         j = off + i
+        g = tok[uintp(j)]
         if first:
-            g = max(token_map[uintp(ref[uintp(at + i)])] - base, 0)
-            if more:
-                tok[uintp(j)] = g
             x0 = g
         else:
-            g = tok[uintp(j)]
             p = q
             q = cur[uintp(j)]
             c = p + (p > 0)
@@ -303,8 +336,9 @@ def _count_rows(
     group,
     matches,
     ref_matches,
+    tokens,
     token_map,
-    stamp,
+    base,
     tok,
     cur,
     counts,
@@ -319,7 +353,8 @@ def _count_rows(
     lie in three planes of ``4 * span`` slots, the candidate's, the current reference's and the largest so far,
     slot ``4 * id + m`` for order m of the group; all are 0 between rows. ``marks[p]`` bit m: the group's order m
     has a prefix ``p`` with several continuations. Array indices are cast to unsigned (they are never negative),
-    which spares each access Python's wraparound. Returns the last map stamp and table base used.
+    which spares each access Python's wraparound. Order 1's ids come from ``token_map`` if it is not empty, else
+    from the token table ``tokens``; ``base`` is theirs. Returns the last base and continuation table base used.
     """
     n_refs = refs.shape[1]
     flat_preds = preds.reshape(preds.size)  # rows as offsets: no view per row
@@ -328,15 +363,26 @@ def _count_rows(
         lp = pred_len[b]
         if lp == 0:
             continue
-        base = stamp
         span = lp + 1
         plane = 4 * span
         bits = 1
         while (1 << bits) < 2 * lp:
             bits += 1
-        mask = (1 << bits) - 1
-        shift = 64 - bits
+        mask = uint64((1 << bits) - 1)
+        shift = uint64(64 - bits)
+        token_bits = bits + TOKEN_SPARE
+        token_mask = uint64((1 << token_bits) - 1)
+        token_shift = uint64(64 - token_bits)
         tok[0] = 0
+        _candidate_ids(flat_preds, b * preds.shape[1], lp, tok, tokens, token_map, base, token_shift, token_mask)
+        tok[lp + 1] = -1  # after the candidate: equal to no token, and to no missing one (0)
+        off = lp + 2
+        for k in range(n_refs):
+            lr = ref_len[b, k]
+            at = (b * n_refs + k) * refs.shape[2]
+            _reference_ids(flat_refs, at, lr, off, tok, tokens, token_map, base, token_shift, token_mask)
+            off += lr
+        base += lp
         n0 = 1
         while n0 <= n_gram:
             size = min(group, n_gram - n0 + 1)
@@ -347,14 +393,10 @@ def _count_rows(
                 table_base = 0
             marks[:span] = 0
             marked = _candidate(
-                flat_preds,
-                b * preds.shape[1],
                 lp,
                 first,
                 size,
                 more,
-                token_map,
-                base,
                 tok,
                 cur,
                 counts,
@@ -364,23 +406,16 @@ def _count_rows(
                 shift,
                 mask,
             )
-            if first:
-                stamp = base + lp
-                tok[lp + 1] = -1  # after the candidate: equal to no token, and to no missing one (0)
             off = lp + 2
             for k in range(n_refs):
                 lr = ref_len[b, k]
                 _reference(
-                    flat_refs,
-                    (b * n_refs + k) * refs.shape[2],
                     lr,
                     off,
                     lp,
                     first,
                     size,
                     more,
-                    token_map,
-                    base,
                     tok,
                     cur,
                     counts,
@@ -416,7 +451,7 @@ def _count_rows(
             n0 += size
             if matches[b, n0 - 2] == 0:
                 break
-    return stamp, table_base
+    return base, table_base
 
 
 @numba.njit(nogil=True, cache=True)
@@ -460,11 +495,12 @@ def _clipped(counts, plane):
 @numba.njit(nogil=True, cache=True)
 def _scan(preds, pred_len, refs, ref_len):
     """The smallest and largest valid token (0, 0 without any), the longest candidate, a bound on a row's candidate,
-    references and separators, and each row's tokens (its cost)."""
+    references and separators, each row's tokens (its cost) and their sum."""
     low = np.iinfo(np.int64).max
     high = np.iinfo(np.int64).min
     longest = 0
     widest = 0
+    total = 0
     cost = np.empty(preds.shape[0], dtype=np.int64)
     for b in range(preds.shape[0]):
         n = pred_len[b]
@@ -478,16 +514,17 @@ def _scan(preds, pred_len, refs, ref_len):
                 low = min(low, refs[b, k, i])
                 high = max(high, refs[b, k, i])
         cost[b] = n
+        total += n
         widest = max(widest, n - pred_len[b])
     if low > high:
         low = high = 0
-    return low, high, longest, widest + longest + 2, cost
+    return low, high, longest, widest + longest + 2, cost, total
 
 
 class _Work:
     """A thread's buffers, kept between calls: the ids of a row's positions (order 1 and the last order of a group),
-    the count planes (all 0 between rows), the prefix marks and the continuation table (keys stamped by a base that
-    moves on, never cleared)."""
+    the count planes (all 0 between rows), the prefix marks, the continuation table (keys stamped by a base that
+    moves on, never cleared) and the token table (slots ``[value, base + id]``, stamped the same way)."""
 
     def __init__(self) -> None:
         self.tok = np.zeros(0, dtype=np.int32)
@@ -496,6 +533,8 @@ class _Work:
         self.marks = np.zeros(0, dtype=np.uint8)
         self.table = np.zeros((0, 2), dtype=np.int64)
         self.table_base = 0
+        self.tokens = np.zeros(0, dtype=np.int64)
+        self.token_base = 0
 
     def reserve(self, width: int, longest: int) -> None:
         if self.tok.shape[0] < width:
@@ -512,6 +551,8 @@ class _Work:
         if self.table.shape[0] < rows:
             self.table = np.zeros((rows, 2), dtype=np.int64)
             self.table_base = 0
+        if self.tokens.shape[0] < 2 * rows << TOKEN_SPARE:
+            self.tokens = np.zeros(2 * rows << TOKEN_SPARE, dtype=np.int64)  # every entry empty for any base
 
 
 _local = threading.local()
@@ -520,6 +561,10 @@ _local = threading.local()
 KEEP_WIDTH = 1 << 20
 # orders counted in one pass (the kernel keeps at most this many ids in registers)
 GROUP = 4
+# the token table has 2**TOKEN_SPARE times the continuation table's slots (4 lp to 8 lp: few probes)
+TOKEN_SPARE = 1
+# the direct map serves a call whose token values lie below its tokens / DIRECT_SHARE
+DIRECT_SHARE = 2
 
 
 def _work(width: int, longest: int) -> _Work:
@@ -537,11 +582,15 @@ def _work(width: int, longest: int) -> _Work:
 def _block(start: int, stop: int, *args: Any) -> int:
     """Run the kernel over rows ``[start, stop)`` with this thread's token map and buffers."""
     preds, pred_len, refs, ref_len, n_gram, group, matches, ref_matches, vocab, width, longest = args
-    scratch = token_scratch(vocab)
     work = _work(width, longest)
-    # the map's entries stay at or below ``scratch.stamp`` (each row's base): the other kernels' fresh stamps
-    # (stamp + 1, ...) never equal one of them, and theirs never look valid here
-    scratch.stamp, work.table_base = _count_rows(
+    if vocab:
+        # the map's entries stay at or below ``scratch.stamp`` (each row's base): the other kernels' fresh stamps
+        # (stamp + 1, ...) never equal one of them, and theirs never look valid here
+        scratch = token_scratch(vocab)
+        token_map, base = scratch.stamps, scratch.stamp
+    else:
+        token_map, base = _NO_MAP, work.token_base
+    base, work.table_base = _count_rows(
         start,
         stop,
         preds,
@@ -552,8 +601,9 @@ def _block(start: int, stop: int, *args: Any) -> int:
         group,
         matches,
         ref_matches,
-        scratch.stamps,
-        scratch.stamp,
+        work.tokens,
+        token_map,
+        base,
         work.tok,
         work.cur,
         work.counts,
@@ -561,6 +611,10 @@ def _block(start: int, stop: int, *args: Any) -> int:
         work.table,
         work.table_base,
     )
+    if vocab:
+        scratch.stamp = base
+    else:
+        work.token_base = base
     return stop - start
 
 
@@ -575,8 +629,8 @@ def count_pairs(
     (BLEU's clipping); and, if ``per_reference``, ``ref_matches`` (B, R, n_gram) int64, the sum over g of
     ``min(count_cand(g), count_r(g))`` for each reference alone (GLEU's and ROUGE-N's overlap), else None.
 
-    Values past a length are never read; any int64 token values are accepted (huge or negative ones are
-    renumbered first). Rows are split over the threads of ``set_cpu_threads``.
+    Values past a length are never read; any int64 token values are accepted. Rows are split over the threads of
+    ``set_cpu_threads``.
     """
     preds = np.ascontiguousarray(preds, dtype=np.int64)
     refs = np.ascontiguousarray(refs, dtype=np.int64)
@@ -586,14 +640,13 @@ def count_pairs(
     matches = np.zeros((n_rows, n_gram), dtype=np.int64)
     ref_matches = np.zeros((n_rows, n_refs, n_gram), dtype=np.int64)
     if n_rows and n_refs and n_gram:
-        low, high, longest, width, cost = _scan(preds, pred_len, refs, ref_len)
+        low, high, longest, width, cost, total = _scan(preds, pred_len, refs, ref_len)
         # int32 positions, ids and counts within a row
         if width >= 2**31:
             raise ValueError("a candidate and its references hold 2**31 tokens or more")
-        if low < 0 or high >= MAP_LIMIT:
-            (preds, refs), vocab = dense_tokens([preds, refs], [pred_len, ref_len])
-        else:
-            vocab = high + 1
+        # ids from the direct map where the call's tokens touch most of it (its cache misses, where the caches are
+        # cold, then cost less than hashing every token), else from the token table
+        vocab = high + 1 if low >= 0 and high < min(total // DIRECT_SHARE, MAP_LIMIT) else 0
         # a group's keys (below group * (longest + 1)**2) stay below 2**62
         group = GROUP if longest < 1 << 29 else 1
         args = (preds, pred_len, refs, ref_len, n_gram, group, matches, ref_matches, vocab, width, longest)
