@@ -312,30 +312,6 @@ def _host_batch(
     return TokenBatch(*map(torch.from_numpy, arrays), arrays)
 
 
-def _cpu_tensors(preds: Any, target: Any, pad_id: int | None, eos_id: int | None, validate: bool) -> TokenBatch | None:
-    """The ``TokenBatch`` of the common CPU case, a ``(B, L)`` and a ``(B, L')`` or ``(B, R, L')`` integer tensor,
-    read as NumPy arrays at once; None for any other input (the general path then decides, errors included)."""
-    if not (isinstance(preds, Tensor) and isinstance(target, Tensor)):
-        return None
-    if preds.dim() != 2 or target.dim() not in (2, 3) or target.shape[0] != preds.shape[0] or preds.shape[0] == 0:
-        return None
-    if target.dim() == 3 and target.shape[1] == 0:
-        return None
-    if not (_device.host_reads_are_free(preds.device) and _device.host_reads_are_free(target.device)):
-        return None
-    _check_int_tensor(preds, "preds")
-    _check_int_tensor(target, "target")
-    pred_tokens, ref_tokens = preds.numpy(), target.numpy()
-    if target.dim() == 2:
-        ref_tokens = ref_tokens[:, None]
-    present = None if target.dim() == 2 or pad_id is None else (ref_tokens != pad_id).any(-1)
-    return _host_batch(_as_int64(pred_tokens), None, _as_int64(ref_tokens), None, present, pad_id, eos_id, validate)
-
-
-def _as_int64(x: np.ndarray) -> np.ndarray:
-    return x if x.dtype == np.int64 else x.astype(np.int64)
-
-
 def _left_align(x: Tensor, keep: Tensor | None) -> tuple[Tensor, Tensor]:
     """Move the kept tokens of each row to its front; returns (tokens, lengths).
 
@@ -378,24 +354,18 @@ def _normalise_preds(preds: Any, device: torch.device) -> tuple[Tensor, Tensor |
 
 def _normalise_target(
     target: Any, batch: int, device: torch.device, pad_id: int | None
-) -> tuple[Tensor, Tensor | None, Tensor, bool]:
-    """Returns (tokens (B, R, L'), valid lengths or None, reference-present mask (B, R), whether that mask is all
-    True by construction: nothing to check or zero then)."""
+) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    """Returns (tokens (B, R, L'), valid lengths or None, reference-present mask (B, R), or None where every
+    reference is present by construction: nothing to check or zero then)."""
     if isinstance(target, Tensor):
         _check_int_tensor(target, "target")
         if target.dim() in (2, 3):
             _check_same_batch(batch, target.shape[0])
         if target.dim() == 2:
-            tokens = _int64(target).unsqueeze(1)
-            present = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
-            return tokens, None, present, True
+            return _int64(target).unsqueeze(1), None, None
         if target.dim() == 3:
             tokens = _int64(target)
-            if pad_id is None:
-                present = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
-            else:
-                present = (tokens != pad_id).any(-1)
-            return tokens, None, present, pad_id is None
+            return tokens, None, None if pad_id is None else (tokens != pad_id).any(-1)
         raise ValueError(
             "`target` must be a (B, L) tensor (one reference each), a (B, R, L) tensor (up to R references each) "
             f"or a sequence of B sequences of references, got {_describe(target)}."
@@ -445,7 +415,7 @@ def _normalise_target(
         if absent_rows:
             gone = torch.tensor(absent_rows, dtype=torch.int64, device=device)
             present[owner_t[gone], slot_t[gone]] = False
-    return tokens, valid_len, present, False
+    return tokens, valid_len, present
 
 
 def is_int(value: Any) -> bool:
@@ -549,27 +519,28 @@ def normalise_inputs(
     """
     check_validate(validate)
     pad_id, eos_id = check_special_ids(pad_id, eos_id)
-    host = _cpu_tensors(preds, target, pad_id, eos_id, validate)
-    if host is not None:
-        return host
     preds, target = _from_numpy(preds, "preds"), _from_numpy(target, "target")
     device = _find_device(preds, target)
     pred_tokens, pred_valid = _normalise_preds(preds, device)
     batch = pred_tokens.shape[0]
     if batch == 0:
         raise ValueError("`preds` is an empty batch: at least one sentence is needed.")
-    ref_tokens, ref_valid, present, all_present = _normalise_target(target, batch, device, pad_id)
+    ref_tokens, ref_valid, present = _normalise_target(target, batch, device, pad_id)
     if ref_tokens.device != pred_tokens.device:
-        ref_tokens, present = ref_tokens.to(pred_tokens.device), present.to(pred_tokens.device)
+        ref_tokens = ref_tokens.to(pred_tokens.device)
         ref_valid = None if ref_valid is None else ref_valid.to(pred_tokens.device)
-    if present.shape[1] == 0:
+        present = None if present is None else present.to(pred_tokens.device)
+    if ref_tokens.shape[1] == 0:
         _raise_no_reference(0)
     if _device.host_reads_are_free(pred_tokens.device):
         valid = [None if v is None else v.numpy() for v in (pred_valid, ref_valid)]
-        present_np = None if all_present else present.numpy()
+        present_np = None if present is None else present.numpy()
         return _host_batch(
             pred_tokens.numpy(), valid[0], ref_tokens.numpy(), valid[1], present_np, pad_id, eos_id, validate
         )
+    all_present = present is None
+    if all_present:
+        present = torch.ones(ref_tokens.shape[:2], dtype=torch.bool, device=ref_tokens.device)
     if validate:
         _check_values(pred_tokens, ref_tokens, present, pad_id, eos_id, all_present)  # one synchronisation
     preds_aligned, pred_len = _left_align(pred_tokens, _keep_mask(pred_tokens, pred_valid, pad_id, eos_id))
