@@ -274,6 +274,18 @@ def _normal_tensors(out: Any, clone: bool = True) -> Any:
     return out
 
 
+def in_dtype(values: np.ndarray | Tensor, dtype: torch.dtype) -> np.ndarray | Tensor:
+    """float64 scores in the result ``dtype``: NumPy's cast for the CPU engine's arrays where NumPy has the type (the
+    public boundary makes them tensors), torch's otherwise (half precisions round as on accelerators)."""
+    if isinstance(values, np.ndarray):
+        if dtype == torch.float64:
+            return values
+        if dtype == torch.float32:
+            return values.astype(np.float32)
+        values = torch.from_numpy(values)
+    return values.to(dtype)
+
+
 def _align_host(
     x: np.ndarray, valid_len: np.ndarray | None, pad_id: int | None, eos_id: int | None, validate: bool, name: str
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from tensorbleu_metrics.functional import _device, _engine
 from tensorbleu_metrics.functional._counting import BLEUStats
-from tensorbleu_metrics.functional._inputs import check_int, check_stats, public_entry
+from tensorbleu_metrics.functional._inputs import check_int, check_stats, in_dtype, public_entry
 
 # NLTK's method5 (and method7 through it) always mixes in the 5-gram precision
 _NEXT_ORDER = 5
@@ -243,7 +243,7 @@ class BLEUOptions(NamedTuple):
 
         Smoothing runs once over all ``order`` orders; each weight set then weighs the first orders, as many as it
         has weights (NLTK's semantics for weight tuples of different lengths). On the CPU the engine's compiled
-        scorer runs row by row and the scores come as a NumPy array (a tensor for bfloat16), which the public
+        scorer runs row by row and the scores come as a NumPy array (a tensor for half precisions), which the public
         functions return as a tensor; elsewhere batched torch operations.
         """
         if _device.host_reads_are_free(stats.matches.device):
@@ -539,7 +539,7 @@ def _torch_scores(stats: BLEUStats, options: BLEUOptions) -> Tensor:
 
 
 def _host_scores(stats: BLEUStats, options: BLEUOptions, dtype: torch.dtype) -> np.ndarray | Tensor:
-    """Scores ``(K, ...)`` in ``dtype`` from the CPU engine's compiled scorer, as a NumPy array (bfloat16: a
+    """Scores ``(K, ...)`` in ``dtype`` from the CPU engine's compiled scorer, as a NumPy array (half precisions: a
     tensor)."""
     engine = _engine.kernels("scoring")
     n_rows = stats.pred_len.numel()
@@ -557,9 +557,4 @@ def _host_scores(stats: BLEUStats, options: BLEUOptions, dtype: torch.dtype) -> 
     )
     # a score above the result dtype's range (only with huge weights on precisions above 1) saturates
     np.minimum(out, torch.finfo(dtype).max, out=out)
-    out = out.reshape(out.shape[0], *stats.pred_len.shape)
-    if dtype == torch.float64:
-        return out
-    if dtype == torch.float32:
-        return out.astype(np.float32)
-    return torch.from_numpy(out).to(dtype)  # half precisions: torch's rounding, as on accelerators
+    return in_dtype(out.reshape(out.shape[0], *stats.pred_len.shape), dtype)

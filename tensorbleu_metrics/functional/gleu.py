@@ -17,6 +17,7 @@ from tensorbleu_metrics.functional._inputs import (
     check_dtype,
     check_int,
     check_stats,
+    in_dtype,
     normalise_inputs,
     public_entry,
 )
@@ -141,14 +142,12 @@ def gleu_from_stats(stats: GLEUStats, *, dtype: torch.dtype = torch.float32) -> 
     """
     check_stats(stats, GLEUStats)
     check_dtype(dtype)
-    if _device.host_reads_are_free(stats.matches.device) and dtype in (torch.float64, torch.float32):
+    if _device.host_reads_are_free(stats.matches.device):
         # NumPy on the CPU (returned as a tensor by the public boundary): no torch operation on the scores
         matches, n_all = stats.matches.numpy(), stats.n_all.numpy()
-        score = np.where(n_all > 0, matches / np.maximum(n_all, 1).astype(np.float64), 0.0)
-        return score.astype(np.float64 if dtype == torch.float64 else np.float32)
+        return in_dtype(np.where(n_all > 0, matches / np.maximum(n_all, 1).astype(np.float64), 0.0), dtype)
     n_all = stats.n_all.to(torch.float64)
-    score = torch.where(stats.n_all > 0, stats.matches / n_all.clamp(min=1), 0.0)
-    return score.to(dtype)
+    return torch.where(stats.n_all > 0, stats.matches / n_all.clamp(min=1), 0.0).to(dtype)
 
 
 @public_entry

@@ -21,6 +21,7 @@ from tensorbleu_metrics.functional._inputs import (
     check_dtype,
     check_int,
     check_special_ids,
+    in_dtype,
     normalise_inputs,
     public_entry,
 )
@@ -117,13 +118,6 @@ def _key_scores(
     return tuple(out)  # NumPy rows: the public function returns them as tensors
 
 
-def _in_dtype(value: Tensor | np.ndarray, dtype: torch.dtype) -> Tensor | np.ndarray:
-    """float64 scores in ``dtype``: NumPy's cast for the CPU engine's arrays where NumPy has the type."""
-    if isinstance(value, np.ndarray) and dtype in (torch.float64, torch.float32):
-        return value.astype(np.float64 if dtype == torch.float64 else np.float32)
-    return torch.as_tensor(value).to(dtype)
-
-
 @public_entry
 def rouge_score(
     preds: Any,
@@ -210,5 +204,5 @@ def rouge_score(
     out: dict[str, Tensor] = {}
     for key in keys:
         for field, value in zip(SCORE_FIELDS, _key_scores(*per_key[key], batch.ref_present, accumulate), strict=True):
-            out[f"{key}_{field}"] = _in_dtype(value, dtype)
+            out[f"{key}_{field}"] = in_dtype(value, dtype)
     return out
