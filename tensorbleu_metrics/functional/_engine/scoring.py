@@ -166,36 +166,32 @@ def rouge_rows(hits, pred_total, ref_total, present, best, out):
     """
     n_rows, n_refs = hits.shape
     for b in range(n_rows):
-        chosen = -1
+        chosen = 0  # with no reference present (unvalidated input), the first, as the torch path reads it
         top = -1.0
-        sums = np.zeros(3)
+        sums = (0.0, 0.0, 0.0)
         count = 0
         for k in range(n_refs):
-            if not present[b, k]:
-                continue
-            precision = hits[b, k] / max(pred_total[b, k], 1)
-            recall = hits[b, k] / max(ref_total[b, k], 1)
-            both = precision + recall
-            fmeasure = 2 * precision * recall / both if both > 0 else 0.0
-            if best:
-                if fmeasure > top:
-                    top = fmeasure
+            if present[b, k]:
+                scores = _rouge_scores(hits[b, k], pred_total[b, k], ref_total[b, k])
+                if scores[0] > top:
+                    top = scores[0]
                     chosen = k
-                    sums[0], sums[1], sums[2] = fmeasure, precision, recall
-            else:
-                sums[0] += fmeasure
-                sums[1] += precision
-                sums[2] += recall
+                sums = (sums[0] + scores[0], sums[1] + scores[1], sums[2] + scores[2])
                 count += 1
+        if best:
+            sums = _rouge_scores(hits[b, chosen], pred_total[b, chosen], ref_total[b, chosen])
+            count = 1
         for field in range(3):
-            out[field, b] = sums[field] if best else sums[field] / count
-        if best and chosen < 0:  # no reference present (unvalidated input): the torch path reads the first
-            precision = hits[b, 0] / max(pred_total[b, 0], 1)
-            recall = hits[b, 0] / max(ref_total[b, 0], 1)
-            both = precision + recall
-            out[0, b] = 2 * precision * recall / both if both > 0 else 0.0
-            out[1, b] = precision
-            out[2, b] = recall
+            out[field, b] = sums[field] / count
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _rouge_scores(hits, pred_total, ref_total):
+    """rouge-score's (F, precision, recall) of one reference's hits."""
+    precision = hits / max(pred_total, 1)
+    recall = hits / max(ref_total, 1)
+    both = precision + recall
+    return (2 * precision * recall / both if both > 0 else 0.0), precision, recall
 
 
 @numba.njit(nogil=True, cache=True)
