@@ -13,7 +13,8 @@ import torch
 from torch import Tensor
 
 from tensorbleu_metrics.functional import _device, _engine, _sorted_pass
-from tensorbleu_metrics.functional._inputs import TokenBatch
+from tensorbleu_metrics.functional._engine import NO_REF_LEN
+from tensorbleu_metrics.functional._inputs import HostRows, TokenBatch, raise_negative_value, raise_no_reference
 
 
 class BLEUStats(NamedTuple):
@@ -52,31 +53,23 @@ class BLEUStats(NamedTuple):
 def ngram_totals(lengths: Tensor | np.ndarray, n_gram: int) -> Tensor | np.ndarray:
     """``(..., N)`` numbers of n-grams of orders 1..``n_gram`` in sequences of the given lengths (a tensor, or a
     NumPy array on the CPU engine's path)."""
-    host = isinstance(lengths, np.ndarray)
-    orders = np.arange(n_gram) if host else torch.arange(n_gram, device=lengths.device)
-    return _at_least(lengths[..., None] - orders, 0)
+    if isinstance(lengths, np.ndarray):
+        return np.maximum(lengths[..., None] - np.arange(n_gram), 0)
+    return (lengths[..., None] - torch.arange(n_gram, device=lengths.device)).clamp_min(0)
 
 
-def _at_least(x: Tensor | np.ndarray, low: int) -> Tensor | np.ndarray:
-    """``max(x, low)`` elementwise, for a tensor or an array (NumPy's ``maximum`` costs less to call than ``clip``)."""
-    return np.maximum(x, low) if isinstance(x, np.ndarray) else x.clamp_min(low)
-
-
-# the closest reference length of a sentence without a reference (unvalidated input): its brevity penalty is 0
-_NO_REF_LEN = 2**32 - 1
 _INT64_MAX = 2**63 - 1
 
 
 def _closest_ref_len(pred_len: Tensor, ref_len: Tensor, present: Tensor) -> Tensor:
-    """Length of the reference closest in length to each candidate, the shorter one on ties (tensors, or NumPy
-    arrays on the CPU engine's path)."""
-    xp = np if isinstance(ref_len, np.ndarray) else torch
+    """Length of the present reference closest in length to each candidate, the shorter one on ties (``NO_REF_LEN``
+    without one: a brevity penalty of 0)."""
     if ref_len.shape[1] == 1:
-        return xp.where(present[:, 0], ref_len[:, 0], _NO_REF_LEN)
+        return torch.where(present[:, 0], ref_len[:, 0], NO_REF_LEN)
     distance = abs(ref_len - pred_len[:, None])
     # one integer key orders by distance, then by length (lengths are below 2**31); absent references never win
-    key = xp.where(present, (distance << 32) + ref_len, _INT64_MAX)
-    return xp.amin(key, 1) & _NO_REF_LEN
+    key = torch.where(present, (distance << 32) + ref_len, _INT64_MAX)
+    return torch.amin(key, 1) & NO_REF_LEN
 
 
 # ---- candidate against its references (BLEU, GLEU, ROUGE-N) ----
@@ -100,33 +93,40 @@ def _numpy(x: Tensor) -> np.ndarray:
     return np.ascontiguousarray(x.numpy())
 
 
-def count_ngrams(batch: TokenBatch, n_gram: int, *, per_reference: bool = False) -> NGramCounts:
+def count_ngrams(batch: TokenBatch | HostRows, n_gram: int, *, per_reference: bool = False) -> NGramCounts:
     """Per-sentence ``BLEUStats`` for orders 1..``n_gram`` and, if asked, overlaps with each reference.
 
-    On the CPU the compiled engine counts row by row; on accelerators the sorted pass (``_sorted_pass``) counts
-    every row at once.
+    On the CPU the compiled engine goes from rows to statistics in one call (``HostRows``, whose statistics come
+    back as NumPy arrays, or a laid-out ``TokenBatch``, whose come back as tensors); on accelerators the sorted pass
+    (``_sorted_pass``) counts every row at once.
     """
-    host = _device.host_reads_are_free(batch.preds.device)
-    if host:
+    if isinstance(batch, HostRows):
+        counted = _engine.kernels("ngrams").count_rows(*batch[:-1], batch.validate, n_gram)
+        if counted.bad_pred >= 0:
+            raise_negative_value(int(batch.preds.reshape(-1)[counted.bad_pred]), "preds")
+        if counted.bad_ref >= 0:
+            raise_negative_value(int(batch.refs.reshape(-1)[counted.bad_ref]), "target")
+        if counted.no_ref >= 0:
+            raise_no_reference(counted.no_ref)
+        stats = BLEUStats(counted.matches, *counted[2:4], counted.pred_len, counted.closest_ref_len)
+        return NGramCounts(stats, counted.ref_matches if per_reference else None)
+    if _device.host_reads_are_free(batch.preds.device):
         preds, pred_len, refs, ref_len, present = batch.arrays or map(_numpy, batch[:5])
-        lengths = (pred_len, ref_len, present)
-        counted = _engine.kernels("ngrams").count_pairs(preds, pred_len, refs, ref_len, n_gram, per_reference)
-    else:
-        lengths = (batch.pred_len, batch.ref_len, batch.ref_present)
-        counted = _sorted_pass.count_against_refs(batch, n_gram, per_reference=per_reference)
-    # the rest in NumPy on the CPU (fewer and cheaper calls than torch's), in torch elsewhere
+        counted = _engine.kernels("ngrams").count_rows(
+            preds, pred_len, refs, ref_len, present, False, None, None, False, n_gram
+        )
+        stats = BLEUStats(counted.matches, *counted[2:4], counted.pred_len, counted.closest_ref_len)
+        ref_matches = torch.from_numpy(counted.ref_matches) if per_reference else None
+        return NGramCounts(BLEUStats(*map(torch.from_numpy, stats)), ref_matches)
+    counted = _sorted_pass.count_against_refs(batch, n_gram, per_reference=per_reference)
     matches, ref_matches = counted
-    pred_len, ref_len, present = lengths
-    totals = ngram_totals(pred_len, n_gram)
-    stats = BLEUStats(matches, totals, _at_least(totals, 1), pred_len, _closest_ref_len(pred_len, ref_len, present))
-    if host:
-        stats = BLEUStats(*map(torch.from_numpy, stats))
-        ref_matches = None if ref_matches is None else torch.from_numpy(ref_matches)
-    return NGramCounts(stats, ref_matches)
+    totals = ngram_totals(batch.pred_len, n_gram)
+    closest = _closest_ref_len(batch.pred_len, batch.ref_len, batch.ref_present)
+    return NGramCounts(BLEUStats(matches, totals, totals.clamp_min(1), batch.pred_len, closest), ref_matches)
 
 
-def count_stats(batch: TokenBatch, n_gram: int) -> BLEUStats:
-    """Per-sentence ``BLEUStats`` for orders 1..``n_gram`` of a normalised batch."""
+def count_stats(batch: TokenBatch | HostRows, n_gram: int) -> BLEUStats:
+    """Per-sentence ``BLEUStats`` for orders 1..``n_gram`` of a normalised batch (NumPy arrays for ``HostRows``)."""
     return count_ngrams(batch, n_gram).stats
 
 

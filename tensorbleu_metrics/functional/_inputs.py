@@ -36,6 +36,21 @@ class TokenBatch(NamedTuple):
     arrays: tuple[np.ndarray, ...] | None = None
 
 
+class HostRows(NamedTuple):
+    """CPU inputs before the layout: int64 rows as given (padding and eos in place), which the engine lays out in
+    the same compiled call that counts them."""
+
+    preds: np.ndarray  # (B, L)
+    pred_valid: np.ndarray | None  # (B,): positions below it are tokens (ragged inputs); None: every position
+    refs: np.ndarray  # (B, R, L')
+    ref_valid: np.ndarray | None  # (B, R)
+    present: np.ndarray | None  # (B, R) bool; None: every reference present, but see padding_absent
+    padding_absent: bool  # a reference whose positions are all pad_id is absent (a (B, R, L') tensor's rule)
+    pad_id: int | None
+    eos_id: int | None
+    validate: bool
+
+
 def _describe(value: Any) -> str:
     if isinstance(value, Tensor):
         return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
@@ -158,10 +173,10 @@ def _negative_ids(x: Tensor, pad_id: int | None, eos_id: int | None) -> Tensor:
 
 
 def _raise_negative(x: Tensor, bad: Tensor, name: str) -> None:
-    _raise_negative_value(int(x[bad][0]), name)
+    raise_negative_value(int(x[bad][0]), name)
 
 
-def _raise_negative_value(value: int, name: str) -> None:
+def raise_negative_value(value: int, name: str) -> None:
     raise ValueError(
         f"`{name}` holds the negative token ID {value}; token IDs must be >= 0 "
         "(negative values are allowed only as `pad_id` or `eos_id`)."
@@ -189,10 +204,10 @@ def _check_values(
     if found[1]:
         _raise_negative(refs, bad_refs, "target")
     if not found[2]:
-        _raise_no_reference(int(has_ref.logical_not().nonzero()[0, 0]))
+        raise_no_reference(int(has_ref.logical_not().nonzero()[0, 0]))
 
 
-def _raise_no_reference(sentence: int) -> None:
+def raise_no_reference(sentence: int) -> None:
     raise ValueError(
         f"`target` gives sentence {sentence} no reference: every sentence needs at least one "
         "(a reference that is all padding counts as absent in a (B, R, L) tensor)."
@@ -275,10 +290,11 @@ def _normal_tensors(out: Any, clone: bool = True) -> Any:
 
 
 def in_dtype(values: np.ndarray | Tensor, dtype: torch.dtype) -> np.ndarray | Tensor:
-    """float64 scores in the result ``dtype``: NumPy's cast for the CPU engine's arrays where NumPy has the type (the
-    public boundary makes them tensors), torch's otherwise (half precisions round as on accelerators)."""
+    """float64 (or already float32) scores in the result ``dtype``: NumPy's cast for the CPU engine's arrays where
+    NumPy has the type (the public boundary makes them tensors), torch's otherwise (half precisions round as on
+    accelerators)."""
     if isinstance(values, np.ndarray):
-        if dtype == torch.float64:
+        if dtype == torch.float64 or (dtype == torch.float32 and values.dtype == np.float32):
             return values
         if dtype == torch.float32:
             return values.astype(np.float32)
@@ -293,32 +309,26 @@ def _align_host(
     if ``validate``; the tokens returned may be ``x`` itself."""
     if valid_len is None and pad_id is None and eos_id is None:  # every position is a token: nothing moves
         if validate and x.size and int(x.min()) < 0:
-            _raise_negative_value(int(x[x < 0][0]), name)
+            raise_negative_value(int(x[x < 0][0]), name)
         return x, np.full(x.shape[:-1], x.shape[-1], dtype=np.int64)
-    tokens, lengths, bad = _engine.kernels("layout").align_rows(x, valid_len, pad_id, eos_id, validate)
+    tokens, lengths, bad = _engine.kernels("ngrams").align_rows(x, valid_len, pad_id, eos_id, validate)
     if bad >= 0:
-        _raise_negative_value(int(x.reshape(-1)[bad]), name)
+        raise_negative_value(int(x.reshape(-1)[bad]), name)
     return tokens, lengths
 
 
-def _host_batch(
-    pred_tokens: np.ndarray,
-    pred_valid: np.ndarray | None,
-    ref_tokens: np.ndarray,
-    ref_valid: np.ndarray | None,
-    present: np.ndarray | None,
-    pad_id: int | None,
-    eos_id: int | None,
-    validate: bool,
-) -> TokenBatch:
-    """The CPU's ``TokenBatch`` from int64 arrays (``present`` None: every reference is present by construction)."""
-    preds, pred_len = _align_host(pred_tokens, pred_valid, pad_id, eos_id, validate, "preds")
-    refs, ref_len = _align_host(ref_tokens, ref_valid, pad_id, eos_id, validate, "target")
+def _host_batch(rows: HostRows) -> TokenBatch:
+    """The CPU's ``TokenBatch`` from its rows: laid out by the engine, with the present references."""
+    preds, pred_len = _align_host(rows.preds, rows.pred_valid, rows.pad_id, rows.eos_id, rows.validate, "preds")
+    refs, ref_len = _align_host(rows.refs, rows.ref_valid, rows.pad_id, rows.eos_id, rows.validate, "target")
+    present = rows.present
+    if present is None and rows.padding_absent and rows.pad_id is not None:
+        present = (rows.refs != rows.pad_id).any(-1)
     if present is None:
         present = np.ones(ref_len.shape, dtype=bool)
     else:
-        if validate and not present.any(-1).all():
-            _raise_no_reference(int(np.flatnonzero(~present.any(-1))[0]))
+        if rows.validate and not present.any(-1).all():
+            raise_no_reference(int(np.flatnonzero(~present.any(-1))[0]))
         ref_len *= present  # absent references have length 0 (ref_len is the kernel's own array)
     arrays = (preds, pred_len, refs, ref_len, present)
     return TokenBatch(*map(torch.from_numpy, arrays), arrays)
@@ -368,16 +378,15 @@ def _normalise_target(
     target: Any, batch: int, device: torch.device, pad_id: int | None
 ) -> tuple[Tensor, Tensor | None, Tensor | None]:
     """Returns (tokens (B, R, L'), valid lengths or None, reference-present mask (B, R), or None where every
-    reference is present by construction: nothing to check or zero then)."""
+    reference is present by construction, or, for a (B, R, L') tensor, present unless all padding)."""
     if isinstance(target, Tensor):
         _check_int_tensor(target, "target")
         if target.dim() in (2, 3):
             _check_same_batch(batch, target.shape[0])
         if target.dim() == 2:
             return _int64(target).unsqueeze(1), None, None
-        if target.dim() == 3:
-            tokens = _int64(target)
-            return tokens, None, None if pad_id is None else (tokens != pad_id).any(-1)
+        if target.dim() == 3:  # with pad_id, an all-padding reference is absent: the caller finds those
+            return _int64(target), None, None
         raise ValueError(
             "`target` must be a (B, L) tensor (one reference each), a (B, R, L) tensor (up to R references each) "
             f"or a sequence of B sequences of references, got {_describe(target)}."
@@ -522,12 +531,13 @@ def _check_same_batch(batch: int, n_target: int) -> None:
 
 
 def normalise_inputs(
-    preds: Any, target: Any, pad_id: int | None, eos_id: int | None, validate: bool = True
-) -> TokenBatch:
+    preds: Any, target: Any, pad_id: int | None, eos_id: int | None, validate: bool = True, *, layout: bool = True
+) -> TokenBatch | HostRows:
     """Validate ``preds``/``target`` in any accepted form and return the left-aligned ``TokenBatch``.
 
     With ``validate=False`` the values are trusted (types and shapes are still checked): no search for negative
-    IDs or sentences without a reference, so no host synchronisation.
+    IDs or sentences without a reference, so no host synchronisation. With ``layout=False``, CPU inputs come back
+    as ``HostRows``, for an engine call that lays them out itself (and checks their values if ``validate``).
     """
     check_validate(validate)
     pad_id, eos_id = check_special_ids(pad_id, eos_id)
@@ -543,13 +553,18 @@ def normalise_inputs(
         ref_valid = None if ref_valid is None else ref_valid.to(pred_tokens.device)
         present = None if present is None else present.to(pred_tokens.device)
     if ref_tokens.shape[1] == 0:
-        _raise_no_reference(0)
+        raise_no_reference(0)
+    padding_absent = isinstance(target, Tensor) and target.dim() == 3
     if _device.host_reads_are_free(pred_tokens.device):
         valid = [None if v is None else v.numpy() for v in (pred_valid, ref_valid)]
         present_np = None if present is None else present.numpy()
-        return _host_batch(
-            pred_tokens.numpy(), valid[0], ref_tokens.numpy(), valid[1], present_np, pad_id, eos_id, validate
-        )
+        rows = HostRows(
+            pred_tokens.numpy(), valid[0], ref_tokens.numpy(), valid[1], present_np, padding_absent, pad_id, eos_id,
+            validate,
+        )  # fmt: skip
+        return rows if not layout else _host_batch(rows)
+    if padding_absent and pad_id is not None:
+        present = (ref_tokens != pad_id).any(-1)
     all_present = present is None
     if all_present:
         present = torch.ones(ref_tokens.shape[:2], dtype=torch.bool, device=ref_tokens.device)

@@ -246,7 +246,7 @@ class BLEUOptions(NamedTuple):
         scorer runs row by row and the scores come as a NumPy array (a tensor for half precisions), which the public
         functions return as a tensor; elsewhere batched torch operations.
         """
-        if _device.host_reads_are_free(stats.matches.device):
+        if not isinstance(stats.matches, Tensor) or _device.host_reads_are_free(stats.matches.device):
             score = _host_scores(stats, self, dtype)
         else:
             # a score above the result dtype's range (only with huge weights on precisions above 1) saturates
@@ -540,21 +540,27 @@ def _torch_scores(stats: BLEUStats, options: BLEUOptions) -> Tensor:
 
 def _host_scores(stats: BLEUStats, options: BLEUOptions, dtype: torch.dtype) -> np.ndarray | Tensor:
     """Scores ``(K, ...)`` in ``dtype`` from the CPU engine's compiled scorer, as a NumPy array (half precisions: a
-    tensor)."""
+    tensor). ``stats``: CPU tensors or NumPy arrays."""
     engine = _engine.kernels("scoring")
-    n_rows = stats.pred_len.numel()
-    out = np.empty((options.weights.matrix.shape[0], n_rows))
+    shape = stats.pred_len.shape
+    n_rows = math.prod(shape)
+    fields = [x.numpy() if isinstance(x, Tensor) else np.asarray(x) for x in stats]
+    fields = [np.ascontiguousarray(x, dtype=np.int64).reshape(n_rows, -1) for x in fields[:3]] + [
+        np.ascontiguousarray(x, dtype=np.int64).reshape(n_rows) for x in fields[3:]
+    ]
+    # float32 straight from the scorer; other dtypes from float64 (half precisions round as on accelerators)
+    out = np.empty(
+        (options.weights.matrix.shape[0], n_rows), dtype=np.float32 if dtype == torch.float32 else np.float64
+    )
     engine.bleu_rows(
-        *(np.ascontiguousarray(x.numpy(), dtype=np.int64).reshape(n_rows, -1) for x in stats[:3]),
-        *(np.ascontiguousarray(x.numpy(), dtype=np.int64).reshape(n_rows) for x in stats[3:]),
+        *fields,
         options.weights.matrix.numpy(),
         options.weights.lengths.numpy(),
         engine.METHOD_CODES[options.smoothing],
         options.value,
         options.effective_order,
         options.auto_reweigh,
+        float(torch.finfo(dtype).max),  # a score above the result dtype's range saturates
         out,
     )
-    # a score above the result dtype's range (only with huge weights on precisions above 1) saturates
-    np.minimum(out, torch.finfo(dtype).max, out=out)
-    return in_dtype(out.reshape(out.shape[0], *stats.pred_len.shape), dtype)
+    return in_dtype(out.reshape(out.shape[0], *shape), dtype)

@@ -56,7 +56,7 @@ def bleu_stats(
         (tensor([[3, 2]]), tensor([[4, 3]]), tensor([4]), tensor([4]))
     """
     n_gram = check_int(n_gram, "n_gram", minimum=1)
-    return count_stats(normalise_inputs(preds, target, pad_id, eos_id, validate), n_gram)
+    return count_stats(normalise_inputs(preds, target, pad_id, eos_id, validate, layout=False), n_gram)
 
 
 def _bleu(
@@ -79,7 +79,7 @@ def _bleu(
     check_dtype(dtype)
     options = bleu_options(n_gram, weights, smoothing, smooth_value, effective_order, auto_reweigh)
     # counted once, for the highest order any weight set (or the smoothing) needs
-    stats = count_stats(normalise_inputs(preds, target, pad_id, eos_id, validate), options.counted_orders)
+    stats = count_stats(normalise_inputs(preds, target, pad_id, eos_id, validate, layout=False), options.counted_orders)
     return options.score(stats if per_sentence else stats.sum(), dtype)
 
 

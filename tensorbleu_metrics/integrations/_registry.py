@@ -162,7 +162,7 @@ class _BLEUSubScores:
 @public_entry
 def _bleu_sample(scorer: _BLEUSubScores, preds: Any, refs: Any, ids: Mapping[str, Any]) -> dict[str, float]:
     """One sample's BLEU sub-scores in one public call (options checked once, plain floats out: nothing to copy)."""
-    batch = normalise_inputs(preds, refs, ids.get("pad_id"), ids.get("eos_id"), ids.get("validate", True))
+    batch = normalise_inputs(preds, refs, ids.get("pad_id"), ids.get("eos_id"), ids.get("validate", True), layout=False)
     stats = count_stats(batch, scorer.checked.counted_orders)
     out = {"score": float(scorer.checked.score(stats, torch.float64)[0])}
     matches, totals = stats.matches[0].tolist(), stats.totals[0].tolist()

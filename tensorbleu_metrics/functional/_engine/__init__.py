@@ -1,11 +1,11 @@
 """The CPU engine: compiled per-row kernels over NumPy views of the normalised token layout.
 
 Each kernel family lives in its own module of this package, written with Numba (``@njit(nogil=True, cache=True)``):
-compiled once per machine into Numba's cache, loaded from there by every later process. ``layout`` turns input rows
-into the token layout (padding dropped, rows cut at their eos); ``ngrams`` counts a candidate's n-grams against its
-references (BLEU, GLEU, ROUGE-N, chrF's character and word n-grams); ``diversity`` counts samples against their
-group (Self-BLEU, distinct-n); ``lcs`` runs ROUGE-L and ROUGE-Lsum; ``chrf`` reads and counts text for chrF;
-``scoring`` turns statistics into BLEU, ROUGE, GLEU and chrF scores.
+compiled once per machine into Numba's cache, loaded from there by every later process. ``ngrams`` turns input rows
+into the token layout (padding dropped, rows cut at their eos) and counts a candidate's n-grams against its
+references (BLEU, GLEU, ROUGE-N, chrF's character and word n-grams): from input rows to statistics in one call;
+``diversity`` counts samples against their group (Self-BLEU, distinct-n); ``lcs`` runs ROUGE-L and ROUGE-Lsum;
+``chrf`` reads and counts text for chrF; ``scoring`` turns statistics into BLEU, ROUGE, GLEU and chrF scores.
 
 A kernel takes a range of rows ``[start, stop)`` and writes their results into preallocated
 outputs, so a call runs on the calling thread alone by default (no thread pool whose every region waits for all its
@@ -27,11 +27,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["get_cpu_threads", "kernels", "run_rows", "set_cpu_threads", "token_scratch"]
+__all__ = ["NO_REF_LEN", "get_cpu_threads", "kernels", "run_rows", "set_cpu_threads", "token_scratch"]
 
 # the largest token value a direct map covers (int32 ids and int64 stamps: 12 bytes a slot); larger or negative
 # values are renumbered first (see dense_tokens)
 MAP_LIMIT = 1 << 22
+# the closest reference length of a sentence without a present reference (unvalidated input): a brevity penalty of 0
+NO_REF_LEN = 2**32 - 1
 
 _threads = 1
 _pool: ThreadPoolExecutor | None = None
@@ -171,7 +173,7 @@ def dense_tokens(
     return out, int(values.shape[0])
 
 
-_MODULES = ("ngrams", "diversity", "lcs", "scoring", "layout", "chrf")
+_MODULES = ("ngrams", "diversity", "lcs", "scoring", "chrf")
 
 
 _loaded: dict[str, ModuleType] = {}

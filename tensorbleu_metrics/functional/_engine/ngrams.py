@@ -38,16 +38,17 @@ for the token table, 1 for the marks).
 
 from __future__ import annotations
 
+import math
 import threading
-from typing import Any
+from typing import Any, NamedTuple
 
 import numba
 import numpy as np
 from numba import uint64, uintp
 
-from tensorbleu_metrics.functional._engine import MAP_LIMIT, run_rows, token_scratch
+from tensorbleu_metrics.functional._engine import MAP_LIMIT, NO_REF_LEN, get_cpu_threads, run_rows, token_scratch
 
-__all__ = ["count_pairs"]
+__all__ = ["PairCounts", "align_rows", "count_pairs", "count_rows"]
 
 # 2**64 / golden ratio: a multiplicative hash, its top bits the slot; unsigned (Numba's signed multiply may not
 # overflow)
@@ -492,35 +493,6 @@ def _clipped(counts, plane):
     return h0, h1, h2, h3
 
 
-@numba.njit(nogil=True, cache=True)
-def _scan(preds, pred_len, refs, ref_len):
-    """The smallest and largest valid token (0, 0 without any), the longest candidate, a bound on a row's candidate,
-    references and separators, each row's tokens (its cost) and their sum."""
-    low = np.iinfo(np.int64).max
-    high = np.iinfo(np.int64).min
-    longest = 0
-    widest = 0
-    total = 0
-    cost = np.empty(preds.shape[0], dtype=np.int64)
-    for b in range(preds.shape[0]):
-        n = pred_len[b]
-        longest = max(longest, n)
-        for i in range(n):
-            low = min(low, preds[b, i])
-            high = max(high, preds[b, i])
-        for k in range(refs.shape[1]):
-            n += ref_len[b, k]
-            for i in range(ref_len[b, k]):
-                low = min(low, refs[b, k, i])
-                high = max(high, refs[b, k, i])
-        cost[b] = n
-        total += n
-        widest = max(widest, n - pred_len[b])
-    if low > high:
-        low = high = 0
-    return low, high, longest, widest + longest + 2, cost, total
-
-
 class _Work:
     """A thread's buffers, kept between calls: the ids of a row's positions (order 1 and the last order of a group),
     the count planes (all 0 between rows), the prefix marks, the continuation table (keys stamped by a base that
@@ -579,76 +551,288 @@ def _work(width: int, longest: int) -> _Work:
     return work
 
 
-def _block(start: int, stop: int, *args: Any) -> int:
-    """Run the kernel over rows ``[start, stop)`` with this thread's token map and buffers."""
-    preds, pred_len, refs, ref_len, n_gram, group, matches, ref_matches, vocab, width, longest = args
+@numba.njit(nogil=True, cache=True)
+def _align(x, valid_len, first, last, pad, eos, check, out, lengths):
+    """Rows ``[first, last)`` of ``x`` ``(N, L)`` left-aligned into the same rows of ``out`` and ``lengths``: padding
+    dropped, each row cut at its first eos, only positions below ``valid_len`` (or ``None``: whole rows) read.
+    Returns the flat index in ``x`` of the first negative ID that is neither ``pad`` nor ``eos`` if ``check``, else
+    (or if there is none) -1; every value counts, also past a length or an eos, as on the accelerators."""
+    width = x.shape[1]
+    bad = -1
+    for i in range(first, last):
+        if check and bad < 0:
+            for j in range(width):
+                t = x[i, j]
+                if t < 0 and not (pad is not None and t == pad) and not (eos is not None and t == eos):
+                    bad = i * width + j
+                    break
+        stop = width if valid_len is None else valid_len[i]
+        n = 0
+        for j in range(stop):
+            t = x[i, j]
+            if eos is not None and t == eos:
+                break
+            if pad is not None and t == pad:
+                continue
+            out[i, n] = t
+            n += 1
+        lengths[i] = n
+    return bad
+
+
+@numba.njit(nogil=True, cache=True)
+def _rows(
+    start,
+    stop,
+    preds,
+    pred_valid,
+    refs,
+    ref_valid,
+    present,
+    present_rule,
+    pad,
+    eos,
+    check,
+    laid_out,
+    n_gram,
+    matches,
+    ref_matches,
+    totals,
+    clamped,
+    pred_len,
+    ref_len,
+    closest,
+    aligned_preds,
+    aligned_refs,
+    token_map,
+):
+    """Rows ``[start, stop)`` from their input rows to everything but their matches, in one call: the layout (into
+    ``aligned_preds``/``aligned_refs``), the present references, totals, the closest reference lengths, and the
+    choice of token ids for ``_count_rows`` (called apart: inlined here, it runs slower).
+
+    ``laid_out``: the rows are their own layout (``aligned_*`` are ``preds``/``refs``). ``present_rule``: 0
+    ``present`` is given, 1 every reference is present, 2 a reference is present unless all its positions are
+    ``pad``. Returns the first bad negative ID's flat index in ``preds`` and in ``refs`` (-1: none), the
+    first row without a present reference (-1: none; looked for only if ``check``), the token map size the call
+    would use were ``token_map`` that large (0: none), and whether it uses ``token_map``.
+    """
+    n_refs = refs.shape[1]
+    width = refs.shape[2]
+    bad_pred = -1
+    bad_ref = -1
+    copied = False
+    # nested tests on the optional arguments: Numba drops each branch an absent one cannot take
+    if pred_valid is not None:  # noqa: SIM102
+        if ref_valid is not None:  # noqa: SIM102
+            if laid_out:  # the rows are their own layout (``aligned_*`` are the inputs): only the lengths to copy
+                copied = True
+                for b in range(start, stop):
+                    pred_len[b] = pred_valid[b]
+                    for k in range(n_refs):
+                        ref_len[b, k] = ref_valid[b, k]
+    if not copied:
+        bad_pred = _align(preds, pred_valid, start, stop, pad, eos, check, aligned_preds, pred_len)
+        flat_refs = refs.reshape(refs.shape[0] * n_refs, width)
+        flat_aligned = aligned_refs.reshape(refs.shape[0] * n_refs, width)
+        flat_len = ref_len.reshape(ref_len.size)
+        first, last = start * n_refs, stop * n_refs
+        if ref_valid is None:
+            bad_ref = _align(flat_refs, None, first, last, pad, eos, check, flat_aligned, flat_len)
+        else:
+            flat_valid = ref_valid.reshape(ref_valid.size)
+            bad_ref = _align(flat_refs, flat_valid, first, last, pad, eos, check, flat_aligned, flat_len)
+    # the present references, the smallest and largest token and how many there are
+    no_ref = -1
+    low = np.iinfo(np.int64).max
+    high = np.iinfo(np.int64).min
+    total = 0
+    for b in range(start, stop):
+        for i in range(pred_len[b]):
+            low = min(low, aligned_preds[b, i])
+            high = max(high, aligned_preds[b, i])
+        total += pred_len[b]
+        found = False
+        for k in range(n_refs):
+            if present_rule == 1:
+                present[b, k] = True
+            elif present_rule == 2:
+                some = False
+                if pad is not None:
+                    for j in range(width):
+                        if refs[b, k, j] != pad:
+                            some = True
+                            break
+                present[b, k] = some
+            if not present[b, k]:
+                ref_len[b, k] = 0
+                continue
+            found = True
+            for i in range(ref_len[b, k]):
+                low = min(low, aligned_refs[b, k, i])
+                high = max(high, aligned_refs[b, k, i])
+            total += ref_len[b, k]
+        if check and not found and no_ref < 0:
+            no_ref = b
+    # ids from the direct map where the call's tokens touch most of it (its cache misses, where the caches are cold,
+    # then cost less than hashing every token), else from the token table
+    wanted = 0
+    use_map = low >= 0 and high < min(total // DIRECT_SHARE, MAP_LIMIT)
+    if use_map and high >= token_map.size:
+        wanted = high + 1
+        use_map = False
+    for b in range(start, stop):
+        for m in range(n_gram):
+            totals[b, m] = max(pred_len[b] - m, 0)
+            clamped[b, m] = max(pred_len[b] - m, 1)
+        # the present reference closest in length, the shorter on ties; none: a brevity penalty of 0
+        best = NO_REF_LEN
+        distance = NO_REF_LEN
+        for k in range(n_refs):
+            if present[b, k]:
+                d = abs(ref_len[b, k] - pred_len[b])
+                if d < distance or (d == distance and ref_len[b, k] < best):
+                    best = ref_len[b, k]
+                    distance = d
+        closest[b] = best
+    return bad_pred, bad_ref, no_ref, wanted, use_map
+
+
+class PairCounts(NamedTuple):
+    """What ``count_rows`` returns: NumPy int64 arrays (``present`` bool)."""
+
+    matches: np.ndarray  # (B, N) clipped matches
+    ref_matches: np.ndarray  # (B, R, N) overlaps with each reference alone
+    totals: np.ndarray  # (B, N) candidate n-grams per order
+    clamped_totals: np.ndarray  # (B, N) max(totals, 1)
+    pred_len: np.ndarray  # (B,) candidate lengths
+    closest_ref_len: np.ndarray  # (B,) closest present reference length (NO_REF_LEN: none)
+    ref_len: np.ndarray  # (B, R) reference lengths, 0 for absent ones
+    present: np.ndarray  # (B, R) which references are present
+    bad_pred: int  # flat index in ``preds`` of the first negative ID other than pad/eos, or -1
+    bad_ref: int  # the same in ``refs``
+    no_ref: int  # the first sentence without a present reference, or -1
+
+
+def _block(start: int, stop: int, *args: Any) -> tuple[int, int, int]:
+    """Run ``_rows`` over rows ``[start, stop)`` with this thread's token map and buffers; returns the bad indices."""
+    inputs, outputs, n_gram, group, width, longest = args
     work = _work(width, longest)
-    if vocab:
-        # the map's entries stay at or below ``scratch.stamp`` (each row's base): the other kernels' fresh stamps
-        # (stamp + 1, ...) never equal one of them, and theirs never look valid here
-        scratch = token_scratch(vocab)
-        token_map, base = scratch.stamps, scratch.stamp
-    else:
-        token_map, base = _NO_MAP, work.token_base
+    scratch = token_scratch(0)
+    bad_pred, bad_ref, no_ref, wanted, use_map = _rows(start, stop, *inputs, n_gram, *outputs, scratch.stamps)
+    matches, ref_matches, _, _, pred_len, ref_len, _, aligned_preds, aligned_refs = outputs
+    token_map, base = (scratch.stamps, scratch.stamp) if use_map else (_NO_MAP, work.token_base)
     base, work.table_base = _count_rows(
-        start,
-        stop,
-        preds,
-        pred_len,
-        refs,
-        ref_len,
-        n_gram,
-        group,
-        matches,
-        ref_matches,
-        work.tokens,
-        token_map,
-        base,
-        work.tok,
-        work.cur,
-        work.counts,
-        work.marks,
-        work.table,
-        work.table_base,
-    )
-    if vocab:
+        start, stop, aligned_preds, pred_len, aligned_refs, ref_len, n_gram, group, matches, ref_matches,
+        work.tokens, token_map, base, work.tok, work.cur, work.counts, work.marks, work.table, work.table_base,
+    )  # fmt: skip
+    if use_map:
         scratch.stamp = base
     else:
         work.token_base = base
-    return stop - start
+    if wanted:
+        token_scratch(wanted)  # the map grows for the next call; this one used the token table
+    return bad_pred, bad_ref, no_ref
+
+
+def count_rows(
+    preds: np.ndarray,
+    pred_valid: np.ndarray | None,
+    refs: np.ndarray,
+    ref_valid: np.ndarray | None,
+    present: np.ndarray | None,
+    padding_absent: bool,
+    pad_id: int | None,
+    eos_id: int | None,
+    check: bool,
+    n_gram: int,
+) -> PairCounts:
+    """Every sentence's n-gram statistics against its references, orders 1..``n_gram``, from its input rows.
+
+    ``preds`` (B, L) and ``refs`` (B, R, L') int64 rows as given (padding and eos in place), read below
+    ``pred_valid`` (B,) / ``ref_valid`` (B, R) if given; ``present`` (B, R) bool, or None: every reference is present,
+    except, with ``padding_absent``, one whose positions are all ``pad_id``. ``check``: find
+    negative IDs other than ``pad_id``/``eos_id`` and sentences without a present reference (reported, not raised).
+
+    ``matches`` (column n - 1 for order n): the sum over the candidate's distinct n-grams g of
+    ``min(count_cand(g), max_r count_r(g))`` (BLEU's clipping); ``ref_matches``: ``min(count_cand(g), count_r(g))``
+    summed for each reference alone (GLEU's and ROUGE-N's overlap). Any int64 token values are accepted. Rows are
+    split over the threads of ``set_cpu_threads``.
+    """
+    n_rows, n_refs, ref_width = refs.shape
+    width = preds.shape[1] + n_refs * ref_width + 2  # a row's candidate, references and separators
+    if width >= 2**31:  # int32 positions, ids and counts within a row
+        raise ValueError("a candidate and its references hold 2**31 tokens or more")
+    rule = 0 if present is not None else 2 if padding_absent and pad_id is not None else 1
+    # rows that laying out would keep as they are (tokens valid below their lengths) are their own layout
+    laid_out = pad_id is None and eos_id is None and not check and pred_valid is not None and ref_valid is not None
+    present = np.empty((n_rows, n_refs), dtype=np.bool_) if present is None else np.ascontiguousarray(present)
+    inputs = (
+        np.ascontiguousarray(preds, dtype=np.int64),
+        None if pred_valid is None else np.ascontiguousarray(pred_valid, dtype=np.int64),
+        np.ascontiguousarray(refs, dtype=np.int64),
+        None if ref_valid is None else np.ascontiguousarray(ref_valid, dtype=np.int64),
+        present,
+        rule,
+        pad_id,
+        eos_id,
+        check,
+        laid_out,
+    )
+    shape = (n_rows, n_gram)
+    out = PairCounts(
+        np.zeros(shape, dtype=np.int64),
+        np.zeros((n_rows, n_refs, n_gram), dtype=np.int64),
+        np.empty(shape, dtype=np.int64),
+        np.empty(shape, dtype=np.int64),
+        np.empty(n_rows, dtype=np.int64),
+        np.empty(n_rows, dtype=np.int64),
+        np.empty((n_rows, n_refs), dtype=np.int64),
+        present,
+        -1,
+        -1,
+        -1,
+    )
+    # a group's keys (below group * (longest + 1)**2) stay below 2**62
+    longest = preds.shape[1]
+    group = GROUP if longest < 1 << 29 else 1
+    aligned = (
+        (inputs[0], inputs[2])
+        if laid_out
+        else (np.empty(preds.shape, dtype=np.int64), np.empty(refs.shape, dtype=np.int64))
+    )
+    outputs = (out.matches, out.ref_matches, out.totals, out.clamped_totals, out.pred_len, out.ref_len,
+               out.closest_ref_len, *aligned)  # fmt: skip
+    if n_rows and n_refs:
+        cost = None if get_cpu_threads() == 1 else np.full(n_rows, width)
+        found = run_rows(_block, n_rows, cost, inputs, outputs, n_gram, group, width, longest)
+        # the first of each kind in row order (blocks come in row order)
+        firsts = [next((f[i] for f in found if f[i] >= 0), -1) for i in range(3)]
+        out = out._replace(bad_pred=firsts[0], bad_ref=firsts[1], no_ref=firsts[2])
+    return out
 
 
 def count_pairs(
     preds: np.ndarray, pred_len: np.ndarray, refs: np.ndarray, ref_len: np.ndarray, n_gram: int, per_reference: bool
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Clipped n-gram matches of each candidate against its references, orders 1..``n_gram``.
+    """Clipped n-gram matches of left-aligned candidates against their references (``count_rows`` on tokens valid
+    below ``pred_len`` (B,) and ``ref_len`` (B, R), 0 for an absent reference): ``matches`` (B, n_gram) and, if
+    ``per_reference``, ``ref_matches`` (B, R, n_gram), else None. Values past a length are never read."""
+    counted = count_rows(preds, pred_len, refs, ref_len, None, False, None, None, False, n_gram)
+    return counted.matches, counted.ref_matches if per_reference else None
 
-    ``preds`` (B, L) int64 holds left-aligned tokens valid below ``pred_len`` (B,); ``refs`` (B, R, L') int64
-    valid below ``ref_len`` (B, R) (0 for an absent reference). Returns ``matches`` (B, n_gram) int64: for order n
-    (column n - 1), the sum over the candidate's distinct n-grams g of ``min(count_cand(g), max_r count_r(g))``
-    (BLEU's clipping); and, if ``per_reference``, ``ref_matches`` (B, R, n_gram) int64, the sum over g of
-    ``min(count_cand(g), count_r(g))`` for each reference alone (GLEU's and ROUGE-N's overlap), else None.
 
-    Values past a length are never read; any int64 token values are accepted. Rows are split over the threads of
-    ``set_cpu_threads``.
+def align_rows(
+    x: np.ndarray, valid_len: np.ndarray | None, pad_id: int | None, eos_id: int | None, check: bool
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """``x`` ``(..., L)`` int64 left-aligned: the tokens, their lengths ``(...)``, and the flat index of the first
+    negative ID other than ``pad_id``/``eos_id`` (-1 if none, or when not ``check``ed).
+
+    ``valid_len`` ``(...)``: only positions below it are tokens (None: all). Values past a length are unspecified.
     """
-    preds = np.ascontiguousarray(preds, dtype=np.int64)
-    refs = np.ascontiguousarray(refs, dtype=np.int64)
-    pred_len = np.ascontiguousarray(pred_len, dtype=np.int64)
-    ref_len = np.ascontiguousarray(ref_len, dtype=np.int64)
-    n_rows, n_refs = refs.shape[:2]
-    matches = np.zeros((n_rows, n_gram), dtype=np.int64)
-    ref_matches = np.zeros((n_rows, n_refs, n_gram), dtype=np.int64)
-    if n_rows and n_refs and n_gram:
-        low, high, longest, width, cost, total = _scan(preds, pred_len, refs, ref_len)
-        # int32 positions, ids and counts within a row
-        if width >= 2**31:
-            raise ValueError("a candidate and its references hold 2**31 tokens or more")
-        # ids from the direct map where the call's tokens touch most of it (its cache misses, where the caches are
-        # cold, then cost less than hashing every token), else from the token table
-        vocab = high + 1 if low >= 0 and high < min(total // DIRECT_SHARE, MAP_LIMIT) else 0
-        # a group's keys (below group * (longest + 1)**2) stay below 2**62
-        group = GROUP if longest < 1 << 29 else 1
-        args = (preds, pred_len, refs, ref_len, n_gram, group, matches, ref_matches, vocab, width, longest)
-        run_rows(_block, n_rows, cost, *args)
-    return matches, ref_matches if per_reference else None
+    n_rows = math.prod(x.shape[:-1])
+    rows = np.ascontiguousarray(x).reshape(n_rows, x.shape[-1])
+    valid = None if valid_len is None else np.ascontiguousarray(valid_len).reshape(n_rows)
+    out = np.empty_like(rows)
+    lengths = np.empty(n_rows, dtype=np.int64)
+    bad = _align(rows, valid, 0, n_rows, pad_id, eos_id, check, out, lengths)
+    return out.reshape(x.shape), lengths.reshape(x.shape[:-1]), int(bad)

@@ -41,9 +41,11 @@ def _weighted_exp(w, log_p, n):
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
-def bleu_rows(matches, totals, denominators, pred_len, ref_len, weights, lengths, code, value, effective, reweigh, out):
+def bleu_rows(
+    matches, totals, denominators, pred_len, ref_len, weights, lengths, code, value, effective, reweigh, cap, out
+):
     """Scores of rows of int64 statistics (``(M, S)`` orders, ``(M,)`` lengths) for each weight set ``(K, N)``, over
-    orders ``1..N`` (``N <= S``), into ``out`` ``(K, M)``.
+    orders ``1..N`` (``N <= S``), into ``out`` ``(K, M)`` (float32 or float64), capped at ``cap``.
 
     NLTK's method5 and method7 also read the raw 5-gram precision (column 4) past the last order.
     """
@@ -95,7 +97,7 @@ def bleu_rows(matches, totals, denominators, pred_len, ref_len, weights, lengths
                 for i in range(n):
                     w[i] = weights[k, i] * alive[i] * scale if effective else weights[k, i]
                 score = bp * _weighted_exp(w, log_p, n)
-                out[k, r] = score if any_match else 0.0
+                out[k, r] = min(score, cap) if any_match else 0.0
             continue
         # NLTK
         method = code - 10
@@ -154,7 +156,7 @@ def bleu_rows(matches, totals, denominators, pred_len, ref_len, weights, lengths
                 if default:  # NLTK re-weighs its default weights uniformly over a hypothesis shorter than 4
                     for i in range(n):
                         w[i] = 1.0 / c if i < c else 0.0
-            out[k, r] = bp * _weighted_exp(w, log_p, n) if valid else 0.0
+            out[k, r] = min(bp * _weighted_exp(w, log_p, n), cap) if valid else 0.0
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
