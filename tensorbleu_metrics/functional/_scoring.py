@@ -68,6 +68,11 @@ class WeightSets(NamedTuple):
     matrix: Tensor  # (K, order) float64 on the CPU
     several: bool  # a list of weight sets was given (results get a leading K dimension)
     lengths: Tensor  # (K,) int64: how many weights each set has (its own BLEU order)
+    host: tuple[np.ndarray, np.ndarray]  # matrix and lengths as the NumPy arrays they share memory with
+
+    @classmethod
+    def of(cls, matrix: Tensor, several: bool, lengths: Tensor) -> WeightSets:
+        return cls(matrix, several, lengths, (matrix.numpy(), lengths.numpy()))
 
     @property
     def order(self) -> int:
@@ -128,7 +133,7 @@ def _weight_rows(weights: Any) -> tuple[list[Tensor], bool]:
 @functools.lru_cache(maxsize=16)
 def _uniform_weights(order: int) -> WeightSets:
     """Equal weights 1/order for orders 1..order (kept between calls; callers only read them)."""
-    return WeightSets(
+    return WeightSets.of(
         torch.full((1, order), 1.0 / order, dtype=torch.float64), False, torch.tensor([order], dtype=torch.int64)
     )
 
@@ -160,7 +165,7 @@ def _weights_matrix(weights: Any, n_gram: int | None) -> WeightSets:
         matrix[k, : row.numel()] = row
     if not bool(torch.isfinite(matrix).all()) or bool((matrix < 0).any()):
         raise ValueError(f"`weights` must be finite and non-negative, got {weights!r}.")
-    return WeightSets(matrix, several, torch.tensor(lengths, dtype=torch.int64))
+    return WeightSets.of(matrix, several, torch.tensor(lengths, dtype=torch.int64))
 
 
 def _check_smooth_value(smoothing: str, smooth_value: Any) -> None:
@@ -221,6 +226,9 @@ class BLEUOptions(NamedTuple):
     value: float  # the smoothing's parameter: the given one, else its default (0.0 for a method without one)
     effective_order: bool
     auto_reweigh: bool
+    # the CPU engine's scorer arguments after the statistics: weights and lengths as NumPy arrays, the method's
+    # code, value, effective_order, auto_reweigh (built once, so a call converts nothing)
+    engine_args: tuple[Any, ...] = ()
 
     @property
     def order(self) -> int:
@@ -283,7 +291,15 @@ def bleu_options(
     if smoothing == "method6" and checked.order < 3:
         raise ValueError("`smoothing='method6'` needs `n_gram` >= 3: it interpolates from the trigram precision on.")
     value = SMOOTHING[smoothing].default if smooth_value is None else float(smooth_value)
-    return BLEUOptions(checked, smoothing, value or 0.0, effective_order, auto_reweigh)
+    value = value or 0.0
+    engine_args = (
+        *checked.host,
+        SMOOTHING[smoothing].code,
+        value,
+        effective_order,
+        auto_reweigh,
+    )
+    return BLEUOptions(checked, smoothing, value, effective_order, auto_reweigh, engine_args)
 
 
 def _brevity_penalty(pred_len: Tensor, ref_len: Tensor) -> Tensor:
@@ -393,6 +409,7 @@ class Smoothing(NamedTuple):
     """One smoothing method: whose it is, what its ``smooth_value`` means, and how each engine applies it."""
 
     family: str  # "sacrebleu" or "nltk"
+    code: int  # the method's number in the CPU engine's scorer (``_engine.scoring.bleu_rows``)
     default: float | None  # the smooth_value used when none is given (None: the method takes none)
     # the valid smooth_value: (lowest value, whether the lowest value itself is allowed, what it is); every range
     # is open upwards to any finite number
@@ -404,18 +421,18 @@ class Smoothing(NamedTuple):
 # floor, add-k and method1 add a count (>= 0) to a zero count or to every count; method6 divides by (l + alpha),
 # where l, the number of n-grams of an order, may be 0
 SMOOTHING: dict[str, Smoothing] = {
-    "none": Smoothing("sacrebleu", None, None, None),
-    "floor": Smoothing("sacrebleu", 0.1, (0.0, True, "SacreBLEU's floor count"), None),
-    "add-k": Smoothing("sacrebleu", 1.0, (0.0, True, "SacreBLEU's k"), None),
-    "exp": Smoothing("sacrebleu", None, None, None),
-    "method0": Smoothing("nltk", None, None, _nltk_method0),
-    "method1": Smoothing("nltk", 0.1, (0.0, True, "NLTK's epsilon"), _nltk_method1),
-    "method2": Smoothing("nltk", None, None, _nltk_method2),
-    "method3": Smoothing("nltk", None, None, _nltk_method3),
-    "method4": Smoothing("nltk", 5.0, (_MIN_K, True, "NLTK's k"), _nltk_method4),
-    "method5": Smoothing("nltk", None, None, None, next_order=True),
-    "method6": Smoothing("nltk", 5.0, (0.0, False, "NLTK's alpha"), _nltk_method6),
-    "method7": Smoothing("nltk", 5.0, (_MIN_K, True, "NLTK's k"), None, next_order=True),
+    "none": Smoothing("sacrebleu", 0, None, None, None),
+    "floor": Smoothing("sacrebleu", 1, 0.1, (0.0, True, "SacreBLEU's floor count"), None),
+    "add-k": Smoothing("sacrebleu", 2, 1.0, (0.0, True, "SacreBLEU's k"), None),
+    "exp": Smoothing("sacrebleu", 3, None, None, None),
+    "method0": Smoothing("nltk", 10, None, None, _nltk_method0),
+    "method1": Smoothing("nltk", 11, 0.1, (0.0, True, "NLTK's epsilon"), _nltk_method1),
+    "method2": Smoothing("nltk", 12, None, None, _nltk_method2),
+    "method3": Smoothing("nltk", 13, None, None, _nltk_method3),
+    "method4": Smoothing("nltk", 14, 5.0, (_MIN_K, True, "NLTK's k"), _nltk_method4),
+    "method5": Smoothing("nltk", 15, None, None, None, next_order=True),
+    "method6": Smoothing("nltk", 16, 5.0, (0.0, False, "NLTK's alpha"), _nltk_method6),
+    "method7": Smoothing("nltk", 17, 5.0, (_MIN_K, True, "NLTK's k"), None, next_order=True),
 }
 SACREBLEU_METHODS = tuple(name for name, row in SMOOTHING.items() if row.family == "sacrebleu")
 NLTK_METHODS = tuple(name for name, row in SMOOTHING.items() if row.family == "nltk")
@@ -538,29 +555,27 @@ def _torch_scores(stats: BLEUStats, options: BLEUOptions) -> Tensor:
     return _nltk_score(counts, next_order, weight_matrix, lengths, smoothing, value, options.auto_reweigh)
 
 
+@functools.lru_cache(maxsize=8)
+def _dtype_max(dtype: torch.dtype) -> float:
+    return float(torch.finfo(dtype).max)
+
+
 def _host_scores(stats: BLEUStats, options: BLEUOptions, dtype: torch.dtype) -> np.ndarray | Tensor:
     """Scores ``(K, ...)`` in ``dtype`` from the CPU engine's compiled scorer, as a NumPy array (half precisions: a
-    tensor). ``stats``: CPU tensors or NumPy arrays."""
-    engine = _engine.kernels("scoring")
+    tensor). ``stats``: CPU tensors or NumPy arrays (the engine's own, ``(B, N)`` and ``(B,)``, used as they are)."""
     shape = stats.pred_len.shape
-    n_rows = math.prod(shape)
-    fields = [x.numpy() if isinstance(x, Tensor) else np.asarray(x) for x in stats]
-    fields = [np.ascontiguousarray(x, dtype=np.int64).reshape(n_rows, -1) for x in fields[:3]] + [
-        np.ascontiguousarray(x, dtype=np.int64).reshape(n_rows) for x in fields[3:]
-    ]
+    fields = list(stats)
+    if not (len(shape) == 1 and all(type(x) is np.ndarray for x in fields)):
+        n_rows = math.prod(shape)
+        fields = [x.numpy() if isinstance(x, Tensor) else np.asarray(x) for x in fields]
+        fields = [np.ascontiguousarray(x, dtype=np.int64).reshape(n_rows, -1) for x in fields[:3]] + [
+            np.ascontiguousarray(x, dtype=np.int64).reshape(n_rows) for x in fields[3:]
+        ]
     # float32 straight from the scorer; other dtypes from float64 (half precisions round as on accelerators)
     out = np.empty(
-        (options.weights.matrix.shape[0], n_rows), dtype=np.float32 if dtype == torch.float32 else np.float64
+        (options.weights.matrix.shape[0], fields[3].shape[0]),
+        dtype=np.float32 if dtype == torch.float32 else np.float64,
     )
-    engine.bleu_rows(
-        *fields,
-        options.weights.matrix.numpy(),
-        options.weights.lengths.numpy(),
-        engine.METHOD_CODES[options.smoothing],
-        options.value,
-        options.effective_order,
-        options.auto_reweigh,
-        float(torch.finfo(dtype).max),  # a score above the result dtype's range saturates
-        out,
-    )
-    return in_dtype(out.reshape(out.shape[0], *shape), dtype)
+    # a score above the result dtype's range (only with huge weights on precisions above 1) saturates
+    _engine.kernels("scoring").bleu_rows(*fields, *options.engine_args, _dtype_max(dtype), out)
+    return in_dtype(out if len(shape) == 1 else out.reshape(out.shape[0], *shape), dtype)

@@ -4,7 +4,7 @@ chrF and its best reference).
 The same formulas, in the same order of operations, as the batched torch code that accelerators run
 (``functional._scoring`` for BLEU, ``functional.rouge``, ``functional.gleu``, ``functional.chrf``), written per
 row: one compiled call scores a batch, where the batched form costs a few dozen tensor operations whatever the batch
-size. Each BLEU smoothing method has a code (``METHOD_CODES``).
+size. Each BLEU smoothing method has a code (``functional._scoring.SMOOTHING``'s ``code``).
 """
 
 from __future__ import annotations
@@ -12,15 +12,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["METHOD_CODES", "best_reference", "bleu_rows", "f_scores", "gleu_best", "rouge_rows"]
+__all__ = ["best_reference", "bleu_rows", "f_scores", "gleu_best", "rouge_rows"]
 
-METHOD_CODES = {
-    "none": 0,
-    "floor": 1,
-    "add-k": 2,
-    "exp": 3,
-    **{f"method{i}": 10 + i for i in range(8)},
-}
 
 _SACREBLEU_LOG_ZERO = -9999999999.0  # SacreBLEU's log of a zero precision
 _NLTK_ZERO_PRECISION = np.finfo(np.float64).tiny  # NLTK method0's stand-in for a zero precision
