@@ -322,3 +322,29 @@ def test_property_no_input_gives_inf_or_nan(batch, smoothing, exponent, weight, 
         out = fn(hyps, refs, weights=weights, smoothing=smoothing, smooth_value=value, dtype=dtype)
         assert bool(torch.isfinite(out).all()), (smoothing, value, weights, out)
         assert bool((out >= 0).all())
+
+
+def test_bleu_scores_survive_weights_moved_to_shared_memory() -> None:
+    """Pickling a Metric for spawned processes moves its tensors' storage to shared memory (``share_memory_``); the
+    CPU scorer's own copies of the weights must not dangle, in this process or in the spawned one."""
+    import pickle
+
+    import torch.multiprocessing  # noqa: F401  (registers its reductions with ForkingPickler)
+    from multiprocessing.reduction import ForkingPickler
+
+    from tensorbleu_metrics.bleu import TokenIDBLEU
+    from tensorbleu_metrics.functional import sentence_bleu
+
+    preds, target = torch.tensor([[1, 2, 3, 4, 5, 6]]), torch.tensor([[1, 2, 3, 4, 5, 7]])
+    expected = sentence_bleu(preds, target, smoothing="method1", dtype=torch.float64)
+    metric = TokenIDBLEU(smoothing="method1", weights=(0.5, 0.25, 0.25))
+    metric.update(preds, target)
+    before = metric.compute()
+    copy = pickle.loads(ForkingPickler.dumps(metric))  # share_memory_ on every tensor, as spawning does
+    torch.testing.assert_close(copy.compute(), before, rtol=0, atol=0)
+    torch.testing.assert_close(metric.compute(), before, rtol=0, atol=0)
+    # the default weights are kept between calls: moving them must not change later calls either
+    from tensorbleu_metrics.functional._scoring import _uniform_weights
+
+    _uniform_weights(4).matrix.share_memory_()
+    torch.testing.assert_close(sentence_bleu(preds, target, smoothing="method1", dtype=torch.float64), expected)

@@ -68,11 +68,13 @@ class WeightSets(NamedTuple):
     matrix: Tensor  # (K, order) float64 on the CPU
     several: bool  # a list of weight sets was given (results get a leading K dimension)
     lengths: Tensor  # (K,) int64: how many weights each set has (its own BLEU order)
-    host: tuple[np.ndarray, np.ndarray]  # matrix and lengths as the NumPy arrays they share memory with
+    # matrix and lengths as NumPy arrays of their own: a view would dangle once torch moves the tensors' storage
+    # (share_memory_ when a Metric is pickled for spawned processes)
+    host: tuple[np.ndarray, np.ndarray]
 
     @classmethod
     def of(cls, matrix: Tensor, several: bool, lengths: Tensor) -> WeightSets:
-        return cls(matrix, several, lengths, (matrix.numpy(), lengths.numpy()))
+        return cls(matrix, several, lengths, (matrix.numpy().copy(), lengths.numpy().copy()))
 
     @property
     def order(self) -> int:
