@@ -82,10 +82,14 @@ class NGramCounts(NamedTuple):
         stats: the ``BLEUStats`` (clipped against the maximum count over the references).
         ref_matches: ``(B, R, N)`` int64 overlaps with each reference alone, ``sum(min(candidate count,
             reference count))`` over the n-grams of each order, or ``None`` when not asked for.
+        ref_len: ``(B, R)`` reference lengths (0 for an absent one) and present: ``(B, R)`` which references are
+            present, counted from ``HostRows`` (NumPy arrays); None from a ``TokenBatch``, which holds both.
     """
 
     stats: BLEUStats
-    ref_matches: Tensor | None
+    ref_matches: Tensor | np.ndarray | None
+    ref_len: np.ndarray | None = None
+    present: np.ndarray | None = None
 
 
 def _numpy(x: Tensor) -> np.ndarray:
@@ -109,7 +113,7 @@ def count_ngrams(batch: TokenBatch | HostRows, n_gram: int, *, per_reference: bo
         if counted.no_ref >= 0:
             raise_no_reference(counted.no_ref)
         stats = BLEUStats(counted.matches, *counted[2:4], counted.pred_len, counted.closest_ref_len)
-        return NGramCounts(stats, counted.ref_matches if per_reference else None)
+        return NGramCounts(stats, counted.ref_matches if per_reference else None, counted.ref_len, counted.present)
     if _device.host_reads_are_free(batch.preds.device):
         preds, pred_len, refs, ref_len, present = batch.arrays or map(_numpy, batch[:5])
         counted = _engine.kernels("ngrams").count_rows(

@@ -19,6 +19,7 @@ from torch import Tensor
 from tensorbleu_metrics.functional import _device, _engine
 from tensorbleu_metrics.functional._counting import count_ngrams, ngram_totals
 from tensorbleu_metrics.functional._inputs import (
+    HostRows,
     TokenBatch,
     check_dtype,
     check_int,
@@ -30,6 +31,12 @@ from tensorbleu_metrics.functional._inputs import (
 )
 
 __all__ = ["CHRFStats", "check_chrf_options", "chrf_from_stats", "chrf_stats", "corpus_chrf", "sentence_chrf"]
+
+
+def _host(x: Tensor | np.ndarray) -> np.ndarray:
+    """A CPU tensor's NumPy view, or the array itself."""
+    return x.numpy() if isinstance(x, Tensor) else x
+
 
 # SacreBLEU's smoothing constant for an order with no n-gram on one side
 _EPS = 1e-16
@@ -377,16 +384,18 @@ def chrf_stats(
             )
         if lowercase:
             raise ValueError("`lowercase` applies to text; token IDs have no case.")
-        batch = normalise_inputs(preds, target, pad_id, eos_id, validate)
-        ref_matches = count_ngrams(batch, char_order, per_reference=True).ref_matches
-        assert ref_matches is not None
-        hyp, ref = ngram_totals(batch.pred_len, char_order), ngram_totals(batch.ref_len, char_order)
-        matches = ref_matches
-        present = batch.ref_present
-    if _device.host_reads_are_free(ref.device):
-        arrays = (np.ascontiguousarray(x.numpy(), dtype=np.int64) for x in (hyp, ref, matches))
-        best = _engine.kernels("scoring").best_reference(*arrays, present.numpy(), beta**2, eps_smoothing)
-        return CHRFStats(*map(torch.from_numpy, best))
+        batch = normalise_inputs(preds, target, pad_id, eos_id, validate, layout=False)
+        counted = count_ngrams(batch, char_order, per_reference=True)
+        matches = counted.ref_matches
+        if isinstance(batch, HostRows):  # the CPU engine's NumPy arrays
+            pred_len, ref_len, present = counted.stats.pred_len, counted.ref_len, counted.present
+        else:
+            pred_len, ref_len, present = batch.pred_len, batch.ref_len, batch.ref_present
+        hyp, ref = ngram_totals(pred_len, char_order), ngram_totals(ref_len, char_order)
+    if not isinstance(ref, Tensor) or _device.host_reads_are_free(ref.device):
+        arrays = (np.ascontiguousarray(_host(x), dtype=np.int64) for x in (hyp, ref, matches))
+        best = _engine.kernels("scoring").best_reference(*arrays, _host(present), beta**2, eps_smoothing)
+        return CHRFStats(*best)
     hyp = hyp.unsqueeze(1).expand_as(ref)
     # SacreBLEU counts no hypothesis n-gram of an order the reference has none of
     per_ref = CHRFStats(torch.where(ref > 0, hyp, 0), ref, matches)

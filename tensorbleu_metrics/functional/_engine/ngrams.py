@@ -23,7 +23,11 @@ Orders go in groups of four (BLEU's and GLEU's n-gram orders: one group), each g
 candidate and one over each reference, the four ids of the previous position held in registers; only a later group
 reads the ids of the order before it from an array. The first group of four orders has loops of its own, without
 tests on the group's size, and where the candidate marks no prefix its references' passes read neither the marks nor
-the table. Counting is folded into the passes: the candidate's pass and each
+the table. The last of several groups (chrF's orders 5 and 6) walks only the positions that can hold one of its
+n-grams: an n-gram of order n ending at i holds the (n - 1)-gram ending at i - 1, so a reference position counts only
+where that one is the candidate's, and a candidate position only where some reference has it (the previous group's
+references mark those); the others could only add to slot 0 or meet zeros. Each pass first lists its live positions
+without a branch, then walks the list. Counting is folded into the passes: the candidate's pass and each
 reference's count their n-grams in planes of slots ``4 * id + order``; after a reference's pass, vectorised loops
 over the planes add ``min(count_cand, count_ref)`` per order and keep the largest reference counts, which give
 ``min(count_cand, max_r count_r)`` after the last one. The n-grams a candidate lacks all fall into slot 0, whose
@@ -31,9 +35,9 @@ candidate count is 0. A row stops after the first group whose last order has no 
 
 Cost per row: O(tokens) per order, one map or token-table lookup per token, plus O(R lp) per group for the planes.
 Memory: where it serves, the thread's map (its 8-byte stamps per vocabulary entry, kept between calls and shared with
-the other kernels) and, in buffers each thread keeps between calls, 8 bytes per position of the widest row plus at
-most 241 bytes per token of the longest candidate (48 for the three count planes, 64 for the continuation table, 128
-for the token table, 1 for the marks).
+the other kernels) and, in buffers each thread keeps between calls, 12 bytes per position of the widest row plus at
+most 242 bytes per token of the longest candidate (48 for the three count planes, 64 for the continuation table, 128
+for the token table, 1 for the marks, 1 for the reference marks).
 """
 
 from __future__ import annotations
@@ -117,10 +121,10 @@ def _reference_ids(ref, at, lr, off, tok, tokens, token_map, base, shift, mask):
 
 
 @numba.njit(nogil=True, cache=True)
-def _candidate(lp, first, size, more, tok, cur, counts, marks, table, table_base, shift, mask):
+def _candidate(lp, first, size, more, tok, cur, counts, marks, table, table_base, shift, mask, seen, live):
     """The candidate's pass (order 1's ids at ``tok[1:lp + 1]``) for a group of ``size`` orders: the group's last
     order's ids into ``cur`` if ``more`` groups follow, its counts, the marks and the table's new n-grams. Returns
-    whether a prefix was marked."""
+    whether a prefix was marked. ``seen[p]``: the previous group's last-order n-gram ``p`` occurs in a reference."""
     span = lp + 1
     sq = span * span
     a0 = 0
@@ -128,7 +132,7 @@ def _candidate(lp, first, size, more, tok, cur, counts, marks, table, table_base
     a2 = 0
     q = 0
     marked = False
-    if first and size == 4 and not more:  # BLEU's and GLEU's four orders: the same steps without the tests
+    if first and size == 4:  # the first four orders (all of BLEU's and GLEU's): the same steps without the tests
         for i in range(1, lp + 1):
             g = tok[uintp(i)]
             counts[uintp(4 * g)] += 1
@@ -162,9 +166,74 @@ def _candidate(lp, first, size, more, tok, cur, counts, marks, table, table_base
             else:
                 x3 = 0
             counts[uintp(4 * x3 + 3)] += 1
+            if more:  # a loop-invariant test, taken out of the loop by the compiler
+                cur[uintp(i)] = x3
             a2 = x2
             a1 = x1
             a0 = g
+        counts[0:4] = 0  # positions before an order's first n-gram
+        return marked
+    if not first and not more:
+        # the last group: an n-gram of its orders ending at i holds the (n0 - 1)-gram ending at i - 1; where no
+        # reference has that one (``seen``), none has these, and their counts could only meet zeros: skipped
+        n_live = 0
+        for i in range(2, lp + 1):
+            p = cur[uintp(i - 1)]
+            live[uintp(n_live)] = i
+            n_live += int((p != 0) & (seen[uintp(p)] != 0))
+        previous = -2
+        for t in range(n_live):
+            i = live[uintp(t)]
+            if i != previous + 1:  # the previous position was skipped: its ids count as missing
+                a0 = 0
+                a1 = 0
+                a2 = 0
+            previous = i
+            g = tok[uintp(i)]
+            p = cur[uintp(i - 1)]
+            if tok[uintp(p + 1)] == g:
+                x0 = p + 1
+            else:
+                marks[uintp(p)] |= 1
+                marked = True
+                x0 = _find(table, table_base, p * span + g, shift, mask, i)
+            counts[uintp(4 * x0)] += 1
+            if size > 1:
+                c = a0 + (a0 > 0)
+                if tok[uintp(c)] == g:
+                    x1 = c
+                elif a0 > 0:
+                    marks[uintp(a0)] |= 2
+                    marked = True
+                    x1 = _find(table, table_base, sq + a0 * span + g, shift, mask, i)
+                else:
+                    x1 = 0
+                counts[uintp(4 * x1 + 1)] += 1
+                if size > 2:
+                    c = a1 + (a1 > 0)
+                    if tok[uintp(c)] == g:
+                        x2 = c
+                    elif a1 > 0:
+                        marks[uintp(a1)] |= 4
+                        marked = True
+                        x2 = _find(table, table_base, 2 * sq + a1 * span + g, shift, mask, i)
+                    else:
+                        x2 = 0
+                    counts[uintp(4 * x2 + 2)] += 1
+                    if size > 3:
+                        c = a2 + (a2 > 0)
+                        if tok[uintp(c)] == g:
+                            x3 = c
+                        elif a2 > 0:
+                            marks[uintp(a2)] |= 8
+                            marked = True
+                            x3 = _find(table, table_base, 3 * sq + a2 * span + g, shift, mask, i)
+                        else:
+                            x3 = 0
+                        counts[uintp(4 * x3 + 3)] += 1
+                    a2 = x2
+                a1 = x1
+            a0 = x0
         counts[0:4] = 0  # positions before an order's first n-gram
         return marked
     for i in range(1, lp + 1):
@@ -231,9 +300,12 @@ def _candidate(lp, first, size, more, tok, cur, counts, marks, table, table_base
 
 
 @numba.njit(nogil=True, cache=True)
-def _reference(lr, off, lp, first, size, more, tok, cur, counts, marks, marked, table, table_base, shift, mask):
+def _reference(
+    lr, off, lp, first, size, more, tok, cur, counts, marks, marked, table, table_base, shift, mask, seen, live
+):
     """A reference's pass (order 1's ids at ``tok[off:off + lr]``) for a group of ``size`` orders: its counts (in
-    the plane after the candidate's) and, if ``more`` groups follow, the group's last order's ids into ``cur``.
+    the plane after the candidate's) and, if ``more`` groups follow, the group's last order's ids into ``cur`` and
+    a mark in ``seen`` for each.
     Without a ``marked`` prefix in the candidate, the table is never read."""
     span = lp + 1
     sq = span * span
@@ -242,7 +314,7 @@ def _reference(lr, off, lp, first, size, more, tok, cur, counts, marks, marked, 
     a1 = 0
     a2 = 0
     q = 0
-    if first and size == 4 and not more and not marked:  # as below, every n-gram at its prefix's first continuation
+    if first and size == 4 and not marked:  # as below, every n-gram at its prefix's first continuation
         for i in range(lr):
             g = tok[uintp(off + i)]
             c = a0 + (a0 > 0)
@@ -255,11 +327,14 @@ def _reference(lr, off, lp, first, size, more, tok, cur, counts, marks, marked, 
             counts[uintp(plane + 4 * x1 + 1)] += 1
             counts[uintp(plane + 4 * x2 + 2)] += 1
             counts[uintp(plane + 4 * x3 + 3)] += 1
+            if more:
+                cur[uintp(off + i)] = x3
+                seen[uintp(x3)] = 1
             a2 = x2
             a1 = x1
             a0 = g
         return
-    if first and size == 4 and not more:  # BLEU's and GLEU's four orders: the same steps without the tests
+    if first and size == 4:  # the first four orders (all of BLEU's and GLEU's): the same steps without the tests
         for i in range(lr):
             g = tok[uintp(off + i)]
             counts[uintp(plane + 4 * g)] += 1
@@ -278,9 +353,56 @@ def _reference(lr, off, lp, first, size, more, tok, cur, counts, marks, marked, 
             if ((marks[uintp(a2)] & 8) != 0) & (x3 == 0):
                 x3 = _find(table, table_base, 3 * sq + a2 * span + g, shift, mask, 0)
             counts[uintp(plane + 4 * x3 + 3)] += 1
+            if more:
+                cur[uintp(off + i)] = x3
+                seen[uintp(x3)] = 1
             a2 = x2
             a1 = x1
             a0 = g
+        return
+    if not first and not more:
+        # the last group: only a position whose (n0 - 1)-gram one position back is the candidate's (its id in ``cur``
+        # is not 0) can hold one of the group's n-grams, which contain it; the others would count in slot 0 only.
+        # Those positions first, branch-free, into ``live``; a run of them carries the previous position's ids.
+        n_live = 0
+        for i in range(1, lr):
+            live[uintp(n_live)] = off + i
+            n_live += int(cur[uintp(off + i - 1)] != 0)
+        previous = -2
+        for t in range(n_live):
+            j = live[uintp(t)]
+            if j != previous + 1:
+                a0 = 0
+                a1 = 0
+                a2 = 0
+            previous = j
+            g = tok[uintp(j)]
+            p = cur[uintp(j - 1)]
+            x0 = (p + 1) * (tok[uintp(p + 1)] == g)
+            if ((marks[uintp(p)] & 1) != 0) & (x0 == 0):
+                x0 = _find(table, table_base, p * span + g, shift, mask, 0)
+            counts[uintp(plane + 4 * x0)] += 1
+            if size > 1:
+                c = a0 + (a0 > 0)
+                x1 = c * (tok[uintp(c)] == g)
+                if ((marks[uintp(a0)] & 2) != 0) & (x1 == 0):
+                    x1 = _find(table, table_base, sq + a0 * span + g, shift, mask, 0)
+                counts[uintp(plane + 4 * x1 + 1)] += 1
+                if size > 2:
+                    c = a1 + (a1 > 0)
+                    x2 = c * (tok[uintp(c)] == g)
+                    if ((marks[uintp(a1)] & 4) != 0) & (x2 == 0):
+                        x2 = _find(table, table_base, 2 * sq + a1 * span + g, shift, mask, 0)
+                    counts[uintp(plane + 4 * x2 + 2)] += 1
+                    if size > 3:
+                        c = a2 + (a2 > 0)
+                        x3 = c * (tok[uintp(c)] == g)
+                        if ((marks[uintp(a2)] & 8) != 0) & (x3 == 0):
+                            x3 = _find(table, table_base, 3 * sq + a2 * span + g, shift, mask, 0)
+                        counts[uintp(plane + 4 * x3 + 3)] += 1
+                    a2 = x2
+                a1 = x1
+            a0 = x0
         return
     for i in range(lr):
         j = off + i
@@ -323,6 +445,7 @@ def _reference(lr, off, lp, first, size, more, tok, cur, counts, marks, marked, 
         a0 = x0
         if more:
             cur[uintp(j)] = last
+            seen[uintp(last)] = 1
 
 
 @numba.njit(nogil=True, cache=True)
@@ -346,6 +469,8 @@ def _count_rows(
     marks,
     table,
     table_base,
+    seen,
+    live,
 ):
     """Rows ``[start, stop)`` into ``matches`` (B, N) and ``ref_matches`` (B, R, N).
 
@@ -406,7 +531,11 @@ def _count_rows(
                 table_base,
                 shift,
                 mask,
+                seen,
+                live,
             )
+            if more:
+                seen[:span] = 0
             off = lp + 2
             for k in range(n_refs):
                 lr = ref_len[b, k]
@@ -426,6 +555,8 @@ def _count_rows(
                     table_base,
                     shift,
                     mask,
+                    seen,
+                    live,
                 )
                 off += lr
                 h0, h1, h2, h3 = _overlap(counts, plane, n_refs == 1)
@@ -501,8 +632,10 @@ class _Work:
     def __init__(self) -> None:
         self.tok = np.zeros(0, dtype=np.int32)
         self.cur = np.zeros(0, dtype=np.int32)
+        self.live = np.zeros(0, dtype=np.int32)
         self.counts = np.zeros(0, dtype=np.int32)
         self.marks = np.zeros(0, dtype=np.uint8)
+        self.seen = np.zeros(0, dtype=np.uint8)
         self.table = np.zeros((0, 2), dtype=np.int64)
         self.table_base = 0
         self.tokens = np.zeros(0, dtype=np.int64)
@@ -512,11 +645,13 @@ class _Work:
         if self.tok.shape[0] < width:
             self.tok = np.empty(width, dtype=np.int32)
             self.cur = np.empty(width, dtype=np.int32)
+            self.live = np.empty(width, dtype=np.int32)
         planes = 3 * 4 * (longest + 1)  # four orders' slots per id, whatever the group
         if self.counts.shape[0] < planes:
             self.counts = np.zeros(planes, dtype=np.int32)
         if self.marks.shape[0] < longest + 1:
             self.marks = np.empty(longest + 1, dtype=np.uint8)
+            self.seen = np.empty(longest + 1, dtype=np.uint8)
         rows = 2
         while rows < 2 * longest:
             rows *= 2
@@ -552,11 +687,12 @@ def _work(width: int, longest: int) -> _Work:
 
 
 @numba.njit(nogil=True, cache=True)
-def _align(x, valid_len, first, last, pad, eos, check, out, lengths):
+def _align(x, valid_len, first, last, pad, eos, check, out, lengths, copy):
     """Rows ``[first, last)`` of ``x`` ``(N, L)`` left-aligned into the same rows of ``out`` and ``lengths``: padding
     dropped, each row cut at its first eos, only positions below ``valid_len`` (or ``None``: whole rows) read.
     Returns the flat index in ``x`` of the first negative ID that is neither ``pad`` nor ``eos`` if ``check``, else
-    (or if there is none) -1; every value counts, also past a length or an eos, as on the accelerators."""
+    (or if there is none) -1; every value counts, also past a length or an eos, as on the accelerators. Without
+    ``copy`` (no ``pad``, no ``eos``: nothing moves) only the lengths are written: the rows are their own layout."""
     width = x.shape[1]
     bad = -1
     for i in range(first, last):
@@ -567,6 +703,9 @@ def _align(x, valid_len, first, last, pad, eos, check, out, lengths):
                     bad = i * width + j
                     break
         stop = width if valid_len is None else valid_len[i]
+        if not copy:
+            lengths[i] = stop
+            continue
         n = 0
         for j in range(stop):
             t = x[i, j]
@@ -610,37 +749,25 @@ def _rows(
     ``aligned_preds``/``aligned_refs``), the present references, totals, the closest reference lengths, and the
     choice of token ids for ``_count_rows`` (called apart: inlined here, it runs slower).
 
-    ``laid_out``: the rows are their own layout (``aligned_*`` are ``preds``/``refs``). ``present_rule``: 0
-    ``present`` is given, 1 every reference is present, 2 a reference is present unless all its positions are
-    ``pad``. Returns the first bad negative ID's flat index in ``preds`` and in ``refs`` (-1: none), the
+    ``laid_out``: the rows are their own layout (no ``pad``, no ``eos``; ``aligned_*`` are ``preds``/``refs``).
+    ``present_rule``: 0 ``present`` is given, 1 every reference is present, 2 a reference is present unless all its
+    positions are ``pad``. Returns the first bad negative ID's flat index in ``preds`` and in ``refs`` (-1: none), the
     first row without a present reference (-1: none; looked for only if ``check``), the token map size the call
     would use were ``token_map`` that large (0: none), and whether it uses ``token_map``.
     """
     n_refs = refs.shape[1]
     width = refs.shape[2]
-    bad_pred = -1
-    bad_ref = -1
-    copied = False
-    # nested tests on the optional arguments: Numba drops each branch an absent one cannot take
-    if pred_valid is not None:  # noqa: SIM102
-        if ref_valid is not None:  # noqa: SIM102
-            if laid_out:  # the rows are their own layout (``aligned_*`` are the inputs): only the lengths to copy
-                copied = True
-                for b in range(start, stop):
-                    pred_len[b] = pred_valid[b]
-                    for k in range(n_refs):
-                        ref_len[b, k] = ref_valid[b, k]
-    if not copied:
-        bad_pred = _align(preds, pred_valid, start, stop, pad, eos, check, aligned_preds, pred_len)
-        flat_refs = refs.reshape(refs.shape[0] * n_refs, width)
-        flat_aligned = aligned_refs.reshape(refs.shape[0] * n_refs, width)
-        flat_len = ref_len.reshape(ref_len.size)
-        first, last = start * n_refs, stop * n_refs
-        if ref_valid is None:
-            bad_ref = _align(flat_refs, None, first, last, pad, eos, check, flat_aligned, flat_len)
-        else:
-            flat_valid = ref_valid.reshape(ref_valid.size)
-            bad_ref = _align(flat_refs, flat_valid, first, last, pad, eos, check, flat_aligned, flat_len)
+    copy = not laid_out
+    bad_pred = _align(preds, pred_valid, start, stop, pad, eos, check, aligned_preds, pred_len, copy)
+    flat_refs = refs.reshape(refs.shape[0] * n_refs, width)
+    flat_aligned = aligned_refs.reshape(refs.shape[0] * n_refs, width)
+    flat_len = ref_len.reshape(ref_len.size)
+    first, last = start * n_refs, stop * n_refs
+    if ref_valid is None:
+        bad_ref = _align(flat_refs, None, first, last, pad, eos, check, flat_aligned, flat_len, copy)
+    else:
+        flat_valid = ref_valid.reshape(ref_valid.size)
+        bad_ref = _align(flat_refs, flat_valid, first, last, pad, eos, check, flat_aligned, flat_len, copy)
     # the present references, the smallest and largest token and how many there are
     no_ref = -1
     low = np.iinfo(np.int64).max
@@ -724,6 +851,7 @@ def _block(start: int, stop: int, *args: Any) -> tuple[int, int, int]:
     base, work.table_base = _count_rows(
         start, stop, aligned_preds, pred_len, aligned_refs, ref_len, n_gram, group, matches, ref_matches,
         work.tokens, token_map, base, work.tok, work.cur, work.counts, work.marks, work.table, work.table_base,
+        work.seen, work.live,
     )  # fmt: skip
     if use_map:
         scratch.stamp = base
@@ -763,8 +891,8 @@ def count_rows(
     if width >= 2**31:  # int32 positions, ids and counts within a row
         raise ValueError("a candidate and its references hold 2**31 tokens or more")
     rule = 0 if present is not None else 2 if padding_absent and pad_id is not None else 1
-    # rows that laying out would keep as they are (tokens valid below their lengths) are their own layout
-    laid_out = pad_id is None and eos_id is None and not check and pred_valid is not None and ref_valid is not None
+    # without pad and eos IDs laying out moves nothing: the rows are their own layout
+    laid_out = pad_id is None and eos_id is None
     present = np.empty((n_rows, n_refs), dtype=np.bool_) if present is None else np.ascontiguousarray(present)
     inputs = (
         np.ascontiguousarray(preds, dtype=np.int64),
@@ -834,5 +962,5 @@ def align_rows(
     valid = None if valid_len is None else np.ascontiguousarray(valid_len).reshape(n_rows)
     out = np.empty_like(rows)
     lengths = np.empty(n_rows, dtype=np.int64)
-    bad = _align(rows, valid, 0, n_rows, pad_id, eos_id, check, out, lengths)
+    bad = _align(rows, valid, 0, n_rows, pad_id, eos_id, check, out, lengths, True)
     return out.reshape(x.shape), lengths.reshape(x.shape[:-1]), int(bad)
