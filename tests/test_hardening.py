@@ -328,9 +328,9 @@ def test_bleu_scores_survive_weights_moved_to_shared_memory() -> None:
     """Pickling a Metric for spawned processes moves its tensors' storage to shared memory (``share_memory_``); the
     CPU scorer's own copies of the weights must not dangle, in this process or in the spawned one."""
     import pickle
-
-    import torch.multiprocessing  # noqa: F401  (registers its reductions with ForkingPickler)
     from multiprocessing.reduction import ForkingPickler
+
+    import torch.multiprocessing  # registers the tensor reductions with ForkingPickler
 
     from tensorbleu_metrics.bleu import TokenIDBLEU
     from tensorbleu_metrics.functional import sentence_bleu
