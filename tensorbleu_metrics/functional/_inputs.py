@@ -377,14 +377,15 @@ def _normalise_preds(preds: Any, device: torch.device) -> tuple[Tensor, Tensor |
 def _normalise_target(
     target: Any, batch: int, device: torch.device, pad_id: int | None
 ) -> tuple[Tensor, Tensor | None, Tensor | None]:
-    """Returns (tokens (B, R, L'), valid lengths or None, reference-present mask (B, R), or None where every
-    reference is present by construction, or, for a (B, R, L') tensor, present unless all padding)."""
+    """Returns (tokens (B, R, L'), or (B, L') for one reference each, valid lengths or None, reference-present mask
+    (B, R), or None where every reference is present by construction, or, for a (B, R, L') tensor, present unless all
+    padding)."""
     if isinstance(target, Tensor):
         _check_int_tensor(target, "target")
         if target.dim() in (2, 3):
             _check_same_batch(batch, target.shape[0])
-        if target.dim() == 2:
-            return _int64(target).unsqueeze(1), None, None
+        if target.dim() == 2:  # one reference each: the caller adds the reference dimension
+            return _int64(target), None, None
         if target.dim() == 3:  # with pad_id, an all-padding reference is absent: the caller finds those
             return _int64(target), None, None
         raise ValueError(
@@ -552,17 +553,24 @@ def normalise_inputs(
         ref_tokens = ref_tokens.to(pred_tokens.device)
         ref_valid = None if ref_valid is None else ref_valid.to(pred_tokens.device)
         present = None if present is None else present.to(pred_tokens.device)
-    if ref_tokens.shape[1] == 0:
-        raise_no_reference(0)
-    padding_absent = isinstance(target, Tensor) and target.dim() == 3
+    one_each = ref_tokens.dim() == 2
+    padding_absent = not one_each and isinstance(target, Tensor)
     if _device.host_reads_are_free(pred_tokens.device):
+        refs_np = ref_tokens.numpy()
+        if one_each:
+            refs_np = refs_np[:, None, :]  # a view: no torch operation on the CPU's path
+        if refs_np.shape[1] == 0:
+            raise_no_reference(0)
         valid = [None if v is None else v.numpy() for v in (pred_valid, ref_valid)]
         present_np = None if present is None else present.numpy()
         rows = HostRows(
-            pred_tokens.numpy(), valid[0], ref_tokens.numpy(), valid[1], present_np, padding_absent, pad_id, eos_id,
-            validate,
-        )  # fmt: skip
+            pred_tokens.numpy(), valid[0], refs_np, valid[1], present_np, padding_absent, pad_id, eos_id, validate
+        )
         return rows if not layout else _host_batch(rows)
+    if one_each:
+        ref_tokens = ref_tokens.unsqueeze(1)
+    if ref_tokens.shape[1] == 0:
+        raise_no_reference(0)
     if padding_absent and pad_id is not None:
         present = (ref_tokens != pad_id).any(-1)
     all_present = present is None

@@ -121,9 +121,10 @@ def _reference_ids(ref, at, lr, off, tok, tokens, token_map, base, shift, mask):
 
 
 @numba.njit(nogil=True, cache=True)
-def _candidate(lp, first, size, more, tok, cur, counts, marks, table, table_base, shift, mask, seen, live):
+def _candidate(lp, first, size, out, tok, cur, counts, marks, table, table_base, shift, mask, seen, live):
     """The candidate's pass (order 1's ids at ``tok[1:lp + 1]``) for a group of ``size`` orders: the group's last
-    order's ids into ``cur`` if ``more`` groups follow, its counts, the marks and the table's new n-grams. Returns
+    order's ids into ``out`` (``cur`` itself, or None for the last group), its counts, the marks and the table's new
+    n-grams. Returns
     whether a prefix was marked. ``seen[p]``: the previous group's last-order n-gram ``p`` occurs in a reference."""
     span = lp + 1
     sq = span * span
@@ -166,14 +167,14 @@ def _candidate(lp, first, size, more, tok, cur, counts, marks, table, table_base
             else:
                 x3 = 0
             counts[uintp(4 * x3 + 3)] += 1
-            if more:  # a loop-invariant test, taken out of the loop by the compiler
-                cur[uintp(i)] = x3
+            if out is not None:  # decided when compiling: a variant of the function for each
+                out[uintp(i)] = x3
             a2 = x2
             a1 = x1
             a0 = g
         counts[0:4] = 0  # positions before an order's first n-gram
         return marked
-    if not first and not more:
+    if not first and out is None:
         # the last group: an n-gram of its orders ending at i holds the (n0 - 1)-gram ending at i - 1; where no
         # reference has that one (``seen``), none has these, and their counts could only meet zeros: skipped
         n_live = 0
@@ -293,19 +294,19 @@ def _candidate(lp, first, size, more, tok, cur, counts, marks, table, table_base
                 a2 = x2
             a1 = x1
         a0 = x0
-        if more:
-            cur[uintp(i)] = last
+        if out is not None:
+            out[uintp(i)] = last
     counts[0:4] = 0  # positions before an order's first n-gram
     return marked
 
 
 @numba.njit(nogil=True, cache=True)
 def _reference(
-    lr, off, lp, first, size, more, tok, cur, counts, marks, marked, table, table_base, shift, mask, seen, live
+    lr, off, lp, first, size, out, tok, cur, counts, marks, marked, table, table_base, shift, mask, seen, live
 ):
     """A reference's pass (order 1's ids at ``tok[off:off + lr]``) for a group of ``size`` orders: its counts (in
-    the plane after the candidate's) and, if ``more`` groups follow, the group's last order's ids into ``cur`` and
-    a mark in ``seen`` for each.
+    the plane after the candidate's) and, unless ``out`` is None (the last group), the group's last order's ids into
+    ``out`` (``cur`` itself) and a mark in ``seen`` for each.
     Without a ``marked`` prefix in the candidate, the table is never read."""
     span = lp + 1
     sq = span * span
@@ -327,8 +328,8 @@ def _reference(
             counts[uintp(plane + 4 * x1 + 1)] += 1
             counts[uintp(plane + 4 * x2 + 2)] += 1
             counts[uintp(plane + 4 * x3 + 3)] += 1
-            if more:
-                cur[uintp(off + i)] = x3
+            if out is not None:
+                out[uintp(off + i)] = x3
                 seen[uintp(x3)] = 1
             a2 = x2
             a1 = x1
@@ -353,14 +354,14 @@ def _reference(
             if ((marks[uintp(a2)] & 8) != 0) & (x3 == 0):
                 x3 = _find(table, table_base, 3 * sq + a2 * span + g, shift, mask, 0)
             counts[uintp(plane + 4 * x3 + 3)] += 1
-            if more:
-                cur[uintp(off + i)] = x3
+            if out is not None:
+                out[uintp(off + i)] = x3
                 seen[uintp(x3)] = 1
             a2 = x2
             a1 = x1
             a0 = g
         return
-    if not first and not more:
+    if not first and out is None:
         # the last group: only a position whose (n0 - 1)-gram one position back is the candidate's (its id in ``cur``
         # is not 0) can hold one of the group's n-grams, which contain it; the others would count in slot 0 only.
         # Those positions first, branch-free, into ``live``; a run of them carries the previous position's ids.
@@ -443,8 +444,8 @@ def _reference(
                 a2 = x2
             a1 = x1
         a0 = x0
-        if more:
-            cur[uintp(j)] = last
+        if out is not None:
+            out[uintp(j)] = last
             seen[uintp(last)] = 1
 
 
@@ -518,46 +519,31 @@ def _count_rows(
                 table[:, 0] = 0
                 table_base = 0
             marks[:span] = 0
-            marked = _candidate(
-                lp,
-                first,
-                size,
-                more,
-                tok,
-                cur,
-                counts,
-                marks,
-                table,
-                table_base,
-                shift,
-                mask,
-                seen,
-                live,
-            )
+            # the group's last order's ids go to ``cur`` only if a later group reads them: None (the last group)
+            # compiles variants of the passes without those stores
+            if more:
+                marked = _candidate(
+                    lp, first, size, cur, tok, cur, counts, marks, table, table_base, shift, mask, seen, live
+                )  # fmt: skip
+            else:
+                marked = _candidate(
+                    lp, first, size, None, tok, cur, counts, marks, table, table_base, shift, mask, seen, live
+                )  # fmt: skip
             if more:
                 seen[:span] = 0
             off = lp + 2
             for k in range(n_refs):
                 lr = ref_len[b, k]
-                _reference(
-                    lr,
-                    off,
-                    lp,
-                    first,
-                    size,
-                    more,
-                    tok,
-                    cur,
-                    counts,
-                    marks,
-                    marked,
-                    table,
-                    table_base,
-                    shift,
-                    mask,
-                    seen,
-                    live,
-                )
+                if more:
+                    _reference(
+                        lr, off, lp, first, size, cur, tok, cur, counts, marks, marked, table, table_base, shift, mask,
+                        seen, live,
+                    )  # fmt: skip
+                else:
+                    _reference(
+                        lr, off, lp, first, size, None, tok, cur, counts, marks, marked, table, table_base, shift,
+                        mask, seen, live,
+                    )  # fmt: skip
                 off += lr
                 h0, h1, h2, h3 = _overlap(counts, plane, n_refs == 1)
                 ref_matches[b, k, n0 - 1] = h0
