@@ -228,7 +228,9 @@ def _keep_mask(x: Tensor, valid_len: Tensor | None, pad_id: int | None, eos_id: 
     return keep
 
 
-def public_entry(fn: Callable[..., Any]) -> Callable[..., Any]:
+def public_entry(
+    fn: Callable[..., Any] | None = None, *, engine_on_cpu: bool = False
+) -> Callable[..., Any] | Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Make ``fn`` a public entry point: its tensor work runs in inference mode on one intra-op thread, and
     ``torch.compile`` never traces it.
 
@@ -240,9 +242,17 @@ def public_entry(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     Under ``torch.compile`` the call is a graph break: the function runs eagerly, as written, inside a compiled
     step. Its host reads, NumPy steps and data-dependent shapes would otherwise be traced and guarded on.
+
+    ``engine_on_cpu``: on a CPU tensor or NumPy array as first argument, ``fn`` reads the inputs and runs the CPU
+    engine with no torch operation that could start a parallel region or keep autograd state (at most a dtype
+    conversion): the call skips that set-up, which costs more than such a call's own work on small inputs.
     """
+    if fn is None:
+        return functools.partial(public_entry, engine_on_cpu=engine_on_cpu)
 
     def run(*args: Any, **kwargs: Any) -> Any:
+        if engine_on_cpu and args and _on_host(args[0]):
+            return _normal_tensors(fn(*args, **kwargs), clone=False)
         # one intra-op thread for the call's torch steps (OpenMP's setting is the calling thread's own): each parallel
         # region of torch's pool waits for all its threads, which on a busy machine means a scheduler slice each
         threads = torch.get_num_threads()
@@ -270,6 +280,13 @@ def public_entry(fn: Callable[..., Any]) -> Callable[..., Any]:
         return disabled[0](*args, **kwargs)
 
     return wrapper
+
+
+def _on_host(value: Any) -> bool:
+    """Whether ``value`` is a NumPy array or a tensor whose values the host reads for free (a CPU tensor)."""
+    if isinstance(value, Tensor):
+        return _device.host_reads_are_free(value.device)
+    return isinstance(value, np.ndarray)
 
 
 def _normal_tensors(out: Any, clone: bool = True) -> Any:

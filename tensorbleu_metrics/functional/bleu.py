@@ -15,7 +15,7 @@ from tensorbleu_metrics.functional._inputs import check_dtype, check_int, normal
 from tensorbleu_metrics.functional._scoring import bleu_options
 
 
-@public_entry
+@public_entry(engine_on_cpu=True)
 def bleu_stats(
     preds: Any,
     target: Any,
@@ -83,7 +83,7 @@ def _bleu(
     return options.score(stats if per_sentence else stats.sum(), dtype)
 
 
-@public_entry
+@public_entry(engine_on_cpu=True)
 def sentence_bleu(
     preds: Any,
     target: Any,
@@ -156,7 +156,7 @@ def sentence_bleu(
     )
 
 
-@public_entry
+@public_entry(engine_on_cpu=True)
 def corpus_bleu(
     preds: Any,
     target: Any,

@@ -159,7 +159,7 @@ class _BLEUSubScores:
         return _bleu_sample(self, preds, refs, ids)
 
 
-@public_entry
+@public_entry(engine_on_cpu=True)
 def _bleu_sample(scorer: _BLEUSubScores, preds: Any, refs: Any, ids: Mapping[str, Any]) -> dict[str, float]:
     """One sample's BLEU sub-scores in one public call (options checked once, plain floats out: nothing to copy)."""
     batch = normalise_inputs(preds, refs, ids.get("pad_id"), ids.get("eos_id"), ids.get("validate", True), layout=False)
