@@ -290,3 +290,72 @@ def test_non_contiguous_and_other_dtypes(n_gram):
     )
     np.testing.assert_array_equal(got[0], expected[0])
     np.testing.assert_array_equal(got[1], expected[1])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_refs=st.integers(1, 3),
+    layout=st.sampled_from(["right", "left", "inside", "mixed"]),
+    eos=st.booleans(),
+    threads=st.sampled_from([1, 2]),
+)
+def test_rows_as_given_laid_out_in_place_or_copied(seed, n_refs, layout, eos, threads):
+    """``count_rows`` on rows as given: rows whose tokens stand first (right padding, an eos cut) are read in place,
+    others (left or inner padding) are copied first; a call, or a thread's block of rows, may hold either kind."""
+    from tensorbleu_metrics.functional._engine.ngrams import count_rows
+
+    pad, end = 0, 1
+    rng = np.random.default_rng(seed)
+    n_sent, width = 6, 14
+
+    def row(n: int, kind: str) -> list[int]:
+        tokens = [int(t) for t in rng.integers(2, 6, n)]
+        if eos and n and rng.random() < 0.5:
+            tokens[int(rng.integers(0, n))] = end
+        gaps = width - n
+        if kind == "right":
+            return tokens + [pad] * gaps
+        if kind == "left":
+            return [pad] * gaps + tokens
+        cut = int(rng.integers(0, n + 1))
+        return tokens[:cut] + [pad] * gaps + tokens[cut:]
+
+    kinds = {"mixed": ["right", "left", "inside"]}.get(layout, [layout])
+    preds = np.array([row(int(rng.integers(0, width + 1)), kinds[i % len(kinds)]) for i in range(n_sent)])
+    refs = np.array(
+        [
+            [row(int(rng.integers(0, width + 1)), kinds[(i + k) % len(kinds)]) for k in range(n_refs)]
+            for i in range(n_sent)
+        ]
+    )
+
+    def clean(r: np.ndarray) -> list[int]:
+        out = []
+        for t in r.tolist():
+            if eos and t == end:
+                break
+            if t != pad:
+                out.append(t)
+        return out
+
+    cand = [clean(r) for r in preds]
+    ref_rows = [[clean(r) for r in rs] for rs in refs]
+    pl = np.array([len(c) for c in cand])
+    rl = np.array([[len(r) for r in rs] for rs in ref_rows])
+    dense_p = np.zeros((n_sent, width), np.int64)
+    dense_r = np.zeros((n_sent, n_refs, width), np.int64)
+    for i, c in enumerate(cand):
+        dense_p[i, : len(c)] = c
+        for k, r in enumerate(ref_rows[i]):
+            dense_r[i, k, : len(r)] = r
+    expected, expected_refs = _definition(dense_p, pl, dense_r, rl, 4)
+    set_cpu_threads(threads)
+    try:
+        got = count_rows(preds, None, refs, None, None, False, pad, end if eos else None, True, 4)
+    finally:
+        set_cpu_threads(1)
+    np.testing.assert_array_equal(got.matches, expected)
+    np.testing.assert_array_equal(got.ref_matches, expected_refs)
+    np.testing.assert_array_equal(got.pred_len, pl)
+    np.testing.assert_array_equal(got.ref_len, rl)

@@ -673,14 +673,18 @@ def _work(width: int, longest: int) -> _Work:
 
 
 @numba.njit(nogil=True, cache=True)
-def _align(x, valid_len, first, last, pad, eos, check, out, lengths, copy):
-    """Rows ``[first, last)`` of ``x`` ``(N, L)`` left-aligned into the same rows of ``out`` and ``lengths``: padding
-    dropped, each row cut at its first eos, only positions below ``valid_len`` (or ``None``: whole rows) read.
-    Returns the flat index in ``x`` of the first negative ID that is neither ``pad`` nor ``eos`` if ``check``, else
-    (or if there is none) -1; every value counts, also past a length or an eos, as on the accelerators. Without
-    ``copy`` (no ``pad``, no ``eos``: nothing moves) only the lengths are written: the rows are their own layout."""
+def _align(x, valid_len, first, last, pad, eos, check, out, lengths):
+    """Rows ``[first, last)`` of ``x`` ``(N, L)`` laid out: padding dropped, each row cut at its first eos, only
+    positions below ``valid_len`` (or ``None``: whole rows) read; their lengths into ``lengths``.
+
+    Rows whose tokens already stand first (right padding, an eos cut, or nothing to drop) are their own layout and
+    nothing is copied; otherwise every row goes into the same row of ``out``. Returns the flat index in ``x`` of the
+    first negative ID that is neither ``pad`` nor ``eos`` if ``check`` (else, or if there is none, -1; every value
+    counts, also past a length or an eos, as on the accelerators), and whether the rows are their own layout.
+    """
     width = x.shape[1]
     bad = -1
+    in_place = True
     for i in range(first, last):
         if check and bad < 0:
             for j in range(width):
@@ -689,9 +693,6 @@ def _align(x, valid_len, first, last, pad, eos, check, out, lengths, copy):
                     bad = i * width + j
                     break
         stop = width if valid_len is None else valid_len[i]
-        if not copy:
-            lengths[i] = stop
-            continue
         n = 0
         for j in range(stop):
             t = x[i, j]
@@ -699,10 +700,22 @@ def _align(x, valid_len, first, last, pad, eos, check, out, lengths, copy):
                 break
             if pad is not None and t == pad:
                 continue
-            out[i, n] = t
+            in_place &= n == j  # no padding dropped before this token
             n += 1
         lengths[i] = n
-    return bad
+    if not in_place:
+        for i in range(first, last):
+            stop = width if valid_len is None else valid_len[i]
+            n = 0
+            for j in range(stop):
+                t = x[i, j]
+                if eos is not None and t == eos:
+                    break
+                if pad is not None and t == pad:
+                    continue
+                out[i, n] = t
+                n += 1
+    return bad, in_place
 
 
 @numba.njit(nogil=True, cache=True)
@@ -718,7 +731,6 @@ def _rows(
     pad,
     eos,
     check,
-    laid_out,
     n_gram,
     matches,
     ref_matches,
@@ -735,25 +747,27 @@ def _rows(
     ``aligned_preds``/``aligned_refs``), the present references, totals, the closest reference lengths, and the
     choice of token ids for ``_count_rows`` (called apart: inlined here, it runs slower).
 
-    ``laid_out``: the rows are their own layout (no ``pad``, no ``eos``; ``aligned_*`` are ``preds``/``refs``).
-    ``present_rule``: 0 ``present`` is given, 1 every reference is present, 2 a reference is present unless all its
-    positions are ``pad``. Returns the first bad negative ID's flat index in ``preds`` and in ``refs`` (-1: none), the
-    first row without a present reference (-1: none; looked for only if ``check``), the token map size the call
-    would use were ``token_map`` that large (0: none), and whether it uses ``token_map``.
+    ``aligned_*`` receive the rows that ``_align`` must copy. ``present_rule``: 0 ``present`` is given, 1 every
+    reference is present, 2 a reference is present unless all its positions are ``pad``. Returns the first bad
+    negative ID's flat index in ``preds`` and in ``refs`` (-1: none), the first row without a present reference (-1:
+    none; looked for only if ``check``), the token map size the call would use were ``token_map`` that large (0:
+    none), whether it uses ``token_map``, and whether the candidates and the references are their own layout (else
+    ``aligned_*`` hold it).
     """
     n_refs = refs.shape[1]
     width = refs.shape[2]
-    copy = not laid_out
-    bad_pred = _align(preds, pred_valid, start, stop, pad, eos, check, aligned_preds, pred_len, copy)
+    bad_pred, preds_in_place = _align(preds, pred_valid, start, stop, pad, eos, check, aligned_preds, pred_len)
     flat_refs = refs.reshape(refs.shape[0] * n_refs, width)
     flat_aligned = aligned_refs.reshape(refs.shape[0] * n_refs, width)
     flat_len = ref_len.reshape(ref_len.size)
     first, last = start * n_refs, stop * n_refs
     if ref_valid is None:
-        bad_ref = _align(flat_refs, None, first, last, pad, eos, check, flat_aligned, flat_len, copy)
+        bad_ref, refs_in_place = _align(flat_refs, None, first, last, pad, eos, check, flat_aligned, flat_len)
     else:
         flat_valid = ref_valid.reshape(ref_valid.size)
-        bad_ref = _align(flat_refs, flat_valid, first, last, pad, eos, check, flat_aligned, flat_len, copy)
+        bad_ref, refs_in_place = _align(flat_refs, flat_valid, first, last, pad, eos, check, flat_aligned, flat_len)
+    laid_preds = preds if preds_in_place else aligned_preds
+    laid_refs = refs if refs_in_place else aligned_refs
     # the present references, the smallest and largest token and how many there are
     no_ref = -1
     low = np.iinfo(np.int64).max
@@ -761,8 +775,8 @@ def _rows(
     total = 0
     for b in range(start, stop):
         for i in range(pred_len[b]):
-            low = min(low, aligned_preds[b, i])
-            high = max(high, aligned_preds[b, i])
+            low = min(low, laid_preds[b, i])
+            high = max(high, laid_preds[b, i])
         total += pred_len[b]
         found = False
         for k in range(n_refs):
@@ -781,8 +795,8 @@ def _rows(
                 continue
             found = True
             for i in range(ref_len[b, k]):
-                low = min(low, aligned_refs[b, k, i])
-                high = max(high, aligned_refs[b, k, i])
+                low = min(low, laid_refs[b, k, i])
+                high = max(high, laid_refs[b, k, i])
             total += ref_len[b, k]
         if check and not found and no_ref < 0:
             no_ref = b
@@ -807,7 +821,7 @@ def _rows(
                     best = ref_len[b, k]
                     distance = d
         closest[b] = best
-    return bad_pred, bad_ref, no_ref, wanted, use_map
+    return bad_pred, bad_ref, no_ref, wanted, use_map, preds_in_place, refs_in_place
 
 
 class PairCounts(NamedTuple):
@@ -831,11 +845,15 @@ def _block(start: int, stop: int, *args: Any) -> tuple[int, int, int]:
     inputs, outputs, n_gram, group, width, longest = args
     work = _work(width, longest)
     scratch = token_scratch(0)
-    bad_pred, bad_ref, no_ref, wanted, use_map = _rows(start, stop, *inputs, n_gram, *outputs, scratch.stamps)
+    found = _rows(start, stop, *inputs, n_gram, *outputs, scratch.stamps)
+    bad_pred, bad_ref, no_ref, wanted, use_map, preds_in_place, refs_in_place = found
     matches, ref_matches, _, _, pred_len, ref_len, _, aligned_preds, aligned_refs = outputs
+    # the rows as laid out: the inputs themselves where nothing had to move
+    laid_preds = inputs[0] if preds_in_place else aligned_preds
+    laid_refs = inputs[2] if refs_in_place else aligned_refs
     token_map, base = (scratch.stamps, scratch.stamp) if use_map else (_NO_MAP, work.token_base)
     base, work.table_base = _count_rows(
-        start, stop, aligned_preds, pred_len, aligned_refs, ref_len, n_gram, group, matches, ref_matches,
+        start, stop, laid_preds, pred_len, laid_refs, ref_len, n_gram, group, matches, ref_matches,
         work.tokens, token_map, base, work.tok, work.cur, work.counts, work.marks, work.table, work.table_base,
         work.seen, work.live,
     )  # fmt: skip
@@ -877,8 +895,6 @@ def count_rows(
     if width >= 2**31:  # int32 positions, ids and counts within a row
         raise ValueError("a candidate and its references hold 2**31 tokens or more")
     rule = 0 if present is not None else 2 if padding_absent and pad_id is not None else 1
-    # without pad and eos IDs laying out moves nothing: the rows are their own layout
-    laid_out = pad_id is None and eos_id is None
     present = np.empty((n_rows, n_refs), dtype=np.bool_) if present is None else np.ascontiguousarray(present)
     inputs = (
         np.ascontiguousarray(preds, dtype=np.int64),
@@ -890,7 +906,6 @@ def count_rows(
         pad_id,
         eos_id,
         check,
-        laid_out,
     )
     shape = (n_rows, n_gram)
     out = PairCounts(
@@ -909,11 +924,8 @@ def count_rows(
     # a group's keys (below group * (longest + 1)**2) stay below 2**62
     longest = preds.shape[1]
     group = GROUP if longest < 1 << 29 else 1
-    aligned = (
-        (inputs[0], inputs[2])
-        if laid_out
-        else (np.empty(preds.shape, dtype=np.int64), np.empty(refs.shape, dtype=np.int64))
-    )
+    # room for the layout of rows whose tokens do not already stand first (written only then)
+    aligned = (np.empty(preds.shape, dtype=np.int64), np.empty(refs.shape, dtype=np.int64))
     outputs = (out.matches, out.ref_matches, out.totals, out.clamped_totals, out.pred_len, out.ref_len,
                out.closest_ref_len, *aligned)  # fmt: skip
     if n_rows and n_refs:
@@ -938,8 +950,9 @@ def count_pairs(
 def align_rows(
     x: np.ndarray, valid_len: np.ndarray | None, pad_id: int | None, eos_id: int | None, check: bool
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    """``x`` ``(..., L)`` int64 left-aligned: the tokens, their lengths ``(...)``, and the flat index of the first
-    negative ID other than ``pad_id``/``eos_id`` (-1 if none, or when not ``check``ed).
+    """``x`` ``(..., L)`` int64 left-aligned: the tokens (``x`` itself where they already stand first), their lengths
+    ``(...)``, and the flat index of the first negative ID other than ``pad_id``/``eos_id`` (-1 if none, or when not
+    ``check``ed).
 
     ``valid_len`` ``(...)``: only positions below it are tokens (None: all). Values past a length are unspecified.
     """
@@ -948,5 +961,6 @@ def align_rows(
     valid = None if valid_len is None else np.ascontiguousarray(valid_len).reshape(n_rows)
     out = np.empty_like(rows)
     lengths = np.empty(n_rows, dtype=np.int64)
-    bad = _align(rows, valid, 0, n_rows, pad_id, eos_id, check, out, lengths, True)
-    return out.reshape(x.shape), lengths.reshape(x.shape[:-1]), int(bad)
+    bad, in_place = _align(rows, valid, 0, n_rows, pad_id, eos_id, check, out, lengths)
+    tokens = (rows if in_place else out).reshape(x.shape)
+    return tokens, lengths.reshape(x.shape[:-1]), int(bad)
