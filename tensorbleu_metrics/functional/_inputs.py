@@ -243,9 +243,10 @@ def public_entry(
     Under ``torch.compile`` the call is a graph break: the function runs eagerly, as written, inside a compiled
     step. Its host reads, NumPy steps and data-dependent shapes would otherwise be traced and guarded on.
 
-    ``engine_on_cpu``: on a CPU tensor or NumPy array as first argument, ``fn`` reads the inputs and runs the CPU
-    engine with no torch operation that could start a parallel region or keep autograd state (at most a dtype
-    conversion): the call skips that set-up, which costs more than such a call's own work on small inputs.
+    ``engine_on_cpu``: on a CPU tensor or NumPy array (or statistics of CPU tensors) as first argument, ``fn`` runs
+    the CPU engine and NumPy with no torch operation that could start a parallel region or keep autograd state (at
+    most a dtype conversion or a sum of a few values): the call skips that set-up, which costs more than such a
+    call's own work on small inputs.
     """
     if fn is None:
         return functools.partial(public_entry, engine_on_cpu=engine_on_cpu)
@@ -283,9 +284,12 @@ def public_entry(
 
 
 def _on_host(value: Any) -> bool:
-    """Whether ``value`` is a NumPy array or a tensor whose values the host reads for free (a CPU tensor)."""
+    """Whether ``value`` is a NumPy array or a tensor whose values the host reads for free (a CPU tensor), or
+    statistics (a named tuple) whose first field is one."""
     if isinstance(value, Tensor):
         return _device.host_reads_are_free(value.device)
+    if isinstance(value, tuple) and hasattr(value, "_fields") and value:
+        return _on_host(value[0])
     return isinstance(value, np.ndarray)
 
 

@@ -14,6 +14,7 @@ from torch import Tensor
 from tensorbleu_metrics.functional import _device, _engine
 from tensorbleu_metrics.functional._counting import count_ngrams, ngram_totals
 from tensorbleu_metrics.functional._inputs import (
+    HostRows,
     check_dtype,
     check_int,
     check_stats,
@@ -62,12 +63,12 @@ def check_gleu_options(min_len: Any = 1, max_len: Any = 4) -> tuple[int, int]:
     return min_len, int(max_len)
 
 
-def _ngram_totals(lengths: Tensor, min_len: int, max_len: int) -> Tensor:
-    """Number of n-grams of orders ``min_len..max_len`` in sequences of the given lengths."""
+def _ngram_totals(lengths: Tensor | np.ndarray, min_len: int, max_len: int) -> Tensor | np.ndarray:
+    """Number of n-grams of orders ``min_len..max_len`` in sequences of the given lengths (a tensor or an array)."""
     return ngram_totals(lengths, max_len)[..., min_len - 1 :].sum(-1)
 
 
-@public_entry
+@public_entry(engine_on_cpu=True)
 def gleu_stats(
     preds: Any,
     target: Any,
@@ -110,18 +111,23 @@ def gleu_stats(
         (tensor([5]), tensor([7]))
     """
     min_len, max_len = check_gleu_options(min_len, max_len)
-    batch = normalise_inputs(preds, target, pad_id, eos_id, validate)
-    ref_matches = count_ngrams(batch, max_len, per_reference=True).ref_matches
+    batch = normalise_inputs(preds, target, pad_id, eos_id, validate, layout=False)
+    counted = count_ngrams(batch, max_len, per_reference=True)
+    ref_matches = counted.ref_matches
     assert ref_matches is not None
     tp = ref_matches[..., min_len - 1 :].sum(-1)  # (B, R)
+    if isinstance(batch, HostRows):  # the CPU engine's NumPy arrays, scored by its compiled choice of reference
+        n_all = np.maximum(
+            _ngram_totals(counted.stats.pred_len, min_len, max_len)[:, None],
+            _ngram_totals(counted.ref_len, min_len, max_len),
+        )
+        matches, totals = np.empty(tp.shape[0], dtype=np.int64), np.empty(tp.shape[0], dtype=np.int64)
+        _engine.kernels("scoring").gleu_best(tp, n_all, counted.present & (n_all > 0), matches, totals)
+        return GLEUStats(matches, totals)
     n_all = torch.maximum(
         _ngram_totals(batch.pred_len, min_len, max_len).unsqueeze(1), _ngram_totals(batch.ref_len, min_len, max_len)
     )
     kept = batch.ref_present & (n_all > 0)
-    if _device.host_reads_are_free(tp.device):
-        matches, totals = np.empty(tp.shape[0], dtype=np.int64), np.empty(tp.shape[0], dtype=np.int64)
-        _engine.kernels("scoring").gleu_best(tp.numpy(), n_all.numpy(), kept.numpy(), matches, totals)
-        return GLEUStats(torch.from_numpy(matches), torch.from_numpy(totals))
     # NLTK compares the float ratios tp / n_all and keeps the first maximum: float64 division is the same
     # correctly rounded operation, and argmax returns the first of equal values
     ratio = torch.where(kept, tp / n_all.clamp(min=1).to(torch.float64), -1.0)
@@ -131,7 +137,7 @@ def gleu_stats(
     return GLEUStats(matches, torch.where(any_kept, n_all.gather(-1, best).squeeze(-1), 0))
 
 
-@public_entry
+@public_entry(engine_on_cpu=True)
 def gleu_from_stats(stats: GLEUStats, *, dtype: torch.dtype = torch.float32) -> Tensor:
     """GLEU from statistics, ``matches / n_all`` (0 where ``n_all`` is 0): per sentence, or one corpus score.
 
@@ -150,7 +156,7 @@ def gleu_from_stats(stats: GLEUStats, *, dtype: torch.dtype = torch.float32) -> 
     return torch.where(stats.n_all > 0, stats.matches / n_all.clamp(min=1), 0.0).to(dtype)
 
 
-@public_entry
+@public_entry(engine_on_cpu=True)
 def sentence_gleu(
     preds: Any,
     target: Any,
@@ -182,7 +188,7 @@ def sentence_gleu(
     return gleu_from_stats(stats, dtype=dtype)
 
 
-@public_entry
+@public_entry(engine_on_cpu=True)
 def corpus_gleu(
     preds: Any,
     target: Any,
