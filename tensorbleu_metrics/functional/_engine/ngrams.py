@@ -124,9 +124,8 @@ def _reference_ids(ref, at, lr, off, tok, tokens, token_map, base, shift, mask):
 def _candidate(lp, first, size, out, tok, cur, counts, marks, table, table_base, shift, mask, seen, live):
     """The candidate's pass (order 1's ids at ``tok[1:lp + 1]``) for a group of ``size`` orders: the group's last
     order's ids into ``out`` (``cur`` itself, or None for the last group), its counts, the marks and the table's new
-    n-grams. Returns whether a prefix was marked. ``live``: scratch for the positions to visit, given only for the
-    last of several groups, which visits only those whose previous-group n-gram one position back occurs in a
-    reference (``seen[p]``); None (another variant of the compiled function) visits every position."""
+    n-grams. Returns
+    whether a prefix was marked. ``seen[p]``: the previous group's last-order n-gram ``p`` occurs in a reference."""
     span = lp + 1
     sq = span * span
     a0 = 0
@@ -175,37 +174,76 @@ def _candidate(lp, first, size, out, tok, cur, counts, marks, table, table_base,
             a0 = g
         counts[0:4] = 0  # positions before an order's first n-gram
         return marked
-    n_live = lp
-    if live is not None:
+    if not first and out is None:
         # the last group: an n-gram of its orders ending at i holds the (n0 - 1)-gram ending at i - 1; where no
-        # reference has that one (``seen``), none has these, and their counts could only meet zeros: skipped.
-        # Those positions first, branch-free, into ``live``
+        # reference has that one (``seen``), none has these, and their counts could only meet zeros: skipped
         n_live = 0
         for i in range(2, lp + 1):
             p = cur[uintp(i - 1)]
             live[uintp(n_live)] = i
             n_live += int((p != 0) & (seen[uintp(p)] != 0))
-    previous = 0
-    for t in range(n_live):
-        if live is None:
-            i = t + 1
-        else:
+        previous = -2
+        for t in range(n_live):
             i = live[uintp(t)]
             if i != previous + 1:  # the previous position was skipped: its ids count as missing
                 a0 = 0
                 a1 = 0
                 a2 = 0
             previous = i
+            g = tok[uintp(i)]
+            p = cur[uintp(i - 1)]
+            if tok[uintp(p + 1)] == g:
+                x0 = p + 1
+            else:
+                marks[uintp(p)] |= 1
+                marked = True
+                x0 = _find(table, table_base, p * span + g, shift, mask, i)
+            counts[uintp(4 * x0)] += 1
+            if size > 1:
+                c = a0 + (a0 > 0)
+                if tok[uintp(c)] == g:
+                    x1 = c
+                elif a0 > 0:
+                    marks[uintp(a0)] |= 2
+                    marked = True
+                    x1 = _find(table, table_base, sq + a0 * span + g, shift, mask, i)
+                else:
+                    x1 = 0
+                counts[uintp(4 * x1 + 1)] += 1
+                if size > 2:
+                    c = a1 + (a1 > 0)
+                    if tok[uintp(c)] == g:
+                        x2 = c
+                    elif a1 > 0:
+                        marks[uintp(a1)] |= 4
+                        marked = True
+                        x2 = _find(table, table_base, 2 * sq + a1 * span + g, shift, mask, i)
+                    else:
+                        x2 = 0
+                    counts[uintp(4 * x2 + 2)] += 1
+                    if size > 3:
+                        c = a2 + (a2 > 0)
+                        if tok[uintp(c)] == g:
+                            x3 = c
+                        elif a2 > 0:
+                            marks[uintp(a2)] |= 8
+                            marked = True
+                            x3 = _find(table, table_base, 3 * sq + a2 * span + g, shift, mask, i)
+                        else:
+                            x3 = 0
+                        counts[uintp(4 * x3 + 3)] += 1
+                    a2 = x2
+                a1 = x1
+            a0 = x0
+        counts[0:4] = 0  # positions before an order's first n-gram
+        return marked
+    for i in range(1, lp + 1):
         g = tok[uintp(i)]
         if first:
             x0 = g
         else:
-            # the previous group's last order one position back
-            if live is None:
-                p = q
-                q = cur[uintp(i)]
-            else:
-                p = cur[uintp(i - 1)]
+            p = q
+            q = cur[uintp(i)]
             c = p + (p > 0)
             if tok[uintp(c)] == g:
                 x0 = c
@@ -268,9 +306,8 @@ def _reference(
 ):
     """A reference's pass (order 1's ids at ``tok[off:off + lr]``) for a group of ``size`` orders: its counts (in
     the plane after the candidate's) and, unless ``out`` is None (the last group), the group's last order's ids into
-    ``out`` (``cur`` itself) and a mark in ``seen`` for each. Without a ``marked`` prefix in the candidate, the table
-    is never read. ``live`` as in ``_candidate``: the last of several groups visits only the positions whose
-    previous-group n-gram one position back is the candidate's."""
+    ``out`` (``cur`` itself) and a mark in ``seen`` for each.
+    Without a ``marked`` prefix in the candidate, the table is never read."""
     span = lp + 1
     sq = span * span
     plane = 4 * span
@@ -324,36 +361,58 @@ def _reference(
             a1 = x1
             a0 = g
         return
-    n_live = lr
-    if live is not None:
+    if not first and out is None:
         # the last group: only a position whose (n0 - 1)-gram one position back is the candidate's (its id in ``cur``
         # is not 0) can hold one of the group's n-grams, which contain it; the others would count in slot 0 only.
-        # Those positions first, branch-free, into ``live``
+        # Those positions first, branch-free, into ``live``; a run of them carries the previous position's ids.
         n_live = 0
         for i in range(1, lr):
             live[uintp(n_live)] = off + i
             n_live += int(cur[uintp(off + i - 1)] != 0)
-    previous = off - 1
-    for t in range(n_live):
-        if live is None:
-            j = off + t
-        else:
+        previous = -2
+        for t in range(n_live):
             j = live[uintp(t)]
-            if j != previous + 1:  # the previous position was skipped: its ids count as missing
+            if j != previous + 1:
                 a0 = 0
                 a1 = 0
                 a2 = 0
             previous = j
+            g = tok[uintp(j)]
+            p = cur[uintp(j - 1)]
+            x0 = (p + 1) * (tok[uintp(p + 1)] == g)
+            if ((marks[uintp(p)] & 1) != 0) & (x0 == 0):
+                x0 = _find(table, table_base, p * span + g, shift, mask, 0)
+            counts[uintp(plane + 4 * x0)] += 1
+            if size > 1:
+                c = a0 + (a0 > 0)
+                x1 = c * (tok[uintp(c)] == g)
+                if ((marks[uintp(a0)] & 2) != 0) & (x1 == 0):
+                    x1 = _find(table, table_base, sq + a0 * span + g, shift, mask, 0)
+                counts[uintp(plane + 4 * x1 + 1)] += 1
+                if size > 2:
+                    c = a1 + (a1 > 0)
+                    x2 = c * (tok[uintp(c)] == g)
+                    if ((marks[uintp(a1)] & 4) != 0) & (x2 == 0):
+                        x2 = _find(table, table_base, 2 * sq + a1 * span + g, shift, mask, 0)
+                    counts[uintp(plane + 4 * x2 + 2)] += 1
+                    if size > 3:
+                        c = a2 + (a2 > 0)
+                        x3 = c * (tok[uintp(c)] == g)
+                        if ((marks[uintp(a2)] & 8) != 0) & (x3 == 0):
+                            x3 = _find(table, table_base, 3 * sq + a2 * span + g, shift, mask, 0)
+                        counts[uintp(plane + 4 * x3 + 3)] += 1
+                    a2 = x2
+                a1 = x1
+            a0 = x0
+        return
+    for i in range(lr):
+        j = off + i
         g = tok[uintp(j)]
         if first:
             x0 = g
         else:
-            # the previous group's last order one position back
-            if live is None:
-                p = q
-                q = cur[uintp(j)]
-            else:
-                p = cur[uintp(j - 1)]
+            p = q
+            q = cur[uintp(j)]
             c = p + (p > 0)
             x0 = c * (tok[uintp(c)] == g)
             # both tested without a branch on the first: which positions miss is unpredictable
@@ -460,15 +519,11 @@ def _count_rows(
                 table[:, 0] = 0
                 table_base = 0
             marks[:span] = 0
-            # the group's last order's ids go to ``cur`` only if a later group reads them, and only the last of
-            # several groups skips positions (``live``): None compiles variants of the passes without those steps
+            # the group's last order's ids go to ``cur`` only if a later group reads them: None (the last group)
+            # compiles variants of the passes without those stores
             if more:
                 marked = _candidate(
-                    lp, first, size, cur, tok, cur, counts, marks, table, table_base, shift, mask, seen, None
-                )  # fmt: skip
-            elif first:
-                marked = _candidate(
-                    lp, first, size, None, tok, cur, counts, marks, table, table_base, shift, mask, seen, None
+                    lp, first, size, cur, tok, cur, counts, marks, table, table_base, shift, mask, seen, live
                 )  # fmt: skip
             else:
                 marked = _candidate(
@@ -482,12 +537,7 @@ def _count_rows(
                 if more:
                     _reference(
                         lr, off, lp, first, size, cur, tok, cur, counts, marks, marked, table, table_base, shift, mask,
-                        seen, None,
-                    )  # fmt: skip
-                elif first:
-                    _reference(
-                        lr, off, lp, first, size, None, tok, cur, counts, marks, marked, table, table_base, shift,
-                        mask, seen, None,
+                        seen, live,
                     )  # fmt: skip
                 else:
                     _reference(
