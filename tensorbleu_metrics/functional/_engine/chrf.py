@@ -50,6 +50,16 @@ def _slot(key, shift):
 
 
 @numba.njit(nogil=True, cache=True)
+def _probe(keys, key, shift, mask):
+    """The slot of ``key`` in an open-addressing table of non-negative keys (-1: empty) probed linearly: where it
+    is, or the empty slot where it would go."""
+    s = _slot(key, shift)
+    while keys[s] != key and keys[s] >= 0:
+        s = (s + 1) & mask
+    return s
+
+
+@numba.njit(nogil=True, cache=True)
 def _bits_for(n):
     """The smallest ``b >= 1`` with ``2**b >= 2 n``: a table of at most half load."""
     bits = 1
@@ -103,21 +113,16 @@ def _level_hashed(sym, lh, ref_at, ref_len, n_refs, width, n, at, keys, vals, sl
     count = 0
     for i in range(lh - n + 1):
         key = at[i] * width + sym[i + n - 1]
-        s = _slot(key, shift)
-        while True:
-            found = keys[s]
-            if found == key:
-                v = vals[s]
-                break
-            if found < 0:
-                count += 1
-                v = count
-                keys[s] = key
-                vals[s] = v
-                slot_of[v] = s
-                hits[2 * v] = 0
-                break
-            s = (s + 1) & mask
+        s = _probe(keys, key, shift, mask)
+        if keys[s] == key:
+            v = vals[s]
+        else:  # a new node, in the empty slot the probe stopped at
+            count += 1
+            v = count
+            keys[s] = key
+            vals[s] = v
+            slot_of[v] = s
+            hits[2 * v] = 0
         at[i] = v
         hits[2 * v] += 1
     for k in range(n_refs):
@@ -130,15 +135,9 @@ def _level_hashed(sym, lh, ref_at, ref_len, n_refs, width, n, at, keys, vals, sl
             g = sym[i + n - 1]
             if p > 0 and g > 0:
                 key = p * width + g
-                s = _slot(key, shift)
-                while True:
-                    found = keys[s]
-                    if found == key:
-                        v = vals[s]
-                        break
-                    if found < 0:
-                        break
-                    s = (s + 1) & mask
+                s = _probe(keys, key, shift, mask)
+                if keys[s] == key:
+                    v = vals[s]
             at[i] = v
             c = hits[2 * v + 1] + 1
             hits[2 * v + 1] = c
