@@ -1,4 +1,4 @@
-"""Multi-process throughput and cold start of ``sentence_bleu`` on the CPU: ``python -m benchmarks.throughput``.
+"""sentence_bleu over worker processes, and each metric's cold start, on the CPU: ``python -m benchmarks.throughput``.
 
 Throughput: 1, 2 and 4 spawned worker processes (fresh interpreters, as verl's CPU reward workers are), each
 importing the library, warming up, then, all released together, calling ``sentence_bleu`` (64 × 256, one
@@ -6,13 +6,15 @@ reference, method1) for a fixed wall time; total calls per second over the worke
 defaults: no thread settings anywhere, what a user's worker gets.
 
 Cold start, each the median of fresh processes: the wall time of ``import tensorbleu_metrics.functional`` over
-``import torch``, and of the first ``sentence_bleu`` call over a warm one (same inputs; it includes loading or
-compiling kernels, so the first process after an emptied compile cache shows the one-time compile).
+``import torch``, and, for each metric in processes of its own, of its first call over a warm one (same inputs; it
+includes Numba's start and loading or compiling kernels, so the first process after an emptied compile cache shows
+the one-time compile), and of a full garbage collection after the calls.
 
 Output: ``benchmarks/results/cpu/throughput.json`` and ``throughput.md``. Examples::
 
     python -m benchmarks.throughput                           # 1, 2, 4 workers, 5 s each, 5 fresh processes
     python -m benchmarks.throughput --workers 1,4 --busy 2    # beside 2 busy processes
+    python -m benchmarks.throughput --workers 1 --cold-metrics sentence_bleu,rouge_score
 """
 
 from __future__ import annotations
@@ -35,9 +37,11 @@ from benchmarks.busy import busy_count, busy_processes
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 START_TIMEOUT_S = 300.0  # imports and warm-up of a worker on a loaded machine
 
-# a fresh interpreter's cold start, printed as one JSON line
+# a fresh interpreter's cold start for one metric, printed as one JSON line: the import, the metric's first call,
+# warm calls, then one full garbage collection (the collector's pass over every object of the process, which the
+# first call's imports grow; reported beside the first call, not hidden in a later one)
 _COLD = """
-import json, statistics, sys, time
+import gc, json, statistics, sys, time
 t0 = time.perf_counter()
 import torch
 t1 = time.perf_counter()
@@ -46,17 +50,30 @@ t2 = time.perf_counter()
 from benchmarks.data import make_batch
 batch = make_batch({batch}, {length}, 1, 32000, 0)
 preds, target = batch.preds, batch.target_for_ours()
+call = lambda: {call}
 t3 = time.perf_counter()
-F.sentence_bleu(preds, target, pad_id=0, smoothing="method1")
+call()
 t4 = time.perf_counter()
 warm = []
 for _ in range(20):
     s = time.perf_counter()
-    F.sentence_bleu(preds, target, pad_id=0, smoothing="method1")
+    call()
     warm.append(time.perf_counter() - s)
+t5 = time.perf_counter()
+gc.collect()
+t6 = time.perf_counter()
 print(json.dumps({{"torch_import_s": t1 - t0, "import_s": t2 - t1, "first_call_s": t4 - t3,
-                  "warm_call_s": statistics.median(warm)}}))
+                  "warm_call_s": statistics.median(warm), "full_gc_s": t6 - t5}}))
 """
+# the call each cold-start metric times (the batch's padded rows, one reference)
+COLD_CALLS = {
+    "sentence_bleu": 'F.sentence_bleu(preds, target, pad_id=0, smoothing="method1")',
+    "sentence_gleu": "F.sentence_gleu(preds, target, pad_id=0)",
+    "rouge_score": "F.rouge_score(preds, target, pad_id=0)",
+    "sentence_chrf": "F.sentence_chrf(preds, target, pad_id=0)",
+    "self_bleu": "F.self_bleu(preds, pad_id=0)",
+    "distinct_ngrams": "F.distinct_ngrams(preds, pad_id=0)",
+}
 
 
 def _sizes(text: str) -> tuple[int, int]:
@@ -69,6 +86,14 @@ def _ints(text: str) -> list[int]:
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
     return values
+
+
+def _metrics(text: str) -> list[str]:
+    names = [v.strip() for v in text.split(",") if v.strip()]
+    unknown = [v for v in names if v not in COLD_CALLS]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(f"expected some of {', '.join(COLD_CALLS)}, got {text!r}")
+    return names
 
 
 # ------------------------------------------------------------ throughput
@@ -160,26 +185,30 @@ def measure_workers(workers: int, size: tuple[int, int], seconds: float, warmup_
 
 
 # ------------------------------------------------------------ cold start
-def measure_cold(runs: int, size: tuple[int, int]) -> dict[str, Any]:
-    """Import and first-call costs over ``runs`` fresh processes (medians; every run kept)."""
-    script = _COLD.format(batch=size[0], length=size[1])
-    samples = []
-    for _ in range(runs):
-        done = subprocess.run(
-            [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=600, check=False
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"cold-start process failed: {done.stderr.strip().splitlines()[-1:]}")
-        samples.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    first_over_warm = [s["first_call_s"] - s["warm_call_s"] for s in samples]
-    return {
-        "runs": samples,
-        "import_over_torch_s": statistics.median(s["import_s"] for s in samples),
-        "torch_import_s": statistics.median(s["torch_import_s"] for s in samples),
-        "first_call_over_warm_s": statistics.median(first_over_warm),
-        "first_call_over_warm_max_s": max(first_over_warm),
-        "warm_call_s": statistics.median(s["warm_call_s"] for s in samples),
-    }
+def measure_cold(runs: int, size: tuple[int, int], metrics: list[str]) -> dict[str, Any]:
+    """Import and first-call costs of each metric over ``runs`` fresh processes (medians; every run kept)."""
+    out: dict[str, Any] = {}
+    for metric in metrics:
+        script = _COLD.format(batch=size[0], length=size[1], call=COLD_CALLS[metric])
+        samples = []
+        for _ in range(runs):
+            done = subprocess.run(
+                [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=600, check=False
+            )
+            if done.returncode != 0:
+                raise RuntimeError(f"cold-start process failed: {done.stderr.strip().splitlines()[-1:]}")
+            samples.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        first_over_warm = [s["first_call_s"] - s["warm_call_s"] for s in samples]
+        out[metric] = {
+            "runs": samples,
+            "import_over_torch_s": statistics.median(s["import_s"] for s in samples),
+            "torch_import_s": statistics.median(s["torch_import_s"] for s in samples),
+            "first_call_over_warm_s": statistics.median(first_over_warm),
+            "first_call_over_warm_max_s": max(first_over_warm),
+            "warm_call_s": statistics.median(s["warm_call_s"] for s in samples),
+            "full_gc_s": statistics.median(s["full_gc_s"] for s in samples),
+        }
+    return out
 
 
 # ------------------------------------------------------------ report
@@ -209,18 +238,25 @@ def markdown(meta: dict[str, Any], rows: list[dict[str, Any]], cold: dict[str, A
             lines.append(f"| {r['workers']} | {r['calls_per_s']:.0f} | {each} | {ratio} |")
         lines.append("")
     if cold:
+        first = next(iter(cold.values()))
+        runs = len(first["runs"])
         lines += [
-            f"## Cold start: medians of {len(cold['runs'])} fresh processes",
+            f"## Cold start: medians of {runs} fresh processes per metric ({b} × {n}, one reference)",
             "",
-            "| | seconds |",
-            "|---|---:|",
-            f"| `import torch` | {cold['torch_import_s']:.3f} |",
-            f"| `import tensorbleu_metrics.functional` over `import torch` | {cold['import_over_torch_s']:.3f} |",
-            f"| first `sentence_bleu` call ({b} × {n}) over a warm one | {cold['first_call_over_warm_s']:.3f} |",
-            f"| the same, largest of the runs | {cold['first_call_over_warm_max_s']:.3f} |",
-            f"| a warm call | {cold['warm_call_s']:.4f} |",
+            f"`import torch`: {first['torch_import_s']:.3f} s; `import tensorbleu_metrics.functional` over it: "
+            f"{first['import_over_torch_s']:.3f} s. Each metric in processes of its own: its first call is the "
+            "process's first use of the CPU engine.",
             "",
+            "| metric | first call over a warm one, s | largest of the runs, s | a warm call, ms "
+            "| a full garbage collection after them, ms |",
+            "|---|---:|---:|---:|---:|",
         ]
+        for metric, c in cold.items():
+            lines.append(
+                f"| `{metric}` | {c['first_call_over_warm_s']:.3f} | {c['first_call_over_warm_max_s']:.3f} "
+                f"| {c['warm_call_s'] * 1e3:.2f} | {c['full_gc_s'] * 1e3:.0f} |"
+            )
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -242,7 +278,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=_sizes, default=(64, 256), metavar="BxL", help="candidates x tokens (64x256)")
     p.add_argument("--seconds", type=float, default=5.0, help="wall time of timed calls per worker count (5)")
     p.add_argument("--warmup", type=float, default=1.0, help="seconds of untimed calls in each worker first (1)")
-    p.add_argument("--cold-runs", type=int, default=5, help="fresh processes for the cold start (5; 0: skip it)")
+    p.add_argument("--cold-runs", type=int, default=5, help="fresh processes per cold-start metric (5; 0: skip)")
+    p.add_argument(
+        "--cold-metrics",
+        type=_metrics,
+        default=list(COLD_CALLS),
+        metavar="sentence_bleu,...",
+        help=f"the metrics whose cold start is measured ({','.join(COLD_CALLS)})",
+    )
     p.add_argument(
         "--busy",
         type=busy_count,
@@ -267,14 +310,15 @@ def main(argv: list[str] | None = None) -> int:
             if not args.quiet:
                 print(f"{workers} worker(s): {rows[-1]['calls_per_s']:.0f} calls/s", file=sys.stderr, flush=True)
         if args.cold_runs > 0:
-            cold = measure_cold(args.cold_runs, args.size)
+            cold = measure_cold(args.cold_runs, args.size, args.cold_metrics)
             if not args.quiet:
-                print(
-                    f"cold start: import {cold['import_over_torch_s']:.3f} s over torch, first call "
-                    f"{cold['first_call_over_warm_s']:.3f} s over a warm one",
-                    file=sys.stderr,
-                    flush=True,
-                )
+                for metric, c in cold.items():
+                    print(
+                        f"cold start of {metric}: import {c['import_over_torch_s']:.3f} s over torch, first call "
+                        f"{c['first_call_over_warm_s']:.3f} s over a warm one",
+                        file=sys.stderr,
+                        flush=True,
+                    )
     meta = {
         "command": "python -m benchmarks.throughput " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),
         "date": _dt.datetime.now().isoformat(timespec="seconds"),

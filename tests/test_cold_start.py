@@ -34,3 +34,17 @@ def test_metric_classes_load_on_first_access():
     assert {"TokenIDBLEU", "TokenIDGLEU", "TokenIDROUGE", "functional"} <= set(dir(tensorbleu_metrics))
     with pytest.raises(AttributeError, match="no attribute 'TokenIDChrF'"):
         _ = tensorbleu_metrics.TokenIDChrF
+
+
+@pytest.mark.parametrize("collector_on", [True, False])
+def test_engine_start_leaves_the_garbage_collector_as_it_was(collector_on):
+    # the engine pauses the collector while Numba starts in the process; the user's setting stands after
+    code = (
+        "import gc, torch, tensorbleu_metrics.functional as F\n"
+        f"{'' if collector_on else 'gc.disable()'}\n"
+        "x = torch.tensor([[1, 2, 3, 4]])\n"
+        "assert float(F.sentence_bleu(x, x)) == 1.0\n"
+        "print(gc.isenabled(), 'numba' in __import__('sys').modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == [str(collector_on), "True"]

@@ -17,10 +17,12 @@ Nothing here imports Numba at import time: the kernel modules load on a call's f
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import importlib
 import itertools
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 from typing import Any
@@ -185,5 +187,37 @@ def kernels(name: str) -> ModuleType:
     if module is None:
         if name not in _MODULES:
             raise KeyError(name)
-        module = _loaded[name] = importlib.import_module(f"{__name__}.{name}")
+        with _collector_paused():
+            if not _loaded:
+                _start_numba()
+            module = _loaded[name] = importlib.import_module(f"{__name__}.{name}")
     return module
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off for the block, back on after it unless it was off already.
+
+    Numba's start creates a few hundred thousand objects; with the collector on, each threshold crossing walks
+    them again, and the full collections among them walk every object of the process (torch's included), which
+    costs more than Numba's start itself. Paused, the young ones are walked once, at the first collection after.
+    """
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
+
+
+def _start_numba() -> None:
+    """Import Numba and set up its typing and lowering registries, which its first compiled call would do."""
+    import numba  # noqa: F401
+
+    try:
+        from numba.core.registry import cpu_target
+
+        cpu_target.target_context.refresh()
+    except (ImportError, AttributeError):  # another Numba's internals: its first call sets them up instead
+        pass
