@@ -2,12 +2,18 @@
 
 Every case (a metric at one size) is measured twice, on an idle machine and with ``--busy N`` busy-looping
 processes beside it (``os.cpu_count()`` by default), this project and the peers under the same load. Within a
-case and load the calls are interleaved, as in :mod:`benchmarks.ratio`: each round calls every implementation once
+case and load the implementations take turns, as in :mod:`benchmarks.ratio`: each round runs every implementation
 (the order rotating from round to round), and a ratio is the median over the rounds of (peer time / this
 project's time in the same round), robust to a machine whose speed drifts. A slow implementation gets a time
-budget (``--time`` seconds of timed calls per case and load, at least one call): it joins fewer rounds, spread
-over the run, still paired with this project's call of the same round (this project joins every round, as many as
+budget (``--time`` seconds of timed calls per case and load, at least one round): it joins fewer rounds, spread
+over the run, still paired with this project's time of the same round (this project joins every round, as many as
 its own budget allows). This project runs with the library's defaults (no thread settings), as a user gets it.
+
+In a round, an implementation runs its calls back to back for about ``BURST_S`` (one call where that is slower):
+the round's time for it is the mean of the calls after its first, as a user's loop of calls or a loop of the
+same metric over a batch meets them; the first call, right after the other implementations' calls, is reported
+too (in brackets in ``engine.md``): a call that follows other work finds its code and data out of the caches,
+which costs a small call more than its counting.
 
 Cases: per-sentence BLEU (method1) against the NLTK ``sentence_bleu`` loop and bleuscore, uniform and Zipf tokens;
 ROUGE-1/2/L against rouge-score, rouge-score-rs, rouge-rust and rapidrouge, ROUGE-Lsum against rouge-score-rs;
@@ -59,6 +65,8 @@ TITLES = {
     "single": "One sample at a time (sentence_bleu, a single 256-token row, input checks included)",
 }
 SLOW_CALL_S = 1.0  # an estimated call slower than this gets no full-size warm-up call
+BURST_S = 0.005  # in a round, an implementation's calls run back to back for about this long (at least one)
+MAX_BURST = 200
 LSUM_SENTENCE = 32  # ROUGE-Lsum: a separator every this many tokens
 VERSIONED = (
     "torch",
@@ -274,9 +282,15 @@ def _estimate(impl: Impl, call: Callable[[], Any], batch: Batch) -> float:
     return _timed(call)[0]
 
 
+def _burst(estimate: float) -> int:
+    """Calls of one implementation in a round: back to back for about ``BURST_S`` (one for a slow call)."""
+    return max(1, min(MAX_BURST, round(BURST_S / max(estimate, 1e-9))))
+
+
 def _plan(estimates: dict[str, float], rounds: int, budget_s: float) -> tuple[int, dict[str, list[int]]]:
     """(rounds run, {impl: the rounds it joins}): this project joins every round, as many as ``budget_s`` allows
-    it (up to ``rounds``); each peer as many of them as its own budget allows, at least one, spread over the run."""
+    it (up to ``rounds``); each peer as many of them as its own budget allows, at least one, spread over the run.
+    ``estimates`` are seconds per round (a burst's calls)."""
     counts = {name: max(1, min(rounds, int(budget_s / max(est, 1e-9)))) for name, est in estimates.items()}
     total = counts[OURS]
     plan = {
@@ -287,26 +301,42 @@ def _plan(estimates: dict[str, float], rounds: int, budget_s: float) -> tuple[in
     return total, plan
 
 
+@dataclass
+class Timings:
+    warm: dict[str, dict[int, float]]  # per implementation and round: seconds per call after the round's first
+    first: dict[str, dict[int, float]]  # the round's first call, right after the other implementations' calls
+    outs: dict[str, Any]  # the last output of each
+    errors: dict[str, str]  # of those that raised
+
+
 def _interleaved(
-    calls: dict[str, Callable[[], Any]], plan: dict[str, list[int]], rounds: int
-) -> tuple[dict[str, dict[int, float]], dict[str, Any], dict[str, str]]:
-    """Times per implementation and round, the last output of each, and the errors of those that raised."""
-    times: dict[str, dict[int, float]] = {name: {} for name in calls}
-    outs: dict[str, Any] = {}
-    errors: dict[str, str] = {}
+    calls: dict[str, Callable[[], Any]], plan: dict[str, list[int]], rounds: int, bursts: dict[str, int]
+) -> Timings:
+    """Each round calls every implementation that joins it (the order rotating from round to round), each
+    ``bursts[name]`` times back to back: the first call timed alone, the others together (their mean is the
+    round's warm time; with a burst of one, the first call is)."""
+    got = Timings({name: {} for name in calls}, {name: {} for name in calls}, {}, {})
     joins = {name: set(rs) for name, rs in plan.items()}
     for r in range(rounds):
-        active = [name for name in calls if r in joins[name] and name not in errors]
+        active = [name for name in calls if r in joins[name] and name not in got.errors]
         if not active:
             break
         shift = r % len(active)
         for name in active[shift:] + active[:shift]:
-            outs.pop(name, None)  # the previous output's memory is free for the call
+            got.outs.pop(name, None)  # the previous output's memory is free for the call
+            call, more = calls[name], bursts[name] - 1
             try:
-                times[name][r], outs[name] = _timed(calls[name])
+                got.first[name][r], got.outs[name] = _timed(call)
+                if more:
+                    start = time.perf_counter()
+                    for _ in range(more):
+                        call()
+                    got.warm[name][r] = (time.perf_counter() - start) / more
+                else:
+                    got.warm[name][r] = got.first[name][r]
             except Exception as exc:
-                errors[name] = f"{type(exc).__name__}: {exc}"
-    return times, outs, errors
+                got.errors[name] = f"{type(exc).__name__}: {exc}"
+    return got
 
 
 def _measure(case: Case, batch: Batch, available: dict[str, str | None], args: argparse.Namespace, load: str) -> list:
@@ -343,29 +373,38 @@ def _measure(case: Case, batch: Batch, available: dict[str, str | None], args: a
     if OURS not in calls:
         return list(rows.values())
     gc.collect()
-    total, plan = _plan(estimates, case.rounds, args.time)
-    times, outs, errors = _interleaved(calls, plan, total)
+    bursts = {name: _burst(est) for name, est in estimates.items()}
+    total, plan = _plan({name: est * bursts[name] for name, est in estimates.items()}, case.rounds, args.time)
+    got = _interleaved(calls, plan, total, bursts)
     scale = 1e6 if case.unit == "µs" else 1e3
-    ours = times[OURS]
+    ours, ours_first = got.warm[OURS], got.first[OURS]
     for name in calls:
         row = rows[name]
-        if name in errors:
-            row.update(status="error", error=errors[name])
-        got = times[name]
-        if not got:
+        if name in got.errors:
+            row.update(status="error", error=got.errors[name])
+        warm, first = got.warm[name], got.first[name]
+        if not warm:
             continue
-        values = [got[r] * scale for r in sorted(got)]
+        values = [warm[r] * scale for r in sorted(warm)]
+        firsts = [first[r] * scale for r in sorted(first)]
         row.update(median=statistics.median(values), min=min(values), rounds=len(values), times=values)
+        row.update(burst=bursts[name], first_median=statistics.median(firsts), first_times=firsts)
         if name != OURS:
-            paired = [got[r] / ours[r] for r in got if r in ours]
-            row["ratio"] = statistics.median(paired) if paired else None
+            row["ratio"] = _paired(warm, ours)
+            row["first_ratio"] = _paired(first, ours_first)
             impl = case.impls[name]
-            if load == "idle" and impl.agree is not None and name in outs and name not in errors:
+            if load == "idle" and impl.agree is not None and name in got.outs and name not in got.errors:
                 try:
-                    row.update(impl.agree(batch, outs[name]))
+                    row.update(impl.agree(batch, got.outs[name]))
                 except Exception as exc:
                     row["agreement_error"] = f"{type(exc).__name__}: {exc}"
     return list(rows.values())
+
+
+def _paired(peer: dict[int, float], ours: dict[int, float]) -> float | None:
+    """The median over the rounds both joined of (peer time / this project's time)."""
+    ratios = [peer[r] / ours[r] for r in peer if r in ours]
+    return statistics.median(ratios) if ratios else None
 
 
 def _available(case: Case) -> dict[str, str | None]:
@@ -419,9 +458,13 @@ def markdown(meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         f"- load: idle, then {meta['busy']} busy-looping process(es) beside this project and the peers alike"
         if meta["busy"]
         else "- load: idle only (--busy 0)",
-        f"- {meta['rounds']} rounds of interleaved calls per case and load (one sample: {meta['single_rounds']}), "
-        f"each implementation limited to about {meta['time_s']} s of timed calls (at least one); "
+        f"- {meta['rounds']} rounds per case and load (one sample: {meta['single_rounds']}), each implementation "
+        f"limited to about {meta['time_s']} s of timed calls (at least one round); in a round, each implementation "
+        f"in turn runs its calls back to back for about {meta.get('burst_ms', BURST_S * 1e3):g} ms (one call if "
+        "slower): a time is the median over the rounds of the mean of the calls after the round's first; "
         "ratio = median over the rounds of (peer time / this project's time in the same round)",
+        "- in brackets, where a round runs more than one call of this project: its first call of each round, "
+        "right after the peers' calls (its code and data out of the caches), and the ratios against it",
         f"- versions: {', '.join(f'{k} {v}' for k, v in meta['versions'].items())}",
         f"- wall time: {meta['wall_s']} s" + (" (partial: the run was still going)" if meta.get("partial") else ""),
     ]
@@ -435,16 +478,22 @@ def markdown(meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         unit = grows[0]["unit"]
         peers = list(dict.fromkeys(r["impl"] for r in grows if r["impl"] != OURS))
         lines += [f"## {TITLES[group]}", ""]
-        head = f"| case | load | this project {unit} |" + "".join(f" {p} {unit} | × {p} |" for p in peers)
-        lines += [head, "|---|---|---:|" + "---:|---:|" * len(peers)]
+        head = f"| case | load | this project {unit} | (first call) |"
+        head += "".join(f" {p} {unit} | × {p} |" for p in peers)
+        lines += [head, "|---|---|---:|---:|" + "---:|---:|" * len(peers)]
         keys = list(dict.fromkeys((r["case_index"], r["case"], r["load"], r["busy"]) for r in grows))
         for index, case, load, busy in keys:
             by = {r["impl"]: r for r in grows if (r["case_index"], r["load"]) == (index, load)}
             ours = by.get(OURS, {})
-            cells = [_cell(ours)]
+            # the first call apart only where the round had more (a slow call runs alone: it is its own first)
+            first = ours.get("first_median") if ours.get("burst", 1) > 1 else None
+            cells = [_cell(ours), f"({_number(first)})" if first is not None else ""]
             for p in peers:
                 r = by.get(p)
-                cells += [_cell(r), _ratio(r.get("ratio")) if r else ""]
+                ratio = _ratio(r.get("ratio")) if r and r.get("ratio") else ""
+                if ratio and first is not None:
+                    ratio += f" ({_ratio(r.get('first_ratio'))})"
+                cells += [_cell(r), ratio]
             where = "idle" if load == "idle" else f"{busy} busy"
             lines.append(f"| {case} | {where} | " + " | ".join(cells) + " |")
         agree = [r for r in grows if r["load"] == "idle" and r["impl"] != OURS]
@@ -539,6 +588,7 @@ def main(argv: list[str] | None = None) -> int:
         "busy": args.busy,
         "rounds": args.rounds,
         "single_rounds": args.single_rounds,
+        "burst_ms": BURST_S * 1e3,
         "time_s": args.time,
         "tiny": args.tiny,
         "versions": _versions(),

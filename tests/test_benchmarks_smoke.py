@@ -235,14 +235,15 @@ def test_engine_tiny_busy(tmp_path) -> None:
             continue
         assert r["status"] == "ok", r
         assert r["median"] > 0 and r["min"] <= r["median"] and r["rounds"] == len(r["times"]) >= 1
+        assert r["burst"] >= 1 and r["first_median"] > 0 and len(r["first_times"]) == r["rounds"]
         if r["impl"] != engine.OURS:
-            assert r["ratio"] > 0
+            assert r["ratio"] > 0 and r["first_ratio"] > 0
             if r["load"] == "idle":  # every peer computes the same scores as this project on this data
                 assert r["max_abs_diff"] < 1e-9, r
     single = [r for r in rows if r["group"] == "single"]
     assert {r["unit"] for r in single} == {"µs"} and all(r["batch_size"] == 1 for r in single)
     md = (out / "engine.md").read_text()
-    assert "1 busy-looping process(es)" in md and "| case | load | this project ms |" in md
+    assert "1 busy-looping process(es)" in md and "| case | load | this project ms | (first call) |" in md
     for title in engine.TITLES.values():
         assert f"## {title}" in md
 
@@ -252,6 +253,7 @@ def test_throughput_tiny_busy(tmp_path) -> None:
 
     out = tmp_path / "throughput"
     argv = ["--workers", "1", "--size", "4x16", "--seconds", "0.3", "--warmup", "0.05", "--cold-runs", "1"]
+    argv += ["--cold-metrics", "sentence_bleu,rouge_score"]
     assert throughput.main([*argv, "--busy", "1", "--out", str(out), "--quiet"]) == 0
     data = json.loads((out / "throughput.json").read_text())
     assert data["meta"]["busy"] == 1 and data["meta"]["size"] == [4, 16]
@@ -259,6 +261,11 @@ def test_throughput_tiny_busy(tmp_path) -> None:
     assert row["workers"] == 1 and len(row["per_worker_calls_per_s"]) == 1 and min(row["calls"]) >= 1
     assert row["calls_per_s"] == pytest.approx(sum(row["per_worker_calls_per_s"]))
     cold = data["cold_start"]
-    assert len(cold["runs"]) == 1 and 0 <= cold["import_over_torch_s"] < 60 and cold["warm_call_s"] > 0
+    assert list(cold) == ["sentence_bleu", "rouge_score"]
+    for c in cold.values():
+        assert len(c["runs"]) == 1 and 0 <= c["import_over_torch_s"] < 60 and c["warm_call_s"] > 0
+        assert c["first_call_over_warm_s"] > 0 and c["full_gc_s"] > 0
     md = (out / "throughput.md").read_text()
-    assert "| workers | calls/s in total |" in md and "over `import torch`" in md
+    assert "| workers | calls/s in total |" in md and "over it:" in md and "| `rouge_score` |" in md
+    with pytest.raises(SystemExit):
+        throughput.main(["--cold-metrics", "sentence_bleu,nope"])
