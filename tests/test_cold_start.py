@@ -48,3 +48,51 @@ def test_engine_start_leaves_the_garbage_collector_as_it_was(collector_on):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == [str(collector_on), "True"]
+
+
+def _collections_during(call) -> int:
+    """How many full (generation 2) garbage collections ran during ``call()``."""
+    import gc
+
+    seen = []
+
+    def note(phase, info):
+        if phase == "start" and info["generation"] == 2:
+            seen.append(info)
+
+    gc.callbacks.append(note)
+    try:
+        call()
+    finally:
+        gc.callbacks.remove(note)
+    return len(seen)
+
+
+def test_garbage_collected_after_a_compile_of_this_packages_kernels():
+    # a compile's cycles hold LLVM handles whose finalizers release the GIL; collected at interpreter exit, they
+    # let a DDP rank's gloo thread take the GIL during finalization, which aborts the rank
+    import gc
+
+    import numba
+
+    from tensorbleu_metrics.functional import _engine
+
+    _engine.kernels("scoring")  # the engine's start registers the listener
+
+    def make(module: str):
+        def add_one(x):
+            return x + 1
+
+        add_one.__module__ = module
+        return numba.njit(add_one)
+
+    ours, theirs = make("tensorbleu_metrics.functional._engine.fake"), make("somebody_else")
+    assert gc.isenabled()
+    assert _collections_during(lambda: ours(1)) >= 1  # compiled: collected
+    assert _collections_during(lambda: ours(2)) == 0  # compiled already
+    assert _collections_during(lambda: theirs(1)) == 0  # another package's compile is left alone
+    gc.disable()
+    try:
+        assert _collections_during(lambda: make("tensorbleu_metrics.fake2")(1)) == 0  # the user's setting stands
+    finally:
+        gc.enable()

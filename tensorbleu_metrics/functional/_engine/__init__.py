@@ -188,8 +188,8 @@ def kernels(name: str) -> ModuleType:
         if name not in _MODULES:
             raise KeyError(name)
         with _collector_paused():
-            if not _loaded:
-                _start_numba()
+            if not _loaded:  # the engine's first use in this process
+                importlib.import_module(f"{__name__}._numba").start()
             module = _loaded[name] = importlib.import_module(f"{__name__}.{name}")
     return module
 
@@ -209,15 +209,3 @@ def _collector_paused() -> Iterator[None]:
     finally:
         if was_on:
             gc.enable()
-
-
-def _start_numba() -> None:
-    """Import Numba and set up its typing and lowering registries, which its first compiled call would do."""
-    import numba  # noqa: F401
-
-    try:
-        from numba.core.registry import cpu_target
-
-        cpu_target.target_context.refresh()
-    except (ImportError, AttributeError):  # another Numba's internals: its first call sets them up instead
-        pass
