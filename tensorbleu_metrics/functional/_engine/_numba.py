@@ -36,9 +36,15 @@ class _CollectAfterCompile(event.Listener):
             gc.collect()
 
 
+_listener: _CollectAfterCompile | None = None
+
+
 def start() -> None:
     """Set up Numba's typing and lowering registries (its first compiled call would) and the listener above."""
-    event.register("numba:compile", _CollectAfterCompile())
+    global _listener
+    if _listener is None:  # once per process (kernels() may start the engine again after a failed start)
+        _listener = _CollectAfterCompile()
+        event.register("numba:compile", _listener)
     try:
         from numba.core.registry import cpu_target
 
